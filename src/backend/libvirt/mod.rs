@@ -1,0 +1,5 @@
+//! libvirt: connections and error mapping shared by machines and networks.
+
+mod conn;
+
+pub use conn::{map_error, open, quiet_errors, Uri};

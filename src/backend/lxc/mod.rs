@@ -1,0 +1,3 @@
+//! liblxc, through `lxc-sys`. Only `sys` touches FFI.
+
+pub mod sys;

@@ -1,0 +1,4 @@
+//! Backends: libvirt (kvm, qemu, xen) and liblxc (lxc).
+
+pub mod libvirt;
+pub mod lxc;

@@ -1,0 +1,637 @@
+//! The command-line surface, defined once. Completions and man pages are
+//! generated from these definitions (`creature generate`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
+
+use crate::complete;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 ok, 1 other error, 2 invalid input, 3 refused by the support matrix, \
+4 not found, 5 conflict, 6 backend unavailable, 7 timed out, 8 resource exhausted, \
+9 state corrupt, 130 interrupted. See creature(1).";
+
+/// Manage virtual machines and system containers (KVM, QEMU, Xen, LXC).
+///
+/// Every operation is checked against the support matrix first: what the
+/// machine's backend does not support is refused (exit 3) before anything
+/// happens. See `creature matrix`.
+#[derive(Debug, Parser)]
+#[command(name = "creature", version, about, long_about, after_help = AFTER_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Output format of read verbs (markdown only for `matrix`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Directory of creature's state database and caches.
+    #[arg(
+        long,
+        global = true,
+        env = "CREATURE_STATE_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/creature"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Host to act on, as named in /etc/creature/config.toml (default: this host).
+    #[arg(long, global = true, value_name = "NAME", env = "CREATURE_HOST")]
+    pub host: Option<String>,
+
+    /// Answer yes to confirmations (needed off a terminal for destructive verbs).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
+    /// Print only errors.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a machine from a template (not started).
+    Create(CreateArgs),
+    /// Create a machine from a template and start it.
+    Launch(LaunchArgs),
+    /// Start a machine.
+    Start(StartArgs),
+    /// Stop a machine: graceful shutdown, then --force after --timeout.
+    Stop(StopArgs),
+    /// Reboot a machine.
+    Reboot(MachineArg),
+    /// Pause a machine's CPUs (containers: freeze).
+    Pause(MachineArg),
+    /// Resume a paused machine's CPUs (containers: unfreeze).
+    Unpause(MachineArg),
+    /// Save a running machine's memory to disk and stop it.
+    Suspend(MachineArg),
+    /// Bring back a suspended machine.
+    Restore(MachineArg),
+    /// Delete a machine and everything creature made for it.
+    Delete(DeleteArgs),
+    /// List machines on the host, reconciled with creature's records.
+    List(ListArgs),
+    /// Show one machine in detail.
+    Info(MachineArg),
+    /// Show a machine's serial console log.
+    Log(LogArgs),
+    /// Attach to a machine's interactive console (Ctrl-] leaves).
+    Console(MachineArg),
+    /// Show how to reach a machine's graphical display (VNC, SPICE).
+    Display(DisplayArgs),
+    /// Save a snapshot of a machine's disks.
+    Snapshot(SnapshotArgs),
+    /// Change a machine's vCPUs or memory.
+    Resize(ResizeArgs),
+    /// Boot a machine from a rescue image, keeping its disks attached.
+    Rescue(RescueArgs),
+    /// Boot a rescued machine from its own disks again.
+    Unrescue(MachineArg),
+    /// Live-migrate a machine to another host.
+    Migrate(MigrateArgs),
+    /// Move every machine off a host.
+    Evacuate(EvacuateArgs),
+    /// Set the admin password inside a machine.
+    SetPassword(SetPasswordArgs),
+    /// Set a machine's disk I/O limits.
+    Limits(LimitsArgs),
+    /// Block volumes: create, attach, detach, swap.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Networks: bridges with DHCP, MAC and IP reservations.
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// Templates machines are created from.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// The image cache machines' disks are made from.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Start machines at host boot, in priority order.
+    #[command(subcommand)]
+    Autostart(AutostartCommand),
+    /// Stop machines at host shutdown, in reverse priority order.
+    #[command(subcommand)]
+    Autostop(AutostopCommand),
+    /// The host: status, maintenance, backend services.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Show the support matrix: Nova's cells beside creature's effective ones.
+    Matrix(MatrixArgs),
+    /// Write completions, man pages and docs generated from the code.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MachineArg {
+    /// Machine name.
+    #[arg(value_name = "MACHINE", add = ArgValueCandidates::new(complete::machines))]
+    pub name: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateArgs {
+    /// Name of the new machine (asked on a terminal when missing).
+    #[arg(value_name = "MACHINE")]
+    pub name: Option<String>,
+
+    /// Template to create from (asked on a terminal when missing).
+    #[arg(long, short = 't', value_name = "TEMPLATE", add = ArgValueCandidates::new(complete::templates))]
+    pub template: Option<String>,
+
+    /// Extra directory searched for templates before the standard ones.
+    #[arg(long, value_name = "DIR")]
+    pub template_dir: Option<PathBuf>,
+
+    /// Override a template key, e.g. --set cpus=2 --set nic.0.network=lan.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Number of vCPUs (overrides the template).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+
+    /// Memory, e.g. 512MiB or 2GiB (overrides the template).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Network of the first NIC (overrides the template).
+    #[arg(long, value_name = "NETWORK", add = ArgValueCandidates::new(complete::networks))]
+    pub network: Option<String>,
+
+    /// Fixed MAC address of the first NIC.
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+
+    /// Fixed IP address of the first NIC.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+
+    /// Copy a host file into the machine's disk image (SRC:DEST).
+    #[arg(long, value_name = "SRC:DEST")]
+    pub inject_file: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WaitArgs {
+    /// What to wait for after starting.
+    #[arg(long, value_enum, default_value_t = WaitFor::Running)]
+    pub wait: WaitFor,
+
+    /// Seconds to wait before giving up (exit 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WaitFor {
+    /// Return as soon as the start was requested.
+    None,
+    /// Wait until the backend reports the machine running.
+    Running,
+    /// Wait until the machine holds its DHCP lease.
+    Lease,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Seconds to wait for a graceful shutdown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+
+    /// Power off when the graceful shutdown times out (--timeout 0: at once).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Stop a running machine first (power off).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ListArgs {
+    /// List every host in /etc/creature/config.toml, in parallel.
+    #[arg(long)]
+    pub all_hosts: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Keep printing as the log grows.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DisplayArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Protocol of the display.
+    #[arg(long, value_enum, default_value_t = DisplayProtocol::Vnc)]
+    pub protocol: DisplayProtocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisplayProtocol {
+    Vnc,
+    Spice,
+    Rdp,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Snapshot name (default: a timestamp).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ResizeArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// New number of vCPUs.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+
+    /// New memory size, e.g. 2GiB.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RescueArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Image to boot the machine from.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Destination host, as named in /etc/creature/config.toml.
+    #[arg(long, value_name = "HOST")]
+    pub to: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EvacuateArgs {
+    /// Host to empty.
+    #[arg(value_name = "HOST")]
+    pub from: String,
+
+    /// Destination host.
+    #[arg(long, value_name = "HOST")]
+    pub to: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SetPasswordArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Account whose password is set.
+    #[arg(long, default_value = "root")]
+    pub user: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LimitsArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// Total bytes per second, read and write together.
+    #[arg(long, value_name = "BYTES")]
+    pub total_bytes_sec: Option<u64>,
+
+    /// Total I/O operations per second.
+    #[arg(long, value_name = "IOPS")]
+    pub total_iops_sec: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a block volume in a storage pool.
+    Create {
+        /// Volume name.
+        volume: String,
+        /// Size, e.g. 10GiB.
+        #[arg(long, value_name = "SIZE")]
+        size: String,
+        /// Storage pool (dir, fc/scsi or iscsi).
+        #[arg(long, value_name = "POOL", default_value = "default")]
+        pool: String,
+    },
+    /// List block volumes.
+    List {
+        #[arg(long, value_name = "POOL", default_value = "default")]
+        pool: String,
+    },
+    /// Delete a block volume.
+    Delete {
+        volume: String,
+        #[arg(long, value_name = "POOL", default_value = "default")]
+        pool: String,
+    },
+    /// Attach a volume to a machine.
+    Attach {
+        #[command(flatten)]
+        machine: MachineArg,
+        volume: String,
+    },
+    /// Detach a volume from a machine.
+    Detach {
+        #[command(flatten)]
+        machine: MachineArg,
+        volume: String,
+    },
+    /// Replace an attached volume with another.
+    Swap {
+        #[command(flatten)]
+        machine: MachineArg,
+        old: String,
+        new: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Create a network: a bridge with DHCP (libvirt network driver).
+    Create(NetCreateArgs),
+    /// List networks.
+    List,
+    /// Show a network.
+    Info(NetworkArg),
+    /// Start a network.
+    Start(NetworkArg),
+    /// Stop a network.
+    Stop(NetworkArg),
+    /// Delete a network no machine uses.
+    Delete(NetworkArg),
+    /// Show reservations beside the DHCP server's actual leases.
+    Leases(NetworkArg),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkArg {
+    /// Network name.
+    #[arg(value_name = "NETWORK", add = ArgValueCandidates::new(complete::networks))]
+    pub name: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetCreateArgs {
+    /// Network name.
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+
+    /// IPv4 subnet in CIDR form, or `auto` for a free /24 in 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR|auto", default_value = "auto")]
+    pub subnet: String,
+
+    /// How the network reaches the outside.
+    #[arg(long, value_enum, default_value_t = NetMode::Nat)]
+    pub mode: NetMode,
+
+    /// DHCP range as FIRST-LAST (default: the upper half of the subnet).
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub dhcp_range: Option<String>,
+
+    /// Bridge interface name (at most 15 characters).
+    #[arg(long, value_name = "IFNAME")]
+    pub bridge: Option<String>,
+
+    /// VLAN tag.
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u16>,
+
+    /// Start the network at host boot.
+    #[arg(long)]
+    pub autostart: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    Nat,
+    Route,
+    Isolated,
+    Bridge,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// List templates on the search path.
+    List {
+        #[arg(long, value_name = "DIR")]
+        template_dir: Option<PathBuf>,
+    },
+    /// Show a template.
+    Show {
+        #[arg(value_name = "TEMPLATE", add = ArgValueCandidates::new(complete::templates))]
+        name: String,
+        /// Show the result of extends, variables and --set.
+        #[arg(long)]
+        resolved: bool,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, value_name = "DIR")]
+        template_dir: Option<PathBuf>,
+    },
+    /// Check a template file.
+    Validate {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Write a new template based on another.
+    New {
+        #[arg(value_name = "TEMPLATE")]
+        name: String,
+        #[arg(long, value_name = "TEMPLATE", add = ArgValueCandidates::new(complete::templates))]
+        from: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Download an image into the cache, checking its checksum.
+    Pull {
+        #[arg(value_name = "URL|NAME")]
+        source: String,
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+    },
+    /// Copy local files into the cache.
+    Import {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List cached images.
+    List,
+    /// Remove an image no machine uses.
+    Rm {
+        #[arg(value_name = "IMAGE")]
+        image: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutostartCommand {
+    /// Start this machine at host boot.
+    Enable(AutostartSettings),
+    /// Do not start this machine at host boot.
+    Disable(MachineArg),
+    /// Start every autostart machine, in priority batches (host boot).
+    Run(AutostartRunArgs),
+    /// Print the systemd unit with a stop timeout computed from the plan.
+    Unit,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AutostartSettings {
+    #[command(flatten)]
+    pub machine: MachineArg,
+    /// Higher starts earlier and stops later.
+    #[arg(long)]
+    pub priority: Option<i32>,
+    /// Seconds to wait after starting this machine.
+    #[arg(long, value_name = "SECONDS")]
+    pub delay: Option<u64>,
+    /// What the next batch waits for: none, running, lease or tcp:PORT.
+    #[arg(long, value_name = "WAIT")]
+    pub wait: Option<String>,
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
+    /// shutdown, suspend or force.
+    #[arg(long, value_name = "ACTION")]
+    pub stop_action: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AutostartRunArgs {
+    /// Print the plan without starting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start exactly the machines that were running at the last autostop.
+    #[arg(long)]
+    pub restore_last_state: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutostopCommand {
+    /// Stop every running machine, in reverse priority batches (host shutdown).
+    Run {
+        /// Print the plan without stopping anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Host facts and whether each backend is usable here.
+    Info,
+    /// Put the host in maintenance mode.
+    Maintenance,
+    /// Control the backend's host services.
+    Service {
+        /// Backend whose services to control.
+        #[arg(long, value_parser = ["kvm", "qemu", "lxc", "xen"], default_value = "qemu")]
+        backend: String,
+        #[arg(value_enum)]
+        action: ServiceAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceAction {
+    Status,
+    Start,
+    Stop,
+    Restart,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MatrixArgs {
+    /// Only this backend.
+    #[arg(long, value_parser = ["kvm", "qemu", "lxc", "xen"])]
+    pub backend: Option<String>,
+
+    /// Only this feature (its id, e.g. suspend, or its row number).
+    #[arg(long, value_name = "FEATURE")]
+    pub feature: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GenerateArgs {
+    /// Directory to write completions/, man/ and docs/ into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,73 @@
+//! `creature host info|maintenance|service`.
+
+use serde::Serialize;
+
+use crate::cli::HostCommand;
+use crate::cmd::{gate, Ctx};
+use crate::error::{Error, Result};
+use crate::host::{self, HostInfo};
+use crate::matrix::{self, Backend, Feature, Subject};
+use crate::output::{self, Table};
+
+#[derive(Serialize)]
+struct InfoView {
+    #[serde(flatten)]
+    info: HostInfo,
+    /// creature's effective "Guest host status" cell per backend.
+    host_status: Vec<(Backend, &'static str)>,
+}
+
+fn human_bytes(b: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    format!("{:.1} GiB", b as f64 / GIB)
+}
+
+pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
+    match cmd {
+        HostCommand::Info => {
+            let info = host::probe()?;
+            let view = InfoView {
+                host_status: Backend::ALL
+                    .iter()
+                    .map(|b| (*b, Feature::HostStatus.effective(*b).word()))
+                    .collect(),
+                info,
+            };
+            output::emit(ctx.global.format, &view, || {
+                let i = &view.info;
+                let mut t = Table::new(["KEY", "VALUE"]);
+                t.row(["hostname", &i.hostname]);
+                t.row(["kernel", &i.kernel]);
+                t.row(["cpu", &format!("{} x {}", i.cpus, i.cpu_model)]);
+                t.row(["memory".to_string(), human_bytes(i.memory_bytes)]);
+                t.row(["libvirt library", &i.libvirt_library]);
+                t.row([
+                    "libvirtd",
+                    i.libvirt_daemon.as_deref().unwrap_or("not reachable"),
+                ]);
+                t.row(["liblxc", &i.liblxc]);
+                for s in &i.backends {
+                    t.row([
+                        format!("backend {}", s.backend),
+                        format!(
+                            "{}: {}",
+                            if s.usable { "usable" } else { "unusable" },
+                            s.detail
+                        ),
+                    ]);
+                }
+                t
+            })
+        }
+        HostCommand::Maintenance => {
+            gate::host_feature("host maintenance", Feature::HostMaintenance)
+                .and_then(|_| Err(Error::other("host maintenance has no implementation")))
+        }
+        HostCommand::Service { backend, .. } => {
+            let b = Backend::parse(&backend)
+                .ok_or_else(|| Error::invalid(format!("unknown backend {backend:?}")))?;
+            matrix::require("host service", Subject::Backend, b, Feature::ServiceControl)?;
+            Err(Error::other("host service has no implementation"))
+        }
+    }
+}

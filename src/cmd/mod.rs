@@ -1,0 +1,71 @@
+//! One file per verb group; this one routes parsed commands to them.
+
+mod gate;
+mod host;
+mod list;
+mod machine;
+pub mod matrix;
+
+use crate::cli::{Cli, Command, Global};
+use crate::error::{Error, Result};
+use crate::names::{self, What};
+
+/// What every verb gets: the global options.
+pub struct Ctx {
+    pub global: Global,
+}
+
+impl Ctx {
+    pub fn host_name(&self) -> &str {
+        self.global.host.as_deref().unwrap_or(crate::config::LOCAL)
+    }
+
+    /// A remark on stderr (partial cells, progress), unless --quiet.
+    pub fn note(&self, msg: &str) {
+        if !self.global.quiet {
+            eprintln!("note: {msg}");
+        }
+    }
+}
+
+/// A verb group that arrives with a later issue: a clear error, never a
+/// silent success.
+fn not_yet(verb: &str) -> Error {
+    Error::other(format!(
+        "`creature {verb}` is not implemented yet in creature {}",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(h) = &cli.global.host {
+        names::check(What::Host, h)?;
+    }
+    let ctx = Ctx { global: cli.global };
+    match cli.command {
+        Command::Matrix(a) => matrix::run(&a, ctx.global.format),
+        Command::Generate(a) => write_generated(&a.out),
+        Command::Host(h) => host::run(&ctx, h),
+        Command::List(a) => list::run(&ctx, &a),
+        Command::Net(_) => Err(not_yet("net")),
+        Command::Template(_) => Err(not_yet("template")),
+        Command::Image(_) => Err(not_yet("image")),
+        Command::Autostart(_) => Err(not_yet("autostart")),
+        Command::Autostop(_) => Err(not_yet("autostop")),
+        other => machine::run(&ctx, other),
+    }
+}
+
+fn write_generated(out: &std::path::Path) -> Result<()> {
+    for (rel, bytes) in crate::generate::artifacts() {
+        let path = out.join(&rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::other(format!("cannot create {}", dir.display())).caused_by(e)
+            })?;
+        }
+        std::fs::write(&path, bytes)
+            .map_err(|e| Error::other(format!("cannot write {}", path.display())).caused_by(e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! creature: manage virtual machines and system containers (KVM, QEMU, Xen
+//! through libvirt; LXC through liblxc) from one command.
+
+pub mod backend;
+pub mod cli;
+pub mod cmd;
+pub mod complete;
+pub mod config;
+pub mod deadline;
+pub mod error;
+pub mod generate;
+pub mod host;
+pub mod matrix;
+pub mod names;
+pub mod output;
+pub mod store;
+pub mod template;
+pub mod time;
+
+pub use error::{Error, Kind, Result};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/creature";
+
+/// Parse the command line and run it. Shell completion requests are answered
+/// first (the shell calls back with COMPLETE=<shell> set).
+pub fn run(cli: cli::Cli) -> Result<()> {
+    backend::libvirt::quiet_errors();
+    cmd::run(cli)
+}

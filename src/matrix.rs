@@ -1,0 +1,510 @@
+//! The support matrix creature enforces: the OpenStack Nova hypervisor support
+//! matrix cut down to creature's four backends (shared/support-matrix.md), plus
+//! what creature itself implements. Every cell is decided in an exhaustive
+//! `match` with no wildcard arm, so a new feature or backend does not compile
+//! until each of its cells is written down.
+//!
+//! The effective rule: an operation runs only when the Nova cell is complete or
+//! partial AND creature implements it, or when the Nova cell is unknown and a
+//! real-backend test proves creature's implementation. Everything else is
+//! refused with exit code 3 before any side effect.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::error::{Error, Kind, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Kvm,
+    Qemu,
+    Lxc,
+    Xen,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Kvm, Backend::Qemu, Backend::Lxc, Backend::Xen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Kvm => "kvm",
+            Backend::Qemu => "qemu",
+            Backend::Lxc => "lxc",
+            Backend::Xen => "xen",
+        }
+    }
+
+    /// The Nova column this backend is mapped to.
+    pub fn nova_column(self) -> &'static str {
+        match self {
+            Backend::Kvm => "Libvirt KVM (x86)",
+            Backend::Qemu => "Libvirt QEMU (x86)",
+            Backend::Lxc => "Libvirt LXC",
+            Backend::Xen => "Libvirt Xen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Nova cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Complete,
+    Partial(&'static str),
+    Missing,
+    Unknown,
+}
+
+impl Cell {
+    pub fn word(self) -> &'static str {
+        match self {
+            Cell::Complete => "complete",
+            Cell::Partial(_) => "partial",
+            Cell::Missing => "missing",
+            Cell::Unknown => "unknown",
+        }
+    }
+
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Cell::Partial(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// Nova's status column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Mandatory,
+    Optional,
+    Choice(&'static str),
+    Condition(&'static str),
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Mandatory => f.write_str("mandatory"),
+            Status::Optional => f.write_str("optional"),
+            Status::Choice(g) => write!(f, "choice({g})"),
+            Status::Condition(c) => write!(f, "condition({c})"),
+        }
+    }
+}
+
+/// What creature has implemented for one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// Not implemented: the operation is refused.
+    No,
+    /// Implemented and proven by the named real-backend test.
+    Yes(&'static str),
+}
+
+/// One value per backend, read back with an exhaustive match.
+#[derive(Debug, Clone, Copy)]
+pub struct PerBackend<T> {
+    pub kvm: T,
+    pub qemu: T,
+    pub lxc: T,
+    pub xen: T,
+}
+
+impl<T: Copy> PerBackend<T> {
+    pub fn get(&self, b: Backend) -> T {
+        match b {
+            Backend::Kvm => self.kvm,
+            Backend::Qemu => self.qemu,
+            Backend::Lxc => self.lxc,
+            Backend::Xen => self.xen,
+        }
+    }
+}
+
+macro_rules! features {
+    ($($(#[$m:meta])* $v:ident = $n:literal, $id:literal, $title:literal;)*) => {
+        /// The 40 rows of the matrix, in Nova's order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Feature { $($(#[$m])* $v,)* }
+
+        impl Feature {
+            pub const ALL: &'static [Feature] = &[$(Feature::$v,)*];
+
+            /// Row number in shared/support-matrix.md.
+            pub fn number(self) -> u8 { match self { $(Feature::$v => $n,)* } }
+            /// Stable identifier used on the command line and in JSON.
+            pub fn id(self) -> &'static str { match self { $(Feature::$v => $id,)* } }
+            /// Nova's name for the feature.
+            pub fn title(self) -> &'static str { match self { $(Feature::$v => $title,)* } }
+        }
+    };
+}
+
+features! {
+    AttachVolume = 1, "attach-volume", "Attach block volume to instance";
+    DetachVolume = 2, "detach-volume", "Detach block volume from instance";
+    HostMaintenance = 3, "host-maintenance", "Set the host in a maintenance mode";
+    Evacuate = 4, "evacuate", "Evacuate instances from a host";
+    GuestStatus = 5, "guest-status", "Guest instance status";
+    HostStatus = 6, "host-status", "Guest host status";
+    LiveMigrate = 7, "live-migrate", "Live migrate instance across hosts";
+    Launch = 8, "launch", "Launch instance";
+    Pause = 9, "pause", "Stop instance CPUs";
+    Reboot = 10, "reboot", "Reboot instance";
+    Rescue = 11, "rescue", "Rescue instance";
+    Resize = 12, "resize", "Resize instance";
+    Restore = 13, "restore", "Restore instance";
+    ServiceControl = 14, "service-control", "Service control";
+    SetPassword = 15, "set-password", "Set instance admin password";
+    Snapshot = 16, "snapshot", "Save snapshot of instance disk";
+    Suspend = 17, "suspend", "Suspend instance";
+    SwapVolume = 18, "swap-volume", "Swap block volumes";
+    Shutdown = 19, "shutdown", "Shutdown instance";
+    Unpause = 20, "unpause", "Resume instance CPUs";
+    AutoConfigureDisk = 21, "auto-configure-disk", "Auto configure disk";
+    DiskIoLimits = 22, "disk-io-limits", "Instance disk I/O limits";
+    ConfigDrive = 23, "config-drive", "Config drive support";
+    InjectFiles = 24, "inject-files", "Inject files into disk image";
+    InjectNetworking = 25, "inject-networking", "Inject guest networking config";
+    Rdp = 26, "rdp", "Remote desktop over RDP";
+    SerialLog = 27, "serial-log", "View serial console logs";
+    SerialConsole = 28, "serial-console", "Remote interactive serial console";
+    Spice = 29, "spice", "Remote desktop over SPICE";
+    Vnc = 30, "vnc", "Remote desktop over VNC";
+    BlockStorage = 31, "block-storage", "Block storage support";
+    BlockStorageFc = 32, "block-storage-fc", "Block storage over fibre channel";
+    BlockStorageIscsi = 33, "block-storage-iscsi", "Block storage over iSCSI";
+    IscsiChap = 34, "iscsi-chap", "CHAP authentication for iSCSI";
+    ImageStorage = 35, "image-storage", "Image storage support";
+    FirewallRules = 36, "firewall-rules", "Network firewall rules";
+    NetworkRouting = 37, "network-routing", "Network routing";
+    SecurityGroups = 38, "security-groups", "Network security groups";
+    FlatNetworking = 39, "flat-networking", "Flat networking";
+    VlanNetworking = 40, "vlan-networking", "VLAN networking";
+}
+
+const C: Cell = Cell::Complete;
+const M: Cell = Cell::Missing;
+const U: Cell = Cell::Unknown;
+
+const fn row(kvm: Cell, qemu: Cell, lxc: Cell, xen: Cell) -> PerBackend<Cell> {
+    PerBackend {
+        kvm,
+        qemu,
+        lxc,
+        xen,
+    }
+}
+
+const NO: Impl = Impl::No;
+
+const fn none_implemented() -> PerBackend<Impl> {
+    PerBackend {
+        kvm: NO,
+        qemu: NO,
+        lxc: NO,
+        xen: NO,
+    }
+}
+
+const HOST_INFO_TEST: &str = "tests/real/host.rs::host_info_reports_real_backends";
+
+impl Feature {
+    pub fn parse(s: &str) -> Option<Feature> {
+        Feature::ALL.iter().copied().find(|f| f.id() == s)
+    }
+
+    pub fn status(self) -> Status {
+        use Feature::*;
+        match self {
+            GuestStatus | Launch | Shutdown | ImageStorage => Status::Mandatory,
+            ConfigDrive => Status::Choice("guest.setup"),
+            Rdp | SerialLog | SerialConsole | Spice | Vnc => Status::Choice("console"),
+            BlockStorageIscsi => Status::Condition("storage.block==complete"),
+            FlatNetworking | VlanNetworking => Status::Choice("networking.topology"),
+            AttachVolume | DetachVolume | HostMaintenance | Evacuate | HostStatus | LiveMigrate
+            | Pause | Reboot | Rescue | Resize | Restore | ServiceControl | SetPassword
+            | Snapshot | Suspend | SwapVolume | Unpause | AutoConfigureDisk | DiskIoLimits
+            | InjectFiles | InjectNetworking | BlockStorage | BlockStorageFc | IscsiChap
+            | FirewallRules | NetworkRouting | SecurityGroups => Status::Optional,
+        }
+    }
+
+    /// Nova's cells, exactly as in shared/support-matrix.md.
+    pub fn nova(self) -> PerBackend<Cell> {
+        use Feature::*;
+        const DEBIAN_ONLY: Cell = Cell::Partial("only for Debian-derived guests");
+        match self {
+            AttachVolume | DetachVolume => row(C, C, M, C),
+            HostMaintenance => row(M, M, M, M),
+            Evacuate => row(C, U, U, U),
+            GuestStatus | HostStatus | Launch | Pause | Reboot => row(C, C, C, C),
+            LiveMigrate | Rescue | Resize | Restore => row(C, C, M, C),
+            ServiceControl => row(C, C, M, M),
+            SetPassword => row(M, M, M, M),
+            Snapshot => row(
+                C,
+                C,
+                M,
+                Cell::Partial("only cold snapshots (pause + snapshot)"),
+            ),
+            Suspend => row(C, C, M, C),
+            SwapVolume | Shutdown | Unpause => row(C, C, C, C),
+            AutoConfigureDisk => row(M, M, M, M),
+            DiskIoLimits => row(C, C, M, M),
+            ConfigDrive => row(C, C, C, C),
+            InjectFiles => row(C, C, M, M),
+            InjectNetworking => row(DEBIAN_ONLY, DEBIAN_ONLY, M, M),
+            Rdp => row(M, M, M, M),
+            SerialLog => row(C, C, M, C),
+            SerialConsole => row(C, U, U, U),
+            Spice => row(C, C, M, M),
+            Vnc => row(C, C, M, C),
+            BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap | ImageStorage
+            | FirewallRules | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
+                row(C, C, C, C)
+            }
+        }
+    }
+
+    /// What creature implements, each `Yes` naming the real-backend test that
+    /// proves it. A cell turns `Yes` only together with that test.
+    pub fn implemented(self) -> PerBackend<Impl> {
+        use Feature::*;
+        match self {
+            HostStatus => PerBackend {
+                kvm: Impl::Yes(HOST_INFO_TEST),
+                qemu: Impl::Yes(HOST_INFO_TEST),
+                lxc: Impl::Yes(HOST_INFO_TEST),
+                xen: NO,
+            },
+            AttachVolume | DetachVolume | HostMaintenance | Evacuate | GuestStatus
+            | LiveMigrate | Launch | Pause | Reboot | Rescue | Resize | Restore
+            | ServiceControl | SetPassword | Snapshot | Suspend | SwapVolume | Shutdown
+            | Unpause | AutoConfigureDisk | DiskIoLimits | ConfigDrive | InjectFiles
+            | InjectNetworking | Rdp | SerialLog | SerialConsole | Spice | Vnc | BlockStorage
+            | BlockStorageFc | BlockStorageIscsi | IscsiChap | ImageStorage | FirewallRules
+            | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
+                none_implemented()
+            }
+        }
+    }
+
+    /// The effective cell for one backend: Nova's cell combined with creature's.
+    pub fn effective(self, backend: Backend) -> Effective {
+        let nova = self.nova().get(backend);
+        let imp = self.implemented().get(backend);
+        match (nova, imp) {
+            (Cell::Missing, _) => Effective::Refused(Refusal::Missing),
+            (Cell::Unknown, Impl::No) => Effective::Refused(Refusal::Unknown),
+            (Cell::Unknown, Impl::Yes(test)) => Effective::Allowed {
+                note: None,
+                proof: Some(test),
+            },
+            (Cell::Complete, Impl::No) | (Cell::Partial(_), Impl::No) => {
+                Effective::Refused(Refusal::NotImplemented)
+            }
+            (Cell::Complete, Impl::Yes(_)) => Effective::Allowed {
+                note: None,
+                proof: None,
+            },
+            (Cell::Partial(n), Impl::Yes(_)) => Effective::Allowed {
+                note: Some(n),
+                proof: None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    Unknown,
+    NotImplemented,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effective {
+    Allowed {
+        /// A partial cell's note, printed when the operation runs.
+        note: Option<&'static str>,
+        /// For a Nova `unknown` cell creature proved: the test that proves it.
+        proof: Option<&'static str>,
+    },
+    Refused(Refusal),
+}
+
+impl Effective {
+    pub fn word(self) -> &'static str {
+        match self {
+            Effective::Allowed { note: Some(_), .. } => "partial",
+            Effective::Allowed { .. } => "complete",
+            Effective::Refused(Refusal::Missing) => "missing",
+            Effective::Refused(Refusal::Unknown) => "unknown",
+            Effective::Refused(Refusal::NotImplemented) => "not-implemented",
+        }
+    }
+
+    pub fn allowed(self) -> bool {
+        matches!(self, Effective::Allowed { .. })
+    }
+}
+
+/// What the operation is being done to, for the refusal message.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Machine(&'a str),
+    Backend,
+}
+
+/// The gate every matrix-governed operation passes before any lock,
+/// connection, file write or prompt. Returns the partial note to print, if any.
+pub fn require(
+    op: &str,
+    subject: Subject<'_>,
+    backend: Backend,
+    feature: Feature,
+) -> Result<Option<&'static str>> {
+    let who = match subject {
+        Subject::Machine(m) => format!("machine {m:?} (backend {backend})"),
+        Subject::Backend => format!("backend {backend}"),
+    };
+    let cell = feature.nova().get(backend);
+    match feature.effective(backend) {
+        Effective::Allowed { note, .. } => Ok(note),
+        Effective::Refused(r) => {
+            let why = match r {
+                Refusal::Missing => format!(
+                    "the support matrix marks {:?} (#{}) missing for {}",
+                    feature.title(),
+                    feature.number(),
+                    backend
+                ),
+                Refusal::Unknown => format!(
+                    "the support matrix marks {:?} (#{}) unknown for {} and creature has not proven it",
+                    feature.title(),
+                    feature.number(),
+                    backend
+                ),
+                Refusal::NotImplemented => format!(
+                    "{:?} (#{}, Nova: {}) is not implemented yet for backend {}",
+                    feature.title(),
+                    feature.number(),
+                    cell.word(),
+                    backend
+                ),
+            };
+            Err(Error::new(
+                Kind::Refused,
+                format!(
+                    "{op} refused for {who}: {why} (see `creature matrix --feature {}`)",
+                    feature.id()
+                ),
+            ))
+        }
+    }
+}
+
+/// For operations refused on every backend, the refusal needs no machine
+/// lookup: say so without touching the state database.
+pub fn refused_everywhere(feature: Feature) -> bool {
+    Backend::ALL
+        .iter()
+        .all(|b| !feature.effective(*b).allowed())
+}
+
+/// The refusal for an operation no backend allows (no machine lookup needed).
+pub fn refuse_everywhere(op: &str, feature: Feature) -> Error {
+    let cells: Vec<String> = Backend::ALL
+        .iter()
+        .map(|b| format!("{b}: {}", feature.effective(*b).word()))
+        .collect();
+    Error::new(
+        Kind::Refused,
+        format!(
+            "{op} refused: the support matrix allows {:?} (#{}) on no backend ({}) (see `creature matrix --feature {}`)",
+            feature.title(),
+            feature.number(),
+            cells.join(", "),
+            feature.id()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forty_features_numbered_in_order() {
+        assert_eq!(Feature::ALL.len(), 40);
+        for (i, f) in Feature::ALL.iter().enumerate() {
+            assert_eq!(f.number() as usize, i + 1);
+            assert_eq!(Feature::parse(f.id()), Some(*f));
+        }
+    }
+
+    #[test]
+    fn missing_is_refused_even_if_implemented_flag_were_set() {
+        assert_eq!(
+            Feature::SetPassword.effective(Backend::Qemu),
+            Effective::Refused(Refusal::Missing)
+        );
+        assert!(refused_everywhere(Feature::SetPassword));
+    }
+
+    #[test]
+    fn implemented_cells_name_a_test_and_are_not_missing() {
+        for f in Feature::ALL {
+            for b in Backend::ALL {
+                if let Impl::Yes(test) = f.implemented().get(b) {
+                    assert!(test.starts_with("tests/"), "{f:?}/{b}: {test}");
+                    assert_ne!(f.nova().get(b), Cell::Missing, "{f:?}/{b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refusal_names_operation_machine_backend_and_cell() {
+        let e = require(
+            "suspend",
+            Subject::Machine("box1"),
+            Backend::Lxc,
+            Feature::Suspend,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), Kind::Refused);
+        let m = e.message();
+        for part in ["suspend", "\"box1\"", "lxc", "missing", "Suspend instance"] {
+            assert!(m.contains(part), "{m} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn not_implemented_is_refused_with_its_own_words() {
+        let e = require(
+            "start",
+            Subject::Machine("vm"),
+            Backend::Qemu,
+            Feature::Launch,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("not implemented yet for backend qemu"),
+            "{}",
+            e.message()
+        );
+    }
+}

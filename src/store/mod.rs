@@ -1,0 +1,461 @@
+//! creature's state: an embedded SQLite database in the state directory.
+//! The backends stay the truth about what runs; this holds what creature
+//! made (machines, NICs, networks, reservations) and an operation journal.
+
+mod schema;
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::{Context, Error, Kind, Result};
+use crate::matrix::Backend;
+
+pub use schema::APPLICATION_ID;
+
+pub const DB_FILE: &str = "creature.db";
+
+/// Long enough for 20 parallel creates to queue behind each other.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    Creating,
+    Ready,
+    Deleting,
+}
+
+impl RecordState {
+    fn as_str(&self) -> &'static str {
+        match self {
+            RecordState::Creating => "creating",
+            RecordState::Ready => "ready",
+            RecordState::Deleting => "deleting",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "creating" => Some(RecordState::Creating),
+            "ready" => Some(RecordState::Ready),
+            "deleting" => Some(RecordState::Deleting),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineRecord {
+    pub host: String,
+    pub name: String,
+    pub backend: Backend,
+    pub template: Option<String>,
+    pub state: RecordState,
+    pub created_at: String,
+}
+
+/// Refuse a state path that is a symlink or that others may write: the
+/// database decides what gets deleted, so it must be root's alone.
+fn check_safe(path: &Path, what: &str) -> Result<Option<fs::Metadata>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                Error::unavailable(format!("cannot inspect {what} {}", path.display()))
+                    .caused_by(e),
+            )
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(Error::corrupt(format!(
+            "{what} {} is a symlink; refusing to use it",
+            path.display()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Err(Error::corrupt(format!(
+            "{what} {} is owned by uid {}, not by the running user (uid {euid}); refusing to use it",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Error::corrupt(format!(
+            "{what} {} is writable by group or others (mode {:o}); refusing to use it (chmod go-w)",
+            path.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(Some(meta))
+}
+
+fn now() -> String {
+    crate::time::rfc3339_now()
+}
+
+impl Store {
+    /// Open for reading and writing: creates the state directory (0700) and
+    /// the database, and brings the schema up to date.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        match check_safe(state_dir, "state directory")? {
+            Some(m) if !m.is_dir() => {
+                return Err(Error::corrupt(format!(
+                    "state directory {} is not a directory",
+                    state_dir.display()
+                )))
+            }
+            Some(_) => {}
+            None => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(state_dir)
+                    .context(Kind::Unavailable, || {
+                        format!("cannot create state directory {}", state_dir.display())
+                    })?;
+                // recursive create leaves existing parents alone; the leaf is ours.
+                fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))
+                    .context(Kind::Unavailable, || {
+                        format!("cannot set mode of {}", state_dir.display())
+                    })?;
+            }
+        }
+        let path = state_dir.join(DB_FILE);
+        check_safe(&path, "state database")?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context(Kind::Unavailable, || {
+            format!("cannot open state database {}", path.display())
+        })?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .context(Kind::Unavailable, || {
+                format!("cannot set mode of {}", path.display())
+            })?;
+        let mut store = Store { conn, path };
+        store.identify()?;
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open for reading only, creating nothing. `None` when there is no
+    /// database yet (no machines). Used by read verbs and by the matrix gate,
+    /// which must not change anything.
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Store>> {
+        if check_safe(state_dir, "state directory")?.is_none() {
+            return Ok(None);
+        }
+        let path = state_dir.join(DB_FILE);
+        if check_safe(&path, "state database")?.is_none() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context(Kind::Unavailable, || {
+            format!("cannot open state database {}", path.display())
+        })?;
+        let store = Store { conn, path };
+        let version = store.identify()?;
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .context(Kind::Other, || "cannot set busy timeout".into())?;
+        if version == 0 {
+            return Ok(None);
+        }
+        if version < schema::MIGRATIONS.len() as i64 {
+            // An older schema is migrated by the next write; reading it now
+            // could misread columns, so say what to do.
+            return Err(Error::corrupt(format!(
+                "state database {} has schema version {version}, older than this creature's {}; run any write command (e.g. `creature net list` as root) to migrate it",
+                store.path.display(),
+                schema::MIGRATIONS.len()
+            )));
+        }
+        Ok(Some(store))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn corrupt(&self, why: impl std::fmt::Display) -> Error {
+        Error::corrupt(format!(
+            "{} is not a valid creature state database: {why}; it was left untouched (move it away to start afresh)",
+            self.path.display()
+        ))
+    }
+
+    /// Tell a creature database (or an empty new file) from anything else,
+    /// before writing a single byte. Returns the schema version.
+    fn identify(&self) -> Result<i64> {
+        let app_id: i32 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        if app_id == 0 && version == 0 && tables == 0 {
+            return Ok(0); // a new, empty database
+        }
+        if app_id != APPLICATION_ID {
+            return Err(self.corrupt(format!("application id {app_id:#x} is not creature's")));
+        }
+        if version > schema::MIGRATIONS.len() as i64 {
+            return Err(Error::corrupt(format!(
+                "state database {} has schema version {version}, newer than this creature understands ({}); upgrade creature",
+                self.path.display(),
+                schema::MIGRATIONS.len()
+            )));
+        }
+        Ok(version)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .context(Kind::Other, || "cannot set busy timeout".into())?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        if mode != "wal" {
+            return Err(self.corrupt(format!("cannot switch to WAL mode (got {mode})")));
+        }
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.corrupt(e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context(Kind::Other, || format!("cannot lock {}", path.display()))?;
+        // Re-read inside the write lock: a concurrent creature may have migrated.
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .context(Kind::StateCorrupt, || {
+                format!("cannot read {}", path.display())
+            })?;
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).context(Kind::StateCorrupt, || {
+                format!("migration {} of {} failed", i + 1, path.display())
+            })?;
+            tx.execute_batch(&format!(
+                "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
+                i + 1
+            ))
+            .context(Kind::StateCorrupt, || {
+                format!("cannot stamp {}", path.display())
+            })?;
+        }
+        tx.commit().context(Kind::Other, || {
+            format!("cannot commit to {}", path.display())
+        })
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .context(Kind::StateCorrupt, || "cannot read schema version".into())
+    }
+
+    fn machine_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRecord> {
+        let backend: String = r.get(2)?;
+        let state: String = r.get(4)?;
+        let bad = |col: usize, v: &str| {
+            rusqlite::Error::FromSqlConversionFailure(
+                col,
+                rusqlite::types::Type::Text,
+                format!("unexpected value {v:?}").into(),
+            )
+        };
+        Ok(MachineRecord {
+            host: r.get(0)?,
+            name: r.get(1)?,
+            backend: Backend::parse(&backend).ok_or_else(|| bad(2, &backend))?,
+            template: r.get(3)?,
+            state: RecordState::parse(&state).ok_or_else(|| bad(4, &state))?,
+            created_at: r.get(5)?,
+        })
+    }
+
+    pub fn machine(&self, host: &str, name: &str) -> Result<Option<MachineRecord>> {
+        self.conn
+            .query_row(
+                "SELECT host, name, backend, template, state, created_at FROM machines
+                 WHERE host = ?1 AND name = ?2",
+                params![host, name],
+                Self::machine_from_row,
+            )
+            .optional()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    pub fn machines(&self, host: Option<&str>) -> Result<Vec<MachineRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT host, name, backend, template, state, created_at FROM machines
+                 WHERE ?1 IS NULL OR host = ?1 ORDER BY host, name",
+            )
+            .map_err(|e| self.corrupt(e))?;
+        let rows = stmt
+            .query_map(params![host], Self::machine_from_row)
+            .map_err(|e| self.corrupt(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    /// Record a machine as `creating`, before the first side effect of its
+    /// create. A second create of the same name is a conflict (exit 5).
+    pub fn begin_create(
+        &mut self,
+        host: &str,
+        name: &str,
+        backend: Backend,
+        template: Option<&str>,
+    ) -> Result<()> {
+        let at = now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let inserted = tx.execute(
+            "INSERT INTO machines (host, name, backend, template, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?5)",
+            params![host, name, backend.as_str(), template, at],
+        );
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::conflict(format!(
+                    "machine {name:?} already exists on host {host}"
+                )))
+            }
+            Err(e) => return Err(Error::other("cannot record the new machine").caused_by(e)),
+        }
+        journal(&tx, host, name, "create", "creating", None)?;
+        tx.commit()
+            .context(Kind::Other, || "cannot commit the new machine".into())
+    }
+
+    pub fn set_state(&mut self, host: &str, name: &str, state: RecordState) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let n = tx
+            .execute(
+                "UPDATE machines SET state = ?3, updated_at = ?4 WHERE host = ?1 AND name = ?2",
+                params![host, name, state.as_str(), now()],
+            )
+            .context(Kind::Other, || format!("cannot update machine {name:?}"))?;
+        if n == 0 {
+            return Err(Error::not_found(format!(
+                "machine {name:?} not found on host {host}"
+            )));
+        }
+        journal(&tx, host, name, "state", state.as_str(), None)?;
+        tx.commit()
+            .context(Kind::Other, || "cannot commit the state change".into())
+    }
+
+    /// Forget a machine and its NICs (the CASCADE releases its reservations).
+    pub fn remove_machine(&mut self, host: &str, name: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let n = tx
+            .execute(
+                "DELETE FROM machines WHERE host = ?1 AND name = ?2",
+                params![host, name],
+            )
+            .context(Kind::Other, || format!("cannot remove machine {name:?}"))?;
+        // The journal describes live machines; a removed one leaves no rows.
+        tx.execute(
+            "DELETE FROM journal WHERE host = ?1 AND machine = ?2",
+            params![host, name],
+        )
+        .context(Kind::Other, || {
+            format!("cannot clear the journal of {name:?}")
+        })?;
+        tx.commit()
+            .context(Kind::Other, || "cannot commit the removal".into())?;
+        Ok(n > 0)
+    }
+
+    pub fn journal_rows(&self, host: &str, machine: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT op, phase FROM journal WHERE host = ?1 AND machine = ?2 ORDER BY id",
+            )
+            .map_err(|e| self.corrupt(e))?;
+        let rows = stmt
+            .query_map(params![host, machine], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.corrupt(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    pub fn network_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM networks ORDER BY name")
+            .map_err(|e| self.corrupt(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.corrupt(e))
+    }
+}
+
+fn journal(
+    tx: &rusqlite::Transaction<'_>,
+    host: &str,
+    machine: &str,
+    op: &str,
+    phase: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO journal (at, host, machine, op, phase, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now(), host, machine, op, phase, detail],
+    )
+    .map(|_| ())
+    .context(Kind::Other, || "cannot write the operation journal".into())
+}
+
+#[cfg(test)]
+mod tests;

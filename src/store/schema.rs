@@ -1,0 +1,53 @@
+//! Versioned schema. Each migration runs once, in order, inside a transaction;
+//! `PRAGMA user_version` records how far a database has come and
+//! `PRAGMA application_id` marks the file as creature's.
+
+/// "CREA" in ASCII: tells a creature database from any other SQLite file.
+pub const APPLICATION_ID: i32 = 0x4352_4541;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: machines, networks, NICs, journal.
+    r#"
+    CREATE TABLE machines (
+        id          INTEGER PRIMARY KEY,
+        host        TEXT NOT NULL DEFAULT 'local',
+        name        TEXT NOT NULL,
+        backend     TEXT NOT NULL CHECK (backend IN ('kvm', 'qemu', 'lxc', 'xen')),
+        template    TEXT,
+        state       TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'deleting')),
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        UNIQUE (host, name)
+    );
+    CREATE TABLE networks (
+        id          INTEGER PRIMARY KEY,
+        host        TEXT NOT NULL DEFAULT 'local',
+        name        TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        subnet      TEXT,
+        bridge      TEXT,
+        created_at  TEXT NOT NULL,
+        UNIQUE (host, name)
+    );
+    CREATE TABLE nics (
+        id          INTEGER PRIMARY KEY,
+        machine_id  INTEGER NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        mac         TEXT NOT NULL UNIQUE,
+        network_id  INTEGER REFERENCES networks (id),
+        ip          TEXT,
+        UNIQUE (machine_id, idx),
+        UNIQUE (network_id, ip)
+    );
+    CREATE TABLE journal (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,
+        host        TEXT NOT NULL DEFAULT 'local',
+        machine     TEXT NOT NULL,
+        op          TEXT NOT NULL,
+        phase       TEXT NOT NULL,
+        detail      TEXT
+    );
+    CREATE INDEX journal_machine ON journal (host, machine);
+    "#,
+];
