@@ -296,8 +296,8 @@ pub struct SnapshotArgs {
     pub machine: MachineArg,
 
     /// Snapshot name (default: a timestamp).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+    #[arg(long = "name", value_name = "NAME")]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -634,4 +634,12 @@ pub struct GenerateArgs {
 
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definitions_are_consistent() {
+        super::command().debug_assert();
+    }
 }

@@ -218,7 +218,7 @@ const fn none_implemented() -> PerBackend<Impl> {
     }
 }
 
-const HOST_INFO_TEST: &str = "tests/real/host.rs::host_info_reports_real_backends";
+const HOST_INFO_TEST: &str = "tests/integration/real/host.rs::host_info_reports_real_backends";
 
 impl Feature {
     pub fn parse(s: &str) -> Option<Feature> {
@@ -416,8 +416,15 @@ pub fn require(
     }
 }
 
-/// For operations refused on every backend, the refusal needs no machine
-/// lookup: say so without touching the state database.
+/// Nova marks the feature missing for every backend: it can never run, so
+/// the refusal needs no machine lookup.
+pub fn missing_everywhere(feature: Feature) -> bool {
+    Backend::ALL
+        .iter()
+        .all(|b| feature.nova().get(*b) == Cell::Missing)
+}
+
+/// No backend allows the feature today (missing, unknown or not implemented).
 pub fn refused_everywhere(feature: Feature) -> bool {
     Backend::ALL
         .iter()
@@ -425,15 +432,23 @@ pub fn refused_everywhere(feature: Feature) -> bool {
 }
 
 /// The refusal for an operation no backend allows (no machine lookup needed).
-pub fn refuse_everywhere(op: &str, feature: Feature) -> Error {
+pub fn refuse_everywhere(op: &str, machine: Option<&str>, feature: Feature) -> Error {
     let cells: Vec<String> = Backend::ALL
         .iter()
         .map(|b| format!("{b}: {}", feature.effective(*b).word()))
         .collect();
+    let who = machine
+        .map(|m| format!(" for machine {m:?}"))
+        .unwrap_or_default();
+    let why = if missing_everywhere(feature) {
+        "marks it missing for every backend"
+    } else {
+        "allows it on no backend yet"
+    };
     Error::new(
         Kind::Refused,
         format!(
-            "{op} refused: the support matrix allows {:?} (#{}) on no backend ({}) (see `creature matrix --feature {}`)",
+            "{op} refused{who}: {:?} (#{}): the support matrix {why} ({}) (see `creature matrix --feature {}`)",
             feature.title(),
             feature.number(),
             cells.join(", "),

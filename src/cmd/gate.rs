@@ -11,8 +11,8 @@ use crate::store::{MachineRecord, Store};
 /// Validate the name, find the machine's backend, and check the matrix.
 pub fn machine(ctx: &Ctx, op: &str, name: &str, feature: Feature) -> Result<MachineRecord> {
     names::check(What::Machine, name)?;
-    if matrix::refused_everywhere(feature) {
-        return Err(matrix::refuse_everywhere(op, feature));
+    if matrix::missing_everywhere(feature) {
+        return Err(matrix::refuse_everywhere(op, Some(name), feature));
     }
     let record = Store::open_read_only(&ctx.global.state_dir)?
         .map(|s| s.machine(ctx.host_name(), name))
@@ -34,7 +34,7 @@ pub fn machine(ctx: &Ctx, op: &str, name: &str, feature: Feature) -> Result<Mach
 /// An operation no backend offers yet, and that needs no machine.
 pub fn host_feature(op: &str, feature: Feature) -> Result<()> {
     if matrix::refused_everywhere(feature) {
-        return Err(matrix::refuse_everywhere(op, feature));
+        return Err(matrix::refuse_everywhere(op, None, feature));
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ fn create(ctx: &Ctx, op: &str, a: &CreateArgs) -> Result<()> {
     // The backend comes from the template; while no backend implements
     // "Launch instance", the matrix refuses before any template is read.
     if matrix::refused_everywhere(Feature::Launch) {
-        return Err(matrix::refuse_everywhere(op, Feature::Launch));
+        return Err(matrix::refuse_everywhere(op, None, Feature::Launch));
     }
     Err(Error::other(format!("{op} has no implementation")))
 }

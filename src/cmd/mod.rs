@@ -67,5 +67,13 @@ fn write_generated(out: &std::path::Path) -> Result<()> {
         std::fs::write(&path, bytes)
             .map_err(|e| Error::other(format!("cannot write {}", path.display())).caused_by(e))?;
     }
+    let readme = out.join("README.md");
+    if let Ok(text) = std::fs::read_to_string(&readme) {
+        let fresh = crate::generate::readme_with_fresh_block(&text).ok_or_else(|| {
+            Error::other(format!("{} lacks the exit-codes markers", readme.display()))
+        })?;
+        std::fs::write(&readme, fresh)
+            .map_err(|e| Error::other(format!("cannot write {}", readme.display())).caused_by(e))?;
+    }
     Ok(())
 }

@@ -165,13 +165,20 @@ impl Store {
         if check_safe(&path, "state database")?.is_none() {
             return Ok(None);
         }
+        // Not SQLITE_OPEN_READ_ONLY: a read-only connection to a WAL database
+        // leaves -wal and -shm files behind. A read-write connection that only
+        // reads (query_only) removes them on close and writes nothing.
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .context(Kind::Unavailable, || {
             format!("cannot open state database {}", path.display())
         })?;
+        conn.execute_batch("PRAGMA query_only = 1")
+            .context(Kind::Other, || {
+                "cannot make the connection read-only".into()
+            })?;
         let store = Store { conn, path };
         let version = store.identify()?;
         store

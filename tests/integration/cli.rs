@@ -1,0 +1,121 @@
+use crate::util::{state_dir, Creature};
+
+#[test]
+fn version_needs_no_state_root_or_daemon() {
+    let d = state_dir();
+    let missing = d.path().join("nope");
+    Creature::new(&missing)
+        .args(["--version"])
+        .run()
+        .ok()
+        .stdout_has(env!("CARGO_PKG_VERSION"));
+    assert!(!missing.exists(), "--version created the state directory");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = state_dir();
+    Creature::new(d.path()).args(["frobnicate"]).run().code(2);
+    Creature::new(d.path()).args(["stop"]).run().code(2);
+    Creature::new(d.path())
+        .args(["list", "--format", "yaml"])
+        .run()
+        .code(2);
+}
+
+#[test]
+fn markdown_is_only_for_matrix() {
+    let d = state_dir();
+    Creature::new(d.path())
+        .args(["list", "--format", "markdown"])
+        .run()
+        .code(2)
+        .stderr_has("only for `creature matrix`");
+}
+
+#[test]
+fn list_on_an_empty_host_prints_headers_and_creates_nothing() {
+    let d = state_dir();
+    let sd = d.path().join("state");
+    let r = Creature::new(&sd).args(["list"]).run().ok();
+    assert_eq!(r.stdout.trim(), "NAME  BACKEND  STATE  RECORD  TEMPLATE");
+    assert!(!sd.exists());
+    let r = Creature::new(&sd)
+        .args(["list", "--format", "json"])
+        .run()
+        .ok();
+    assert_eq!(r.json(), serde_json::json!([]));
+}
+
+#[test]
+fn list_shows_records_in_table_and_json() {
+    use creature::matrix::Backend;
+    let d = state_dir();
+    crate::util::seed(d.path(), &[("web", Backend::Qemu), ("box", Backend::Lxc)]);
+    let r = Creature::new(d.path()).args(["list"]).run().ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(
+        lines[1].starts_with("box ") && lines[1].contains("lxc"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[2].starts_with("web ") && lines[2].contains("qemu"),
+        "{}",
+        r.stdout
+    );
+    // Columns line up: BACKEND starts at the same offset on every line.
+    let col = lines[0].find("BACKEND").unwrap();
+    assert_eq!(&lines[1][col..col + 3], "lxc");
+    let j = Creature::new(d.path())
+        .args(["list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j[1]["name"], "web");
+    assert_eq!(j[1]["backend"], "qemu");
+    assert_eq!(j[1]["record"], "ok");
+}
+
+#[test]
+fn interrupted_create_shows_as_incomplete() {
+    use creature::matrix::Backend;
+    let d = state_dir();
+    creature::store::Store::open(d.path())
+        .unwrap()
+        .begin_create("local", "half", Backend::Qemu, None)
+        .unwrap();
+    let j = Creature::new(d.path())
+        .args(["list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j[0]["record"], "incomplete");
+}
+
+#[test]
+fn not_yet_verbs_fail_loudly() {
+    let d = state_dir();
+    for args in [
+        vec!["net", "list"],
+        vec!["template", "list"],
+        vec!["image", "list"],
+    ] {
+        Creature::new(d.path())
+            .args(&args)
+            .run()
+            .code(1)
+            .stderr_has("not implemented yet");
+    }
+}
+
+#[test]
+fn create_off_a_terminal_lists_what_is_missing() {
+    let d = state_dir();
+    Creature::new(d.path())
+        .args(["create"])
+        .run()
+        .code(2)
+        .stderr_has("missing MACHINE and --template");
+}

@@ -1,0 +1,14 @@
+//! One integration-test crate: every test runs the real `creature` binary.
+//! Tests under `real/` drive real backends and run inside the namespace
+//! `scripts/ns-run` creates (scripts/test does it).
+
+mod util;
+
+mod cli;
+mod completion;
+mod generated;
+mod matrix;
+mod names;
+mod real;
+mod refusal;
+mod state;

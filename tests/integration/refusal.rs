@@ -1,0 +1,120 @@
+//! The matrix refuses before any side effect: exit 3, one clear line, and
+//! the state directory byte-identical afterwards.
+
+use creature::matrix::Backend;
+
+use crate::util::{seed, snapshot, state_dir, Creature};
+
+#[track_caller]
+fn refused(machines: &[(&str, Backend)], args: &[&str], words: &[&str]) {
+    let d = state_dir();
+    seed(d.path(), machines);
+    let before = snapshot(d.path());
+    let r = Creature::new(d.path()).args(args).run().code(3);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{}", r.stderr);
+    for w in words {
+        assert!(
+            r.stderr.contains(w),
+            "{args:?}: stderr lacks {w:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        snapshot(d.path()),
+        before,
+        "{args:?} changed the state directory"
+    );
+}
+
+#[test]
+fn lxc_missing_cells_are_refused() {
+    let m = &[("box", Backend::Lxc)];
+    let cases: &[(&[&str], &str)] = &[
+        (&["suspend", "box"], "Suspend instance"),
+        (&["restore", "box"], "Restore instance"),
+        (&["snapshot", "box"], "Save snapshot of instance disk"),
+        (&["resize", "box", "--cpus", "2"], "Resize instance"),
+        (&["rescue", "box"], "Rescue instance"),
+        (&["unrescue", "box"], "Rescue instance"),
+        (&["volume", "attach", "box", "v1"], "Attach block volume"),
+        (&["volume", "detach", "box", "v1"], "Detach block volume"),
+        (&["migrate", "box", "--to", "h2"], "Live migrate"),
+        (&["log", "box"], "View serial console logs"),
+        (&["display", "box"], "Remote desktop over VNC"),
+        (
+            &["display", "box", "--protocol", "spice"],
+            "Remote desktop over SPICE",
+        ),
+        (
+            &["display", "box", "--protocol", "rdp"],
+            "Remote desktop over RDP",
+        ),
+        (
+            &["limits", "box", "--total-iops-sec", "100"],
+            "Instance disk I/O limits",
+        ),
+    ];
+    for (args, title) in cases {
+        refused(m, args, &["box", "lxc", "missing", title, "refused"]);
+    }
+}
+
+#[test]
+fn always_missing_features_are_refused_without_a_lookup() {
+    // No machine named "ghost" exists: the refusal still comes first (exit 3, not 4).
+    refused(
+        &[],
+        &["set-password", "ghost"],
+        &["set-password", "missing for every backend"],
+    );
+    refused(
+        &[],
+        &["host", "maintenance"],
+        &["maintenance", "missing for every backend"],
+    );
+    refused(
+        &[("vm", Backend::Qemu)],
+        &["set-password", "vm"],
+        &["Set instance admin password"],
+    );
+}
+
+#[test]
+fn unknown_cells_are_refused_until_proven() {
+    refused(
+        &[("c", Backend::Lxc)],
+        &["console", "c"],
+        &["unknown", "has not proven it"],
+    );
+}
+
+#[test]
+fn unimplemented_cells_are_refused_with_their_own_words() {
+    refused(
+        &[("vm", Backend::Qemu)],
+        &["start", "vm"],
+        &["start", "\"vm\"", "not implemented yet for backend qemu"],
+    );
+    refused(
+        &[("x", Backend::Xen)],
+        &["pause", "x"],
+        &["not implemented yet for backend xen"],
+    );
+    refused(
+        &[],
+        &["host", "service", "--backend", "lxc", "status"],
+        &["missing for lxc"],
+    );
+}
+
+#[test]
+fn unknown_machine_is_not_found() {
+    let d = state_dir();
+    seed(d.path(), &[("vm", Backend::Qemu)]);
+    Creature::new(d.path())
+        .args(["start", "nosuch"])
+        .run()
+        .code(4)
+        .stderr_has("\"nosuch\" not found");
+}
