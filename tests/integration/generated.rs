@@ -70,5 +70,8 @@ fn readme_exit_codes_are_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let fresh = creature::generate::readme_with_fresh_block(&readme).expect("markers in README.md");
-    assert!(fresh == readme, "README.md exit-code table is stale; run `cargo run -- generate`");
+    assert!(
+        fresh == readme,
+        "README.md exit-code table is stale; run `cargo run -- generate`"
+    );
 }
