@@ -502,12 +502,16 @@ pub enum TemplateCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Write a new template based on another.
+    /// Write a new template that extends another (into /etc/creature/templates).
     New {
         #[arg(value_name = "TEMPLATE")]
         name: String,
+        /// Template to extend.
         #[arg(long, value_name = "TEMPLATE", add = ArgValueCandidates::new(complete::templates))]
         from: String,
+        /// Directory to write it into instead.
+        #[arg(long, value_name = "DIR")]
+        template_dir: Option<PathBuf>,
     },
 }
 

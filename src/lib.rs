@@ -13,6 +13,7 @@ pub mod host;
 pub mod matrix;
 pub mod names;
 pub mod output;
+pub mod size;
 pub mod store;
 pub mod template;
 pub mod time;

@@ -5,6 +5,7 @@ mod host;
 mod list;
 mod machine;
 pub mod matrix;
+mod template;
 
 use crate::cli::{Cli, Command, Global};
 use crate::error::{Error, Result};
@@ -48,7 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Host(h) => host::run(&ctx, h),
         Command::List(a) => list::run(&ctx, &a),
         Command::Net(_) => Err(not_yet("net")),
-        Command::Template(_) => Err(not_yet("template")),
+        Command::Template(t) => template::run(&ctx, t),
         Command::Image(_) => Err(not_yet("image")),
         Command::Autostart(_) => Err(not_yet("autostart")),
         Command::Autostop(_) => Err(not_yet("autostop")),

@@ -1,0 +1,454 @@
+//! From a template name to a checked, final template: follow `extends`
+//! (with cycle detection), merge, apply `--set` and variables, then check
+//! everything the final result must satisfy.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::matrix::Backend;
+use crate::names::{self, What};
+use crate::size::Size;
+use crate::template::load::{self, Library, Source};
+use crate::template::merge;
+use crate::template::schema::{Autostart, Disk, Source as FileSource, StopAction, Template};
+
+const MAX_DEPTH: usize = 16;
+pub const MIN_MEMORY: Size = Size(16 << 20);
+pub const DEFAULT_MEMORY: Size = Size(512 << 20);
+
+/// A template ready to create from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub name: String,
+    /// Files of the chain, the template itself first.
+    pub chain: Vec<String>,
+    pub backend: Backend,
+    pub cpus: u32,
+    pub memory: Size,
+    pub template: Template,
+}
+
+impl Resolved {
+    pub fn autostart(&self) -> Autostart {
+        self.template.autostart.clone().unwrap_or_default()
+    }
+    pub fn disks(&self) -> &[Disk] {
+        &self.template.disks
+    }
+}
+
+/// Facts about the host the template is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    pub cpus: u32,
+}
+
+impl HostLimits {
+    pub fn local() -> HostLimits {
+        HostLimits {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Resolve a template by name.
+pub fn resolve(lib: &Library, name: &str, sets: &[String], host: HostLimits) -> Result<Resolved> {
+    let src = lib.find(name)?;
+    resolve_source(lib, src, sets, host)
+}
+
+/// Resolve a template whose text is already read (`template validate FILE`).
+pub fn resolve_source(
+    lib: &Library,
+    src: Source,
+    sets: &[String],
+    host: HostLimits,
+) -> Result<Resolved> {
+    let name = src.name.clone();
+    // Child first; each file checked alone so errors point into it.
+    let mut chain: Vec<(Source, toml::Table)> = Vec::new();
+    let mut next = Some(src);
+    while let Some(s) = next.take() {
+        if chain.len() == MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "template {name:?}: `extends` chain is deeper than {MAX_DEPTH}"
+            )));
+        }
+        let (tpl, table) = load::parse(&s)?;
+        if let Some(parent) = &tpl.extends {
+            names::check(What::Template, parent)
+                .map_err(|e| Error::invalid(format!("{}: extends: {}", s.origin, e.message())))?;
+            let mut seen: Vec<&str> = chain.iter().map(|(c, _)| c.name.as_str()).collect();
+            seen.push(&s.name);
+            if seen.contains(&parent.as_str()) {
+                seen.push(parent);
+                return Err(Error::invalid(format!(
+                    "template {name:?}: `extends` cycle: {}",
+                    seen.join(" -> ")
+                )));
+            }
+            next = Some(lib.find(parent)?);
+        }
+        chain.push((s, table));
+    }
+    let origins: Vec<String> = chain.iter().map(|(s, _)| s.origin.clone()).collect();
+
+    let mut merged = toml::Table::new();
+    for (_, table) in chain.into_iter().rev() {
+        merge::deep_merge(&mut merged, table);
+    }
+    merged.remove("extends");
+    for s in sets {
+        merge::apply_set(&mut merged, s)?;
+    }
+    merge::substitute(&mut merged)?;
+    let template = Template::deserialize(toml::Value::Table(merged)).map_err(|e| {
+        Error::invalid(format!(
+            "template {name:?} (after extends, variables and --set): {}",
+            e.message().trim()
+        ))
+    })?;
+    check(&name, origins, template, host)
+}
+
+fn field_err(name: &str, field: &str, why: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("template {name:?}: {field}: {why}"))
+}
+
+fn check_source(name: &str, field: &str, s: &FileSource) -> Result<()> {
+    let set = [s.image.is_some(), s.url.is_some(), s.path.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if set != 1 {
+        return Err(field_err(
+            name,
+            field,
+            "give exactly one of `image`, `url` or `path`",
+        ));
+    }
+    if let Some(img) = &s.image {
+        names::check(What::Image, img).map_err(|e| field_err(name, field, e.message()))?;
+    }
+    if let Some(url) = &s.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(field_err(
+                name,
+                field,
+                format!("url {url:?} must be http:// or https://"),
+            ));
+        }
+        let hex = |h: &str, n: usize| h.len() == n && h.bytes().all(|b| b.is_ascii_hexdigit());
+        match (&s.sha256, &s.sha512) {
+            (Some(h), _) if !hex(h, 64) => {
+                return Err(field_err(
+                    name,
+                    field,
+                    format!("sha256 {h:?} is not 64 hex digits"),
+                ))
+            }
+            (_, Some(h)) if !hex(h, 128) => {
+                return Err(field_err(
+                    name,
+                    field,
+                    format!("sha512 {h:?} is not 128 hex digits"),
+                ))
+            }
+            (None, None) => {
+                return Err(field_err(
+                    name,
+                    field,
+                    "a `url` needs its `sha256` or `sha512`",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = &s.path {
+        if !p.starts_with('/') {
+            return Err(field_err(
+                name,
+                field,
+                format!("path {p:?} must be absolute"),
+            ));
+        }
+    }
+    if let Some(f) = &s.file {
+        if f.is_empty() || f.contains('/') || f.starts_with('.') {
+            return Err(field_err(
+                name,
+                field,
+                format!("file {f:?} must be a plain file name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A MAC written as six hex pairs, unicast and not all zeros.
+pub fn check_mac(mac: &str) -> std::result::Result<[u8; 6], String> {
+    let parts: Vec<&str> = mac.split(':').collect();
+    let mut b = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!(
+            "MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"
+        ));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(format!(
+                "MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"
+            ));
+        }
+        b[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"))?;
+    }
+    if b == [0; 6] {
+        return Err(format!("MAC {mac:?} is all zeros"));
+    }
+    if b[0] & 1 == 1 {
+        return Err(format!(
+            "MAC {mac:?} is a multicast or broadcast address; a NIC needs a unicast one"
+        ));
+    }
+    Ok(b)
+}
+
+fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Result<Resolved> {
+    let backend = t
+        .backend
+        .ok_or_else(|| field_err(name, "backend", "missing; one of kvm, qemu, lxc, xen"))?;
+    let cpus = t.cpus.unwrap_or(1);
+    if cpus < 1 || cpus > host.cpus {
+        return Err(field_err(
+            name,
+            "cpus",
+            format!(
+                "{cpus} is out of range: from 1 to {} (the host's CPUs)",
+                host.cpus
+            ),
+        ));
+    }
+    let memory = t.memory.unwrap_or(DEFAULT_MEMORY);
+    if memory < MIN_MEMORY {
+        return Err(field_err(
+            name,
+            "memory",
+            format!("{memory} is below the minimum of {MIN_MEMORY}"),
+        ));
+    }
+    let vm = !matches!(backend, Backend::Lxc);
+    if vm {
+        if t.rootfs.is_some() {
+            return Err(field_err(
+                name,
+                "[rootfs]",
+                format!("is for containers; backend {backend} boots disks or a kernel"),
+            ));
+        }
+        let kernel = t.boot.as_ref().and_then(|b| b.kernel.as_ref()).is_some();
+        if t.disks.is_empty() && !kernel {
+            return Err(field_err(
+                name,
+                "[[disk]]",
+                format!("backend {backend} needs a disk or [boot] kernel"),
+            ));
+        }
+    } else {
+        if t.boot.is_some() {
+            return Err(field_err(
+                name,
+                "[boot]",
+                "is for virtual machines; an lxc container has no kernel of its own",
+            ));
+        }
+        if !t.disks.is_empty() {
+            return Err(field_err(
+                name,
+                "[[disk]]",
+                "is for virtual machines; an lxc container uses [rootfs]",
+            ));
+        }
+        let rootfs = t.rootfs.as_ref().ok_or_else(|| {
+            field_err(
+                name,
+                "[rootfs]",
+                "missing; an lxc container needs a root filesystem",
+            )
+        })?;
+        use crate::template::schema::RootfsKind as K;
+        match rootfs.kind {
+            K::Busybox => {}
+            K::Debootstrap => {
+                let release = rootfs.release.as_deref().unwrap_or("");
+                if !names::is_valid(release) {
+                    return Err(field_err(
+                        name,
+                        "rootfs.release",
+                        format!("{release:?} is not a Debian suite name"),
+                    ));
+                }
+            }
+            K::Tarball | K::Dir => {
+                let s = rootfs.source.as_ref().ok_or_else(|| {
+                    field_err(
+                        name,
+                        "rootfs.source",
+                        "a tarball or dir root filesystem needs `source`",
+                    )
+                })?;
+                check_source(name, "rootfs.source", s)?;
+            }
+        }
+        for p in &rootfs.packages {
+            if p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            {
+                return Err(field_err(
+                    name,
+                    "rootfs.packages",
+                    format!("{p:?} is not a Debian package name"),
+                ));
+            }
+        }
+    }
+    for (i, d) in t.disks.iter().enumerate() {
+        if let Some(s) = &d.source {
+            check_source(name, &format!("disk.{i}.source"), s)?;
+        } else if d.size.is_none() {
+            return Err(field_err(
+                name,
+                &format!("disk.{i}"),
+                "an empty disk needs a `size`",
+            ));
+        }
+        if let Some(sz) = d.size {
+            if sz < Size(1 << 20) {
+                return Err(field_err(
+                    name,
+                    &format!("disk.{i}.size"),
+                    format!("{sz} is below 1MiB"),
+                ));
+            }
+        }
+    }
+    if let Some(b) = &t.boot {
+        if let Some(k) = &b.kernel {
+            check_source(name, "boot.kernel", k)?;
+        }
+        if let Some(k) = &b.initrd {
+            if b.kernel.is_none() {
+                return Err(field_err(name, "boot.initrd", "needs boot.kernel"));
+            }
+            check_source(name, "boot.initrd", k)?;
+        }
+        if let Some(c) = &b.cmdline {
+            if b.kernel.is_none() {
+                return Err(field_err(name, "boot.cmdline", "needs boot.kernel"));
+            }
+            if c.chars().any(|ch| ch.is_control()) {
+                return Err(field_err(
+                    name,
+                    "boot.cmdline",
+                    "must be one line without control characters",
+                ));
+            }
+        }
+    }
+    for (i, n) in t.nics.iter().enumerate() {
+        names::check(What::Network, &n.network)
+            .map_err(|e| field_err(name, &format!("nic.{i}.network"), e.message()))?;
+        if let Some(m) = &n.mac {
+            check_mac(m).map_err(|e| field_err(name, &format!("nic.{i}.mac"), e))?;
+        }
+        if let Some(ip) = &n.ip {
+            ip.parse::<Ipv4Addr>().map_err(|_| {
+                field_err(
+                    name,
+                    &format!("nic.{i}.ip"),
+                    format!("{ip:?} is not an IPv4 address"),
+                )
+            })?;
+        }
+    }
+    if let Some(a) = &t.autostart {
+        if let Some(w) = &a.wait {
+            let ok = match w.as_str() {
+                "none" | "running" | "lease" => true,
+                other => other
+                    .strip_prefix("tcp:")
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .is_some_and(|p| p > 0),
+            };
+            if !ok {
+                return Err(field_err(
+                    name,
+                    "autostart.wait",
+                    format!("{w:?}: use none, running, lease or tcp:PORT"),
+                ));
+            }
+        }
+        if a.stop_action == Some(StopAction::Suspend) {
+            crate::matrix::require(
+                "autostart stop_action = \"suspend\"",
+                crate::matrix::Subject::Backend,
+                backend,
+                crate::matrix::Feature::Suspend,
+            )?;
+        }
+    }
+    if let Some(c) = &t.cloud_init {
+        for u in &c.users {
+            if !names::is_valid(&u.name) {
+                return Err(field_err(
+                    name,
+                    "cloud_init.users",
+                    format!("{:?} is not a valid user name", u.name),
+                ));
+            }
+        }
+        let keys = c
+            .ssh_keys
+            .iter()
+            .chain(c.users.iter().flat_map(|u| u.ssh_keys.iter()));
+        for k in keys {
+            if k.contains('\n')
+                || !k.starts_with("ssh-") && !k.starts_with("ecdsa-") && !k.starts_with("sk-")
+            {
+                return Err(field_err(
+                    name,
+                    "cloud_init.ssh_keys",
+                    "each key is one line starting with its type, e.g. ssh-ed25519",
+                ));
+            }
+        }
+        for cmd in &c.runcmd {
+            if cmd.is_empty() {
+                return Err(field_err(name, "cloud_init.runcmd", "an empty command"));
+            }
+        }
+    }
+    if let Some(d) = &t.description {
+        if d.contains('\n') {
+            return Err(field_err(name, "description", "must be one line"));
+        }
+    }
+    Ok(Resolved {
+        name: name.to_string(),
+        chain,
+        backend,
+        cpus,
+        memory,
+        template: Template {
+            cpus: Some(cpus),
+            memory: Some(memory),
+            ..t
+        },
+    })
+}
