@@ -47,7 +47,43 @@ pub fn artifacts() -> Vec<(PathBuf, Vec<u8>)> {
         PathBuf::from("docs/support-matrix.md"),
         crate::cmd::matrix::markdown().into_bytes(),
     ));
+    out.push((
+        PathBuf::from("docs/templates.md"),
+        crate::template::doc::markdown().into_bytes(),
+    ));
+    out.push((PathBuf::from("man/creature-template.5"), template_page()));
     out
+}
+
+/// creature-template(5): the template format, from the same key table as
+/// docs/templates.md.
+fn template_page() -> Vec<u8> {
+    let mut r = Roff::new();
+    r.control("TH", ["CREATURE-TEMPLATE", "5", "", "", "creature manual"]);
+    r.control("SH", ["NAME"]);
+    r.text([roman("creature-template - machine templates for creature")]);
+    r.control("SH", ["DESCRIPTION"]);
+    r.text([roman(
+        "A template is a TOML file describing a machine. creature create finds it by name in \
+         --template-dir, /etc/creature/templates, then the shipped templates. Only regular files \
+         of at most 1 MiB are read. Unknown keys, wrong types and out-of-range values are errors \
+         (exit 2) with file, line and column. A source is a table with exactly one of image, url \
+         (with sha256 or sha512) or path.",
+    )]);
+    r.control("SH", ["KEYS"]);
+    for key in crate::template::doc::KEYS {
+        r.control("TP", []);
+        r.text([
+            bold(key.key),
+            roman(format!(" ({}; default {})", key.kind, key.default)),
+        ]);
+        r.text([roman(key.text)]);
+    }
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(
+        "creature(1), creature-template(1), creature-create(1)",
+    )]);
+    r.render().into_bytes()
 }
 
 fn completions() -> Vec<(PathBuf, Vec<u8>)> {

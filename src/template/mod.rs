@@ -2,6 +2,7 @@
 //! finding and reading files (`load`), composition (`merge`) and the final
 //! checks (`resolve`). docs/templates.md documents every key.
 
+pub mod doc;
 pub mod load;
 pub mod merge;
 pub mod resolve;

@@ -102,10 +102,11 @@ pub fn resolve_source(
         merge::deep_merge(&mut merged, table);
     }
     merged.remove("extends");
+    let named = |e: Error| Error::invalid(format!("template {name:?}: {}", e.message()));
     for s in sets {
-        merge::apply_set(&mut merged, s)?;
+        merge::apply_set(&mut merged, s).map_err(named)?;
     }
-    merge::substitute(&mut merged)?;
+    merge::substitute(&mut merged).map_err(named)?;
     let template = Template::deserialize(toml::Value::Table(merged)).map_err(|e| {
         Error::invalid(format!(
             "template {name:?} (after extends, variables and --set): {}",

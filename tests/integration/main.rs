@@ -12,3 +12,4 @@ mod names;
 mod real;
 mod refusal;
 mod state;
+mod templates;

@@ -83,6 +83,11 @@ impl Creature {
         self
     }
 
+    pub fn arg_path(mut self, p: &Path) -> Creature {
+        self.cmd.arg(p);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Creature {
         self.cmd.env(k, v);
         self

@@ -1,0 +1,227 @@
+//! The reference of every template key. docs/templates.md and
+//! creature-template(5) are generated from this table, and a test proves the
+//! table names exactly the keys the schema has.
+
+pub struct Key {
+    pub key: &'static str,
+    pub kind: &'static str,
+    pub default: &'static str,
+    pub text: &'static str,
+}
+
+const fn k(
+    key: &'static str,
+    kind: &'static str,
+    default: &'static str,
+    text: &'static str,
+) -> Key {
+    Key {
+        key,
+        kind,
+        default,
+        text,
+    }
+}
+
+pub const KEYS: &[Key] = &[
+    k("description", "string", "\"\"", "One line shown by `creature template list`."),
+    k("extends", "template name", "none", "Template this one is merged onto: tables merge key by key, other values (lists included) are replaced. Cycles are refused."),
+    k("backend", "kvm | qemu | lxc | xen", "required", "What runs the machine."),
+    k("cpus", "integer", "1", "Virtual CPUs, from 1 to the host's CPU count."),
+    k("memory", "size", "\"512MiB\"", "Memory with a unit: B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB); at least 16MiB."),
+    k("variables", "table of strings", "{}", "Defaults for `${name}` references in string values; `${name:-default}` gives an inline default. Override with `--set variables.NAME=VALUE`."),
+    k("disk", "list of tables", "[]", "Virtual machine disks (`[[disk]]`); the first is the root disk. Not for lxc."),
+    k("disk.source", "source", "none", "Image the disk starts from, as a copy-on-write overlay; none: an empty disk."),
+    k("disk.size", "size", "the image's size", "Virtual size; not below the image's own size. Required for an empty disk."),
+    k("disk.format", "qcow2 | raw", "qcow2", "Format of the machine's disk."),
+    k("disk.bus", "virtio | sata | scsi | xen", "virtio (xen: xen)", "Bus the disk is attached to."),
+    k("boot", "table", "none", "How a virtual machine boots. Not for lxc."),
+    k("boot.kernel", "source", "none", "Kernel for direct kernel boot."),
+    k("boot.initrd", "source", "none", "Initramfs for direct kernel boot; needs boot.kernel."),
+    k("boot.cmdline", "string", "none", "Kernel command line; needs boot.kernel."),
+    k("boot.firmware", "bios | uefi", "bios", "Firmware when booting from disk."),
+    k("nic", "list of tables", "[]", "Network interfaces (`[[nic]]`)."),
+    k("nic.network", "network name", "required", "creature network the NIC is plugged into."),
+    k("nic.model", "virtio | e1000 | rtl8139 | netfront | veth", "virtio (xen: netfront, lxc: veth)", "Device model."),
+    k("nic.mac", "MAC address", "allocated", "Fixed MAC: unicast, not all zeros, free on the host."),
+    k("nic.ip", "IPv4 address", "reserved", "Fixed IP inside the network's subnet; reserved from its pool when absent."),
+    k("rootfs", "table", "required for lxc", "Root filesystem of a container. Not for virtual machines."),
+    k("rootfs.type", "busybox | debootstrap | tarball | dir", "required", "How the root filesystem is made."),
+    k("rootfs.release", "string", "none", "debootstrap: the suite, e.g. bookworm."),
+    k("rootfs.mirror", "URL", "http://deb.debian.org/debian", "debootstrap: the mirror."),
+    k("rootfs.variant", "string", "minbase", "debootstrap: the variant."),
+    k("rootfs.packages", "list of strings", "[]", "debootstrap: extra packages."),
+    k("rootfs.source", "source", "none", "tarball or dir: where it is."),
+    k("rootfs.unprivileged", "boolean", "false", "Map the container's root to an unprivileged host range from /etc/subuid and /etc/subgid."),
+    k("autostart", "table", "none", "Start at host boot and stop at shutdown."),
+    k("autostart.enabled", "boolean", "false", "Whether the machine starts at host boot."),
+    k("autostart.priority", "integer", "0", "Higher starts earlier and stops later."),
+    k("autostart.delay", "seconds", "0", "Wait after starting this machine."),
+    k("autostart.wait", "none | running | lease | tcp:PORT", "running", "What the next batch waits for."),
+    k("autostart.wait_timeout", "seconds", "120", "How long to wait for it."),
+    k("autostart.stop_timeout", "seconds", "60", "Graceful stop time before the machine is forced off."),
+    k("autostart.stop_action", "shutdown | suspend | force", "shutdown", "What host shutdown does to the machine; suspend is checked against the support matrix."),
+    k("cloud_init", "table", "none", "First-boot setup through a NoCloud seed."),
+    k("cloud_init.users", "list of tables", "[]", "Users to create."),
+    k("cloud_init.users.name", "user name", "required", "Login name."),
+    k("cloud_init.users.ssh_keys", "list of strings", "[]", "Authorized SSH keys of this user."),
+    k("cloud_init.users.sudo", "boolean", "false", "Passwordless sudo."),
+    k("cloud_init.ssh_keys", "list of strings", "[]", "Authorized SSH keys of the default user."),
+    k("cloud_init.packages", "list of strings", "[]", "Packages to install at first boot."),
+    k("cloud_init.runcmd", "list of argument lists", "[]", "Commands run once at first boot, each a list of arguments (no shell)."),
+    k("source.image", "image name", "-", "A source: an image in the cache (`creature image list`)."),
+    k("source.file", "file name", "-", "A source: which file of a multi-file image (kernel + initramfs)."),
+    k("source.url", "http(s) URL", "-", "A source: download address, pulled into the cache on first use."),
+    k("source.sha256", "64 hex digits", "-", "A source: checksum of the download."),
+    k("source.sha512", "128 hex digits", "-", "A source: checksum of the download (as Debian publishes)."),
+    k("source.path", "absolute path", "-", "A source: a local file."),
+];
+
+pub fn markdown() -> String {
+    let mut s = String::from(
+        "# Templates\n\n<!-- Generated by `creature generate` from src/template/doc.rs. Do not edit. -->\n\n\
+A template is a TOML file that describes a machine. `creature create NAME -t TEMPLATE` finds it on the search path: \
+`--template-dir`, then `/etc/creature/templates`, then the templates shipped with creature. A template name follows \
+the machine name rule, and only regular files directly in those directories are read (no symlinks, FIFOs or \
+devices; at most 1 MiB).\n\n\
+Unknown keys, wrong types and out-of-range values are errors (exit 2) with the file, line and column, and a \
+suggestion where a key looks like a typo. Keys that make no sense for the backend (`[boot]` on lxc, `[rootfs]` \
+on a virtual machine) are errors too. `creature template show NAME --resolved` prints the result of `extends`, \
+variables and `--set KEY.PATH=VALUE` (numeric segments index lists: `--set nic.0.network=lan`).\n\n\
+A *source* is a table with exactly one of `image`, `url` (with `sha256` or `sha512`) or `path`.\n\n\
+| key | type | default | meaning |\n|---|---|---|---|\n",
+    );
+    for key in KEYS {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            key.key,
+            key.kind.replace('|', "\\|"),
+            key.default.replace('|', "\\|"),
+            key.text
+        ));
+    }
+    s.push_str("\n## Shipped templates\n\n");
+    for (name, text) in crate::template::load::SHIPPED {
+        s.push_str(&format!("### {name}\n\n```toml\n{text}```\n\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::KEYS;
+    use crate::matrix::Backend;
+    use crate::size::Size;
+    use crate::template::schema::*;
+
+    fn paths(prefix: &str, v: &toml::Value, out: &mut BTreeSet<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    // Sources are documented once, as source.*.
+                    let p = if ["disk.source", "boot.kernel", "boot.initrd", "rootfs.source"]
+                        .contains(&p.as_str())
+                    {
+                        out.insert(p);
+                        paths("source", x, out);
+                        continue;
+                    } else {
+                        p
+                    };
+                    out.insert(p.clone());
+                    if k != "variables" {
+                        paths(&p, x, out);
+                    }
+                }
+            }
+            toml::Value::Array(a) => {
+                for x in a {
+                    if x.is_table() {
+                        paths(prefix, x, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Built without `..Default::default()`: a new schema field does not
+    /// compile until it is added here, and then this test wants its doc.
+    #[test]
+    fn every_schema_key_is_documented_and_nothing_else() {
+        let src = || Source {
+            image: Some("i".into()),
+            file: Some("f".into()),
+            url: Some("u".into()),
+            sha256: Some("s".into()),
+            sha512: Some("s".into()),
+            path: Some("/p".into()),
+        };
+        let full = Template {
+            description: Some("d".into()),
+            extends: Some("e".into()),
+            backend: Some(Backend::Qemu),
+            cpus: Some(1),
+            memory: Some(Size(1 << 30)),
+            variables: [("a".to_string(), "b".to_string())].into(),
+            disks: vec![Disk {
+                source: Some(src()),
+                size: Some(Size(1 << 30)),
+                format: Some(DiskFormat::Qcow2),
+                bus: Some(DiskBus::Virtio),
+            }],
+            boot: Some(Boot {
+                kernel: Some(src()),
+                initrd: Some(src()),
+                cmdline: Some("c".into()),
+                firmware: Some(Firmware::Bios),
+            }),
+            nics: vec![Nic {
+                network: "n".into(),
+                model: Some(NicModel::Virtio),
+                mac: Some("m".into()),
+                ip: Some("i".into()),
+            }],
+            rootfs: Some(Rootfs {
+                kind: RootfsKind::Busybox,
+                release: Some("r".into()),
+                mirror: Some("m".into()),
+                variant: Some("v".into()),
+                packages: vec!["p".into()],
+                source: Some(src()),
+                unprivileged: Some(true),
+            }),
+            autostart: Some(Autostart {
+                enabled: Some(true),
+                priority: Some(1),
+                delay: Some(1),
+                wait: Some("w".into()),
+                wait_timeout: Some(1),
+                stop_timeout: Some(1),
+                stop_action: Some(StopAction::Force),
+            }),
+            cloud_init: Some(CloudInit {
+                users: vec![CloudUser {
+                    name: "u".into(),
+                    ssh_keys: vec!["k".into()],
+                    sudo: Some(true),
+                }],
+                ssh_keys: vec!["k".into()],
+                packages: vec!["p".into()],
+                runcmd: vec![vec!["c".into()]],
+            }),
+        };
+        let v = toml::Value::try_from(&full).unwrap();
+        let mut got = BTreeSet::new();
+        paths("", &v, &mut got);
+        let documented: BTreeSet<String> = KEYS.iter().map(|k| k.key.to_string()).collect();
+        assert_eq!(got, documented);
+    }
+}
