@@ -1,12 +1,10 @@
 //! Verbs on one machine. Each goes through the gate (name, then matrix)
 //! before anything else; what passes runs on the machine's backend.
 
-use std::io::IsTerminal;
-
-use crate::cli::{Command, CreateArgs, DisplayProtocol, VolumeCommand};
+use crate::cli::{Command, DisplayProtocol, VolumeCommand};
 use crate::cmd::{gate, Ctx};
 use crate::error::{Error, Result};
-use crate::matrix::{self, Feature};
+use crate::matrix::Feature;
 use crate::names::{self, What};
 use crate::store::MachineRecord;
 
@@ -76,8 +74,8 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         return dispatch(ctx, op, &record);
     }
     match cmd {
-        Command::Create(a) => create(ctx, "create", &a),
-        Command::Launch(a) => create(ctx, "launch", &a.create),
+        Command::Create(a) => crate::cmd::create::run(ctx, "create", &a),
+        Command::Launch(a) => crate::cmd::create::run(ctx, "launch", &a.create),
         Command::Evacuate(_) => gate::host_feature("evacuate", Feature::Evacuate)
             .and_then(|_| Err(Error::other("evacuate has no implementation"))),
         Command::Volume(VolumeCommand::Create { .. }) => {
@@ -105,36 +103,4 @@ fn dispatch(_ctx: &Ctx, op: &str, record: &MachineRecord) -> Result<()> {
         "internal error: {op} passed the support matrix for backend {} but has no implementation",
         record.backend
     )))
-}
-
-fn create(ctx: &Ctx, op: &str, a: &CreateArgs) -> Result<()> {
-    if let Some(n) = &a.name {
-        names::check(What::Machine, n)?;
-    }
-    if let Some(t) = &a.template {
-        names::check(What::Template, t)?;
-    }
-    if let Some(n) = &a.network {
-        names::check(What::Network, n)?;
-    }
-    let mut missing = Vec::new();
-    if a.name.is_none() {
-        missing.push("MACHINE");
-    }
-    if a.template.is_none() {
-        missing.push("--template");
-    }
-    if !missing.is_empty() && !std::io::stdin().is_terminal() {
-        return Err(Error::invalid(format!(
-            "{op}: missing {} (no terminal to ask on)",
-            missing.join(" and ")
-        )));
-    }
-    let _ = ctx;
-    // The backend comes from the template; while no backend implements
-    // "Launch instance", the matrix refuses before any template is read.
-    if matrix::refused_everywhere(Feature::Launch) {
-        return Err(matrix::refuse_everywhere(op, None, Feature::Launch));
-    }
-    Err(Error::other(format!("{op} has no implementation")))
 }

@@ -13,3 +13,4 @@ mod real;
 mod refusal;
 mod state;
 mod templates;
+mod wizard;

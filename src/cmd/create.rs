@@ -1,0 +1,210 @@
+//! `creature create` and `launch`: from a template to a machine. Missing
+//! arguments are asked for on a terminal (then the equivalent one-line
+//! command is printed); off a terminal they are an error listing them.
+
+use std::io::IsTerminal;
+
+use crate::cli::CreateArgs;
+use crate::cmd::Ctx;
+use crate::error::{Error, Result};
+use crate::matrix::{self, Feature, Subject};
+use crate::names::{self, What};
+use crate::size::Size;
+use crate::template::{self, HostLimits, Library, Resolved};
+
+/// The template overrides the create flags stand for, as `--set` assignments.
+fn overrides(a: &CreateArgs) -> Vec<String> {
+    let mut sets = a.set.clone();
+    if let Some(n) = a.cpus {
+        sets.push(format!("cpus={n}"));
+    }
+    if let Some(m) = &a.memory {
+        sets.push(format!("memory={m}"));
+    }
+    if let Some(n) = &a.network {
+        sets.push(format!("nic.0.network={n}"));
+    }
+    if let Some(m) = &a.mac {
+        sets.push(format!("nic.0.mac={m}"));
+    }
+    if let Some(ip) = &a.ip {
+        sets.push(format!("nic.0.ip={ip}"));
+    }
+    sets
+}
+
+fn check_names(a: &CreateArgs) -> Result<()> {
+    if let Some(n) = &a.name {
+        names::check(What::Machine, n)?;
+    }
+    if let Some(t) = &a.template {
+        names::check(What::Template, t)?;
+    }
+    if let Some(n) = &a.network {
+        names::check(What::Network, n)?;
+    }
+    if let Some(m) = &a.memory {
+        m.parse::<Size>()
+            .map_err(|e| Error::invalid(format!("--memory: {e}")))?;
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs) -> Result<()> {
+    check_names(args)?;
+    let mut missing = Vec::new();
+    if args.name.is_none() {
+        missing.push("MACHINE");
+    }
+    if args.template.is_none() {
+        missing.push("--template");
+    }
+    let args = if missing.is_empty() {
+        args.clone()
+    } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let a = wizard(op, args)?;
+        eprintln!("equivalent command: {}", one_line(op, &a));
+        a
+    } else {
+        return Err(Error::invalid(format!(
+            "{op}: missing {} (no terminal to ask on; see `creature {op} --help`)",
+            missing.join(" and ")
+        )));
+    };
+    let name = args.name.as_deref().expect("asked or given");
+    let lib = Library::new(args.template_dir.as_deref());
+    let resolved = template::resolve(
+        &lib,
+        args.template.as_deref().expect("asked or given"),
+        &overrides(&args),
+        HostLimits::local(),
+    )?;
+    plan(ctx, op, name, &args, &resolved)
+}
+
+/// The matrix checks for everything the create will do, then the work.
+fn plan(ctx: &Ctx, op: &str, name: &str, args: &CreateArgs, r: &Resolved) -> Result<()> {
+    let note = matrix::require(op, Subject::Machine(name), r.backend, Feature::Launch)?;
+    if !args.inject_file.is_empty() {
+        matrix::require(
+            "--inject-file",
+            Subject::Machine(name),
+            r.backend,
+            Feature::InjectFiles,
+        )?;
+    }
+    if let Some(n) = note {
+        ctx.note(&format!("{op} on {} is partial: {n}", r.backend));
+    }
+    Err(Error::other(format!(
+        "internal error: {op} passed the support matrix for backend {} but has no implementation",
+        r.backend
+    )))
+}
+
+fn one_line(op: &str, a: &CreateArgs) -> String {
+    let mut v = vec![
+        "creature".to_string(),
+        op.to_string(),
+        a.name.clone().unwrap_or_default(),
+        "--template".into(),
+        a.template.clone().unwrap_or_default(),
+    ];
+    if let Some(c) = a.cpus {
+        v.push(format!("--cpus {c}"));
+    }
+    if let Some(m) = &a.memory {
+        v.push(format!("--memory {m}"));
+    }
+    if let Some(n) = &a.network {
+        v.push(format!("--network {n}"));
+    }
+    v.join(" ")
+}
+
+fn wizard(op: &str, given: &CreateArgs) -> Result<CreateArgs> {
+    use dialoguer::{Input, Select};
+    let interrupted =
+        |e: dialoguer::Error| Error::new(crate::error::Kind::Interrupted, "cancelled").caused_by(e);
+    let mut a = given.clone();
+    let lib = Library::new(a.template_dir.as_deref());
+    if a.template.is_none() {
+        let rows: Vec<(String, String)> = lib
+            .names()
+            .into_iter()
+            .filter_map(|(n, _)| {
+                let r = template::resolve(&lib, &n, &[], HostLimits::local()).ok()?;
+                let d = r.template.description.clone().unwrap_or_default();
+                Some((n, format!("{} ({}) {}", r.name, r.backend, d)))
+            })
+            .collect();
+        if rows.is_empty() {
+            return Err(Error::not_found("no valid template on the search path"));
+        }
+        let labels: Vec<&str> = rows.iter().map(|(_, l)| l.as_str()).collect();
+        let i = Select::new()
+            .with_prompt(format!("{op}: template"))
+            .items(&labels)
+            .default(0)
+            .interact()
+            .map_err(interrupted)?;
+        a.template = Some(rows[i].0.clone());
+    }
+    let t = template::resolve(
+        &lib,
+        a.template.as_deref().unwrap(),
+        &a.set,
+        HostLimits::local(),
+    )?;
+    if a.name.is_none() {
+        let n: String = Input::new()
+            .with_prompt("machine name")
+            .validate_with(|s: &String| {
+                names::check(What::Machine, s).map_err(|e| e.message().to_string())
+            })
+            .interact_text()
+            .map_err(interrupted)?;
+        a.name = Some(n);
+    }
+    if a.cpus.is_none() {
+        let max = HostLimits::local().cpus;
+        let c: u32 = Input::new()
+            .with_prompt(format!("vCPUs (1-{max})"))
+            .default(t.cpus)
+            .validate_with(|c: &u32| {
+                if (1..=max).contains(c) {
+                    Ok(())
+                } else {
+                    Err(format!("from 1 to {max}"))
+                }
+            })
+            .interact_text()
+            .map_err(interrupted)?;
+        a.cpus = Some(c);
+    }
+    if a.memory.is_none() {
+        let m: String = Input::new()
+            .with_prompt("memory")
+            .default(t.memory.to_string())
+            .validate_with(|s: &String| s.parse::<Size>().map(|_| ()))
+            .interact_text()
+            .map_err(interrupted)?;
+        a.memory = Some(m);
+    }
+    if a.network.is_none() && t.template.nics.is_empty() {
+        let n: String = Input::new()
+            .with_prompt("network (empty for none)")
+            .allow_empty(true)
+            .validate_with(|s: &String| {
+                if s.is_empty() {
+                    Ok(())
+                } else {
+                    names::check(What::Network, s).map_err(|e| e.message().to_string())
+                }
+            })
+            .interact_text()
+            .map_err(interrupted)?;
+        a.network = (!n.is_empty()).then_some(n);
+    }
+    Ok(a)
+}
