@@ -518,11 +518,22 @@ pub enum TemplateCommand {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Download an image into the cache, checking its checksum.
+    ///
+    /// SOURCE is a URL (then --sha256 or --sha512 is required) or the name of
+    /// a template whose disks come from URLs (e.g. debian-12).
     Pull {
-        #[arg(value_name = "URL|NAME")]
+        #[arg(value_name = "URL|TEMPLATE")]
         source: String,
-        #[arg(long, value_name = "HEX")]
+        /// Expected SHA-256 of the download.
+        #[arg(long, value_name = "HEX", conflicts_with = "sha512")]
         sha256: Option<String>,
+        /// Expected SHA-512 of the download.
+        #[arg(long, value_name = "HEX")]
+        sha512: Option<String>,
+        /// Name of the image in the cache (default: the template's name, or the
+        /// URL's file name without extension).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
     },
     /// Copy local files into the cache.
     Import {
@@ -535,7 +546,7 @@ pub enum ImageCommand {
     List,
     /// Remove an image no machine uses.
     Rm {
-        #[arg(value_name = "IMAGE")]
+        #[arg(value_name = "IMAGE", add = ArgValueCandidates::new(complete::images))]
         image: String,
     },
 }

@@ -40,3 +40,7 @@ pub fn templates() -> Vec<CompletionCandidate> {
         .map(CompletionCandidate::new)
         .collect()
 }
+
+pub fn images() -> Vec<CompletionCandidate> {
+    from_store(|s| s.image_names().unwrap_or_default())
+}

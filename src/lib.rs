@@ -10,6 +10,8 @@ pub mod deadline;
 pub mod error;
 pub mod generate;
 pub mod host;
+pub mod image;
+pub mod interrupt;
 pub mod matrix;
 pub mod names;
 pub mod output;

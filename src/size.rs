@@ -59,6 +59,18 @@ impl fmt::Display for Size {
     }
 }
 
+impl Size {
+    /// Rounded for people: "14.8MiB".
+    pub fn human(self) -> String {
+        for (u, m) in &UNITS[..4] {
+            if self.0 >= *m {
+                return format!("{:.1}{u}", self.0 as f64 / *m as f64);
+            }
+        }
+        format!("{}B", self.0)
+    }
+}
+
 impl Serialize for Size {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

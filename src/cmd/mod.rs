@@ -3,6 +3,7 @@
 mod create;
 mod gate;
 mod host;
+mod image;
 mod list;
 mod machine;
 pub mod matrix;
@@ -51,7 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(a) => list::run(&ctx, &a),
         Command::Net(_) => Err(not_yet("net")),
         Command::Template(t) => template::run(&ctx, t),
-        Command::Image(_) => Err(not_yet("image")),
+        Command::Image(i) => image::run(&ctx, i),
         Command::Autostart(_) => Err(not_yet("autostart")),
         Command::Autostop(_) => Err(not_yet("autostop")),
         other => machine::run(&ctx, other),

@@ -2,7 +2,10 @@
 //! The backends stay the truth about what runs; this holds what creature
 //! made (machines, NICs, networks, reservations) and an operation journal.
 
+mod images;
 mod schema;
+
+pub use images::{ImageFile, ImageRecord};
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -23,7 +26,7 @@ pub const DB_FILE: &str = "creature.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -189,13 +192,11 @@ impl Store {
             return Ok(None);
         }
         if version < schema::MIGRATIONS.len() as i64 {
-            // An older schema is migrated by the next write; reading it now
-            // could misread columns, so say what to do.
-            return Err(Error::corrupt(format!(
-                "state database {} has schema version {version}, older than this creature's {}; run any write command (e.g. `creature net list` as root) to migrate it",
-                store.path.display(),
-                schema::MIGRATIONS.len()
-            )));
+            // A database from an older creature: migrate it once (a write),
+            // then read as asked.
+            drop(store);
+            drop(Store::open(state_dir)?);
+            return Store::open_read_only(state_dir);
         }
         Ok(Some(store))
     }
@@ -204,7 +205,7 @@ impl Store {
         &self.path
     }
 
-    fn corrupt(&self, why: impl std::fmt::Display) -> Error {
+    pub(crate) fn corrupt(&self, why: impl std::fmt::Display) -> Error {
         Error::corrupt(format!(
             "{} is not a valid creature state database: {why}; it was left untouched (move it away to start afresh)",
             self.path.display()

@@ -50,4 +50,28 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX journal_machine ON journal (host, machine);
     "#,
+    // 2: the image cache: named images made of content-addressed files, and
+    // which machines use which image (an image in use cannot be removed).
+    r#"
+    CREATE TABLE images (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        source      TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE image_files (
+        image_id    INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        file        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        format      TEXT NOT NULL CHECK (format IN ('raw', 'qcow2')),
+        virtual_size INTEGER NOT NULL,
+        PRIMARY KEY (image_id, file)
+    );
+    CREATE TABLE machine_images (
+        machine_id  INTEGER NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+        image_id    INTEGER NOT NULL REFERENCES images (id),
+        PRIMARY KEY (machine_id, image_id)
+    );
+    "#,
 ];

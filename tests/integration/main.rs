@@ -7,6 +7,8 @@ mod util;
 mod cli;
 mod completion;
 mod generated;
+mod http;
+mod images;
 mod matrix;
 mod names;
 mod real;

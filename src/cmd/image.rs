@@ -1,0 +1,187 @@
+//! `creature image pull|import|list|rm`.
+
+use serde::Serialize;
+
+use crate::cli::ImageCommand;
+use crate::cmd::Ctx;
+use crate::error::{Error, Result};
+use crate::image::{self, Cache, Expected};
+use crate::names::{self, What};
+use crate::output::{self, Table};
+use crate::store::{ImageRecord, Store};
+use crate::template::{self, HostLimits, Library};
+
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    image: &'a ImageRecord,
+    size: u64,
+}
+
+fn human(b: u64) -> String {
+    crate::size::Size(b).human()
+}
+
+fn expected(sha256: Option<String>, sha512: Option<String>) -> Result<Expected> {
+    let hex = |h: &str, n: usize| h.len() == n && h.bytes().all(|b| b.is_ascii_hexdigit());
+    match (sha256, sha512) {
+        (Some(h), _) if hex(&h, 64) => Ok(Expected::Sha256(h.to_ascii_lowercase())),
+        (Some(h), _) => Err(Error::invalid(format!(
+            "--sha256 {h:?} is not 64 hex digits"
+        ))),
+        (None, Some(h)) if hex(&h, 128) => Ok(Expected::Sha512(h.to_ascii_lowercase())),
+        (None, Some(h)) => Err(Error::invalid(format!(
+            "--sha512 {h:?} is not 128 hex digits"
+        ))),
+        (None, None) => Err(Error::invalid(
+            "a URL needs --sha256 or --sha512: creature never caches an image it cannot check",
+        )),
+    }
+}
+
+fn show(ctx: &Ctx, rec: &ImageRecord) -> Result<()> {
+    if ctx.global.quiet {
+        return Ok(());
+    }
+    let files: Vec<String> = rec
+        .files
+        .iter()
+        .map(|f| format!("{} ({}, {})", f.file, f.format, human(f.size)))
+        .collect();
+    output::emit(ctx.global.format, rec, || {
+        let mut t = Table::new(["IMAGE", "FILES", "SOURCE"]);
+        t.row([rec.name.clone(), files.join(", "), rec.source.clone()]);
+        t
+    })
+}
+
+pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
+    let cache = Cache::new(&ctx.global.state_dir);
+    match cmd {
+        ImageCommand::Import { files, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => files
+                    .first()
+                    .and_then(|f| f.file_stem())
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+                    .filter(|s| names::is_valid(s))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "give the image a --name (the file name is not a valid name)",
+                        )
+                    })?,
+            };
+            names::check(What::Image, &name)?;
+            crate::interrupt::catch();
+            let mut store = Store::open(&ctx.global.state_dir)?;
+            let rec = image::import(&mut store, &cache, &name, &files)?;
+            show(ctx, &rec)
+        }
+        ImageCommand::Pull {
+            source,
+            sha256,
+            sha512,
+            name,
+        } => {
+            if let Some(n) = &name {
+                names::check(What::Image, n)?;
+            }
+            // (image name, url, checksum) for each download.
+            let jobs: Vec<(String, String, Expected)> = if source.starts_with("http://")
+                || source.starts_with("https://")
+            {
+                let default = source
+                    .rsplit('/')
+                    .next()
+                    .and_then(|f| f.split('.').next())
+                    .map(str::to_ascii_lowercase)
+                    .filter(|s| names::is_valid(s));
+                let n = name
+                    .or(default)
+                    .ok_or_else(|| Error::invalid("give the image a --name"))?;
+                vec![(n, source.clone(), expected(sha256, sha512)?)]
+            } else {
+                names::check(What::Template, &source)?;
+                let r = template::resolve(&Library::new(None), &source, &[], HostLimits::local())?;
+                let urls: Vec<(String, String, Expected)> = r
+                    .disks()
+                    .iter()
+                    .filter_map(|d| d.source.as_ref())
+                    .filter_map(|s| {
+                        let url = s.url.clone()?;
+                        let e = s
+                            .sha256
+                            .clone()
+                            .map(Expected::Sha256)
+                            .or_else(|| s.sha512.clone().map(Expected::Sha512))?;
+                        Some((name.clone().unwrap_or_else(|| source.clone()), url, e))
+                    })
+                    .collect();
+                if urls.len() != 1 {
+                    return Err(Error::invalid(format!(
+                        "template {source:?} has {} downloadable disk images; pull by URL instead",
+                        urls.len()
+                    )));
+                }
+                urls
+            };
+            crate::interrupt::catch();
+            let mut store = Store::open(&ctx.global.state_dir)?;
+            for (n, url, e) in jobs {
+                let rec = image::pull(&mut store, &cache, &n, &url, &e, ctx.global.quiet)?;
+                show(ctx, &rec)?;
+            }
+            Ok(())
+        }
+        ImageCommand::List => {
+            let images: Vec<ImageRecord> = match Store::open_read_only(&ctx.global.state_dir)? {
+                Some(s) => s
+                    .image_names()?
+                    .iter()
+                    .filter_map(|n| s.image(n).transpose())
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            };
+            let rows: Vec<Row> = images
+                .iter()
+                .map(|i| Row {
+                    image: i,
+                    size: i.files.iter().map(|f| f.size).sum(),
+                })
+                .collect();
+            output::emit(ctx.global.format, &rows, || {
+                let mut t = Table::new(["IMAGE", "FILES", "SIZE", "USED BY", "SOURCE"]);
+                for r in &rows {
+                    t.row([
+                        r.image.name.clone(),
+                        r.image
+                            .files
+                            .iter()
+                            .map(|f| format!("{} ({})", f.file, f.format))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        human(r.size),
+                        if r.image.used_by.is_empty() {
+                            "-".into()
+                        } else {
+                            r.image.used_by.join(",")
+                        },
+                        r.image.source.clone(),
+                    ]);
+                }
+                t
+            })
+        }
+        ImageCommand::Rm { image: name } => {
+            names::check(What::Image, &name)?;
+            let mut store = Store::open(&ctx.global.state_dir)?;
+            image::remove(&mut store, &cache, &name)?;
+            if !ctx.global.quiet {
+                eprintln!("removed image {name}");
+            }
+            Ok(())
+        }
+    }
+}

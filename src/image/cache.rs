@@ -1,0 +1,162 @@
+//! The image cache on disk: content-addressed files under
+//! `<state>/images/sha256/<hex>`, written through `<state>/images/tmp` and
+//! renamed into place only once complete and checked.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::error::{Context, Error, Kind, Result};
+use crate::interrupt;
+
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// A file in `tmp/` that is deleted unless it was committed: every failure
+/// and Ctrl-C path leaves nothing behind.
+pub struct TempFile {
+    pub path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Cache {
+    pub fn new(state_dir: &Path) -> Cache {
+        Cache {
+            root: state_dir.join("images"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob(&self, sha256: &str) -> PathBuf {
+        self.root.join("sha256").join(sha256)
+    }
+
+    pub fn ensure(&self) -> Result<()> {
+        for d in [
+            self.root.clone(),
+            self.root.join("sha256"),
+            self.root.join("tmp"),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .context(Kind::Unavailable, || {
+                    format!("cannot create {}", d.display())
+                })?;
+        }
+        Ok(())
+    }
+
+    /// A temporary file in the cache's own filesystem (so the final rename is atomic).
+    pub fn temp(&self, stem: &str) -> TempFile {
+        TempFile {
+            path: self
+                .root
+                .join("tmp")
+                .join(format!("{stem}.{}.part", std::process::id())),
+            keep: false,
+        }
+    }
+
+    /// Copy a local file into a temporary file, checking for Ctrl-C.
+    pub fn copy_in(&self, src: &Path) -> Result<TempFile> {
+        let meta = fs::metadata(src)
+            .context(Kind::NotFound, || format!("cannot read {}", src.display()))?;
+        if !meta.is_file() {
+            return Err(Error::invalid(format!(
+                "{} is not a regular file",
+                src.display()
+            )));
+        }
+        let tmp = self.temp("import");
+        let mut from = fs::File::open(src)
+            .context(Kind::NotFound, || format!("cannot open {}", src.display()))?;
+        let mut to = fs::File::create(&tmp.path).context(Kind::Other, || {
+            format!("cannot create {}", tmp.path.display())
+        })?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            if interrupt::requested() {
+                return Err(interrupt::error("import"));
+            }
+            let n = from
+                .read(&mut buf)
+                .context(Kind::Other, || format!("cannot read {}", src.display()))?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n])
+                .map_err(|e| write_error(&tmp.path, e))?;
+        }
+        to.sync_all().map_err(|e| write_error(&tmp.path, e))?;
+        Ok(tmp)
+    }
+
+    /// Move a checked temporary file into place under its digest.
+    pub fn commit(&self, mut tmp: TempFile, sha256: &str) -> Result<PathBuf> {
+        let dest = self.blob(sha256);
+        if dest.exists() {
+            return Ok(dest); // same content already cached; tmp is dropped
+        }
+        fs::rename(&tmp.path, &dest).context(Kind::Other, || {
+            format!("cannot move {} into the cache", tmp.path.display())
+        })?;
+        tmp.keep = true;
+        Ok(dest)
+    }
+
+    pub fn remove_blob(&self, sha256: &str) {
+        let _ = fs::remove_file(self.blob(sha256));
+    }
+}
+
+fn write_error(path: &Path, e: std::io::Error) -> Error {
+    let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
+        Kind::Exhausted
+    } else {
+        Kind::Other
+    };
+    Error::new(kind, format!("cannot write {}", path.display())).caused_by(e)
+}
+
+/// sha256 and sha512 of a file, in one read.
+pub fn digests(path: &Path) -> Result<(String, String)> {
+    let mut f =
+        fs::File::open(path).context(Kind::Other, || format!("cannot open {}", path.display()))?;
+    let (mut a, mut b) = (Sha256::new(), Sha512::new());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if interrupt::requested() {
+            return Err(interrupt::error("checksum"));
+        }
+        let n = f
+            .read(&mut buf)
+            .context(Kind::Other, || format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        a.update(&buf[..n]);
+        b.update(&buf[..n]);
+    }
+    Ok((hex(&a.finalize()), hex(&b.finalize())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,183 @@
+//! Downloads into the cache: progress, resume with HTTP ranges when the
+//! connection drops, the checksum checked before the file enters the cache,
+//! and no partial file left after a failure or Ctrl-C.
+
+use std::fs;
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Kind, Result};
+use crate::image::cache::{Cache, TempFile};
+use crate::interrupt;
+
+/// What the downloaded bytes must hash to.
+#[derive(Debug, Clone)]
+pub enum Expected {
+    Sha256(String),
+    Sha512(String),
+}
+
+const ATTEMPTS: u32 = 6;
+
+/// Reports progress: a bar on a terminal, a few log lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    what: String,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new(what: &str, quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_message(what.to_string());
+            b
+        });
+        Progress {
+            bar,
+            quiet,
+            what: what.to_string(),
+            last_log: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, done: u64, total: Option<u64>) {
+        if let Some(b) = &self.bar {
+            if let Some(t) = total {
+                b.set_length(t);
+            }
+            b.set_position(done);
+        } else if !self.quiet && self.last_log.elapsed() >= Duration::from_secs(5) {
+            self.last_log = Instant::now();
+            match total {
+                Some(t) if t > 0 => {
+                    eprintln!("{}: {}% ({done} of {t} bytes)", self.what, done * 100 / t)
+                }
+                _ => eprintln!("{}: {done} bytes", self.what),
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Download `url` into a temporary file of the cache and check it.
+/// Returns the file and its sha256.
+pub fn download(
+    cache: &Cache,
+    url: &str,
+    expected: &Expected,
+    quiet: bool,
+) -> Result<(TempFile, String)> {
+    let tmp = cache.temp("pull");
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(60))
+        .build();
+    let mut progress = Progress::new(&format!("pulling {url}"), quiet);
+    let mut attempts = 0;
+    let mut total: Option<u64> = None;
+    loop {
+        attempts += 1;
+        let have = fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
+        if total.is_some_and(|t| have >= t) {
+            break;
+        }
+        let mut req = agent.get(url);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => {
+                return Err(Error::new(
+                    if code == 404 {
+                        Kind::NotFound
+                    } else {
+                        Kind::Unavailable
+                    },
+                    format!("cannot download {url}: HTTP {code}"),
+                ))
+            }
+            Err(e) if attempts < ATTEMPTS => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
+                continue;
+            }
+            Err(e) => return Err(Error::unavailable(format!("cannot download {url}")).caused_by(e)),
+        };
+        let resumed = resp.status() == 206;
+        let len: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(resumed)
+            .truncate(!resumed)
+            .open(&tmp.path)
+            .map_err(|e| {
+                Error::other(format!("cannot write {}", tmp.path.display())).caused_by(e)
+            })?;
+        let mut done = if resumed { have } else { 0 };
+        total = len.map(|l| l + done).or(total);
+        let mut body = resp.into_reader();
+        let mut buf = vec![0u8; 256 << 10];
+        let dropped = loop {
+            if interrupt::requested() {
+                progress.finish();
+                return Err(interrupt::error(&format!(
+                    "download of {url}; the partial file was removed"
+                )));
+            }
+            match body.read(&mut buf) {
+                Ok(0) => break total.is_some_and(|t| done < t),
+                Ok(n) => {
+                    file.write_all(&buf[..n]).map_err(|e| {
+                        let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
+                            Kind::Exhausted
+                        } else {
+                            Kind::Other
+                        };
+                        Error::new(kind, format!("cannot write {}", tmp.path.display()))
+                            .caused_by(e)
+                    })?;
+                    done += n as u64;
+                    progress.update(done, total);
+                }
+                Err(_) => break true,
+            }
+        };
+        if !dropped {
+            break;
+        }
+        if attempts >= ATTEMPTS {
+            progress.finish();
+            return Err(Error::unavailable(format!(
+                "download of {url} kept failing after {ATTEMPTS} attempts ({done} bytes received)"
+            )));
+        }
+    }
+    progress.finish();
+    let (sha256, sha512) = crate::image::cache::digests(&tmp.path)?;
+    let (algo, want, got) = match expected {
+        Expected::Sha256(w) => ("sha256", w, &sha256),
+        Expected::Sha512(w) => ("sha512", w, &sha512),
+    };
+    if !want.eq_ignore_ascii_case(got) {
+        return Err(Error::other(format!(
+            "checksum mismatch for {url}: expected {algo} {want}, got {got}; nothing was cached"
+        )));
+    }
+    Ok((tmp, sha256))
+}

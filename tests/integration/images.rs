@@ -1,0 +1,239 @@
+//! The image cache: import, pull from a local HTTP server (success, bad
+//! checksum, a dropped connection resumed with a Range request, Ctrl-C),
+//! and removal refused while a machine uses the image.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::http::{serve, Mode};
+use crate::util::{bin, state_dir, Creature};
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn sha256(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn tmp_files(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("images/tmp"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pull_checks_the_checksum_and_caches_by_content() {
+    let d = state_dir();
+    let data = body(3 << 20);
+    let srv = serve(data.clone(), Mode::Normal);
+    let sum = sha256(&data);
+    let j = Creature::new(d.path())
+        .args([
+            "image", "pull", &srv.url, "--sha256", &sum, "--name", "img1", "--format", "json",
+        ])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j["files"][0]["sha256"], sum.as_str());
+    assert_eq!(j["files"][0]["format"], "raw");
+    assert_eq!(
+        std::fs::read(d.path().join("images/sha256").join(&sum)).unwrap(),
+        data
+    );
+    assert!(tmp_files(d.path()).is_empty());
+}
+
+#[test]
+fn bad_checksum_caches_nothing() {
+    let d = state_dir();
+    let srv = serve(body(1 << 20), Mode::Normal);
+    let wrong = "0".repeat(64);
+    Creature::new(d.path())
+        .args([
+            "image", "pull", &srv.url, "--sha256", &wrong, "--name", "img1",
+        ])
+        .run()
+        .code(1)
+        .stderr_has("checksum mismatch")
+        .stderr_has("nothing was cached");
+    assert!(tmp_files(d.path()).is_empty());
+    let sha_dir = d.path().join("images/sha256");
+    assert_eq!(std::fs::read_dir(sha_dir).unwrap().count(), 0);
+    let j = Creature::new(d.path())
+        .args(["image", "list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j, serde_json::json!([]));
+}
+
+#[test]
+fn dropped_connection_resumes_with_a_range_request() {
+    let d = state_dir();
+    let data = body(2 << 20);
+    let srv = serve(data.clone(), Mode::DropFirst);
+    Creature::new(d.path())
+        .args([
+            "image",
+            "pull",
+            &srv.url,
+            "--sha256",
+            &sha256(&data),
+            "--name",
+            "img1",
+        ])
+        .run()
+        .ok();
+    let ranges = srv.ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], "");
+    assert_eq!(ranges[1], format!("bytes={}-", data.len() / 2));
+    assert_eq!(
+        std::fs::read(d.path().join("images/sha256").join(sha256(&data))).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn ctrl_c_leaves_no_partial_file() {
+    let d = state_dir();
+    let data = body(8 << 20); // about 10 s at the slow server's pace
+    let srv = serve(data.clone(), Mode::Slow);
+    let child = std::process::Command::new(bin())
+        .args([
+            "image",
+            "pull",
+            &srv.url,
+            "--sha256",
+            &sha256(&data),
+            "--name",
+            "img1",
+        ])
+        .env("CREATURE_STATE_DIR", d.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tmp_files(d.path()).is_empty() {
+        assert!(Instant::now() < deadline, "no partial file appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partial file was removed"));
+    assert!(tmp_files(d.path()).is_empty(), "{:?}", tmp_files(d.path()));
+    let j = Creature::new(d.path())
+        .args(["image", "list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j, serde_json::json!([]));
+}
+
+#[test]
+fn url_without_checksum_is_refused() {
+    let d = state_dir();
+    Creature::new(d.path())
+        .args(["image", "pull", "http://127.0.0.1:9/x.qcow2", "--name", "x"])
+        .run()
+        .code(2)
+        .stderr_has("needs --sha256 or --sha512");
+}
+
+#[test]
+fn import_kernel_pair_and_refuse_removal_while_used() {
+    let d = state_dir();
+    let k = d.path().join("vmlinuz");
+    let i = d.path().join("initrd.img");
+    std::fs::write(&k, body(100_000)).unwrap();
+    std::fs::write(&i, body(50_000)).unwrap();
+    let j = Creature::new(d.path())
+        .args(["image", "import", "--name", "pair", "--format", "json"])
+        .arg_path(&k)
+        .arg_path(&i)
+        .run()
+        .ok()
+        .json();
+    let files: Vec<&str> = j["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["initrd.img", "vmlinuz"]);
+    // A machine that uses it (recorded as create will record it).
+    crate::util::seed(d.path(), &[("vm", creature::matrix::Backend::Qemu)]);
+    creature::store::Store::open(d.path())
+        .unwrap()
+        .use_image("local", "vm", "pair")
+        .unwrap();
+    Creature::new(d.path())
+        .args(["image", "rm", "pair"])
+        .run()
+        .code(5)
+        .stderr_has("used by vm");
+    creature::store::Store::open(d.path())
+        .unwrap()
+        .remove_machine("local", "vm")
+        .unwrap();
+    Creature::new(d.path())
+        .args(["image", "rm", "pair"])
+        .run()
+        .ok();
+    assert_eq!(
+        std::fs::read_dir(d.path().join("images/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn qcow2_with_backing_file_is_refused() {
+    let d = state_dir();
+    let base = d.path().join("base.qcow2");
+    let over = d.path().join("over.qcow2");
+    let q = |args: &[&str]| {
+        assert!(std::process::Command::new("qemu-img")
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+    };
+    q(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "16M"]);
+    q(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        base.to_str().unwrap(),
+        "-F",
+        "qcow2",
+        over.to_str().unwrap(),
+    ]);
+    Creature::new(d.path())
+        .args(["image", "import", "--name", "over"])
+        .arg_path(&over)
+        .run()
+        .code(2)
+        .stderr_has("with a backing file");
+    assert!(tmp_files(d.path()).is_empty());
+}
