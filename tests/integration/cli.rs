@@ -99,8 +99,8 @@ fn not_yet_verbs_fail_loudly() {
     let d = state_dir();
     for args in [
         vec!["net", "list"],
-        vec!["template", "list"],
-        vec!["image", "list"],
+        vec!["autostart", "run"],
+        vec!["autostop", "run"],
     ] {
         Creature::new(d.path())
             .args(&args)
