@@ -171,7 +171,7 @@ fn top_sections() -> Roff {
     r.control("TP", []);
     r.text([bold("/var/lib/creature/creature.db")]);
     r.text([roman(
-        "State database (SQLite, WAL mode). The directory is created mode 0700; a state \
+        "State database (SQLite, WAL mode). The directory is created mode 0711 and the database 0600; a state \
          directory or database that is a symlink or writable by others is refused (exit 9).",
     )]);
     r.control("TP", []);

@@ -54,7 +54,7 @@ impl Cache {
         ] {
             fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(0o711)
                 .create(&d)
                 .context(Kind::Unavailable, || {
                     format!("cannot create {}", d.display())

@@ -109,7 +109,7 @@ fn now() -> String {
 }
 
 impl Store {
-    /// Open for reading and writing: creates the state directory (0700) and
+    /// Open for reading and writing: creates the state directory (0711: QEMU must traverse it to reach cached images and disks; nothing in it can be listed) and
     /// the database, and brings the schema up to date.
     pub fn open(state_dir: &Path) -> Result<Store> {
         match check_safe(state_dir, "state directory")? {
@@ -123,13 +123,13 @@ impl Store {
             None => {
                 fs::DirBuilder::new()
                     .recursive(true)
-                    .mode(0o700)
+                    .mode(0o711)
                     .create(state_dir)
                     .context(Kind::Unavailable, || {
                         format!("cannot create state directory {}", state_dir.display())
                     })?;
                 // recursive create leaves existing parents alone; the leaf is ours.
-                fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))
+                fs::set_permissions(state_dir, fs::Permissions::from_mode(0o711))
                     .context(Kind::Unavailable, || {
                         format!("cannot set mode of {}", state_dir.display())
                     })?;

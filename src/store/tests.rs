@@ -12,7 +12,7 @@ fn creates_private_dir_and_schema() {
     let s = Store::open(&sd).unwrap();
     assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
     let mode = fs::metadata(&sd).unwrap().mode() & 0o777;
-    assert_eq!(mode, 0o700);
+    assert_eq!(mode, 0o711);
     let mode = fs::metadata(sd.join(DB_FILE)).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }

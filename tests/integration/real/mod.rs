@@ -4,6 +4,7 @@
 //! it skipped.
 
 mod host;
+mod storage;
 
 /// Whether real-backend tests may run here; panics where they must.
 pub fn available(test: &str) -> bool {

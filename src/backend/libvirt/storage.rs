@@ -1,0 +1,133 @@
+//! Per-machine disks as copy-on-write overlays of cached images, made
+//! through libvirt's storage volume API so the same code serves a remote
+//! host. The pool is a directory pool under the state directory.
+
+use std::path::Path;
+
+use virt::connect::Connect;
+use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
+
+use crate::backend::libvirt::map_error;
+use crate::error::Result;
+use crate::xml::El;
+
+/// The pool for a state directory: `creature` for the default one, and a
+/// name derived from the path otherwise (tests run many state directories
+/// against one libvirtd).
+pub fn pool_name(state_dir: &Path) -> String {
+    if state_dir == Path::new(crate::DEFAULT_STATE_DIR) {
+        return "creature".into();
+    }
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(state_dir.as_os_str().as_encoded_bytes());
+    format!("creature-{}", crate::image::cache::hex(&h[..4]))
+}
+
+pub fn pool_xml(name: &str, path: &Path) -> String {
+    El::new("pool")
+        .attr("type", "dir")
+        .child(El::leaf("name", name))
+        .child(
+            El::new("target")
+                .child(El::leaf("path", path.display().to_string()))
+                .child(El::new("permissions").child(El::leaf("mode", "0711"))),
+        )
+        .render()
+}
+
+/// A qcow2 volume whose backing file is a cached image of a known format
+/// (always explicit: a raw image is never probed as qcow2).
+pub fn overlay_xml(name: &str, capacity: u64, backing: &Path, backing_format: &str) -> String {
+    El::new("volume")
+        .child(El::leaf("name", name))
+        .child(El::leaf("capacity", capacity.to_string()).attr("unit", "bytes"))
+        .child(
+            El::new("target")
+                .child(El::new("format").attr("type", "qcow2"))
+                .child(El::new("permissions").child(El::leaf("mode", "0600"))),
+        )
+        .child(
+            El::new("backingStore")
+                .child(El::leaf("path", backing.display().to_string()))
+                .child(El::new("format").attr("type", backing_format)),
+        )
+        .render()
+}
+
+/// An empty volume of the given format.
+pub fn empty_xml(name: &str, capacity: u64, format: &str) -> String {
+    El::new("volume")
+        .child(El::leaf("name", name))
+        .child(El::leaf("capacity", capacity.to_string()).attr("unit", "bytes"))
+        .child(El::new("target").child(El::new("format").attr("type", format)))
+        .render()
+}
+
+/// Find or make the pool, active and refreshed.
+pub fn ensure_pool(conn: &Connect, name: &str, path: &Path) -> Result<StoragePool> {
+    let pool = match conn.lookup_storage_pool_by_name(name) {
+        Ok(p) => p,
+        Err(_) => {
+            let p = conn
+                .define_storage_pool_xml(&pool_xml(name, path), 0)
+                .map_err(|e| map_error(format!("cannot define storage pool {name}"), e))?;
+            p.build(0)
+                .map_err(|e| map_error(format!("cannot build storage pool {name}"), e))?;
+            let _ = p.set_autostart(true);
+            p
+        }
+    };
+    if !pool.is_active().unwrap_or(false) {
+        pool.create(0)
+            .map_err(|e| map_error(format!("cannot start storage pool {name}"), e))?;
+    }
+    pool.refresh(0)
+        .map_err(|e| map_error(format!("cannot refresh storage pool {name}"), e))?;
+    Ok(pool)
+}
+
+pub fn create_volume(pool: &StoragePool, xml: &str, what: &str) -> Result<StorageVol> {
+    StorageVol::create_xml(pool, xml, 0)
+        .map_err(|e| map_error(format!("cannot create volume {what}"), e))
+}
+
+/// Delete a volume by name; a volume that is already gone is fine.
+pub fn delete_volume(pool: &StoragePool, name: &str) -> Result<bool> {
+    match pool.lookup_storage_vol_by_name(name) {
+        Ok(v) => v
+            .delete(0)
+            .map(|_| true)
+            .map_err(|e| map_error(format!("cannot delete volume {name}"), e)),
+        Err(_) => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_names_its_backing_format() {
+        let x = overlay_xml(
+            "web-disk0.qcow2",
+            1 << 30,
+            Path::new("/s/images/sha256/ab"),
+            "raw",
+        );
+        assert_eq!(
+            x,
+            "<volume>\n  <name>web-disk0.qcow2</name>\n  <capacity unit=\"bytes\">1073741824</capacity>\n  <target>\n    <format type=\"qcow2\"/>\n    <permissions>\n      <mode>0600</mode>\n    </permissions>\n  </target>\n  <backingStore>\n    <path>/s/images/sha256/ab</path>\n    <format type=\"raw\"/>\n  </backingStore>\n</volume>\n"
+        );
+    }
+
+    #[test]
+    fn pool_names_differ_per_state_dir() {
+        assert_eq!(pool_name(Path::new("/var/lib/creature")), "creature");
+        assert_ne!(
+            pool_name(Path::new("/tmp/a")),
+            pool_name(Path::new("/tmp/b"))
+        );
+        assert!(pool_name(Path::new("/tmp/a")).len() <= 17);
+    }
+}

@@ -1,0 +1,87 @@
+//! Copy-on-write overlays of cached images, made through libvirt's storage
+//! volume API on the namespace's own libvirtd.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use creature::backend::libvirt::{self, storage};
+use creature::matrix::Backend;
+
+use crate::util::{state_dir, Creature};
+
+fn qemu_img_info(path: &str) -> serde_json::Value {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json", "-U", path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn overlays_are_made_by_libvirt_with_explicit_backing_formats() {
+    if !super::available("overlays_are_made_by_libvirt_with_explicit_backing_formats") {
+        return;
+    }
+    let d = state_dir();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let q = d.path().join("base.qcow2");
+    let raw = d.path().join("base.raw");
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&q)
+        .arg("64M")
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(&raw, vec![0u8; 4 << 20]).unwrap();
+    for (name, file) in [("base-q", &q), ("base-raw", &raw)] {
+        Creature::new(d.path())
+            .args(["image", "import", "--name", name])
+            .arg_path(file)
+            .run()
+            .ok();
+    }
+    let store = creature::store::Store::open(d.path()).unwrap();
+    let conn = libvirt::open(
+        &libvirt::Uri::local(Backend::Qemu).unwrap(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let pool_name = storage::pool_name(d.path());
+    let pool = storage::ensure_pool(&conn, &pool_name, &d.path().join("disks")).unwrap();
+    for (image, fmt) in [("base-q", "qcow2"), ("base-raw", "raw")] {
+        let rec = store.image(image).unwrap().unwrap();
+        let blob = d.path().join("images/sha256").join(&rec.files[0].sha256);
+        let vol_name = format!("vm-{image}.qcow2");
+        let vol = storage::create_volume(
+            &pool,
+            &storage::overlay_xml(&vol_name, 128 << 20, &blob, fmt),
+            &vol_name,
+        )
+        .unwrap();
+        let path = vol.path().unwrap();
+        assert!(Path::new(&path).starts_with(d.path().join("disks")));
+        let info = qemu_img_info(&path);
+        assert_eq!(info["format"], "qcow2");
+        assert_eq!(info["virtual-size"], 128 << 20);
+        assert_eq!(info["backing-filename"], blob.display().to_string());
+        assert_eq!(
+            info["backing-filename-format"], fmt,
+            "backing format must be explicit"
+        );
+        // Copy-on-write: the overlay holds metadata only, whatever the image's size.
+        assert!(info["actual-size"].as_u64().unwrap() < 1 << 20, "{info}");
+        assert!(storage::delete_volume(&pool, &vol_name).unwrap());
+        assert!(!Path::new(&path).exists());
+        assert!(!storage::delete_volume(&pool, &vol_name).unwrap());
+    }
+    pool.destroy().unwrap();
+    pool.undefine().unwrap();
+}
