@@ -19,6 +19,7 @@ pub mod size;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod undo;
 pub mod xml;
 
 pub use error::{Error, Kind, Result};

@@ -219,6 +219,8 @@ const fn none_implemented() -> PerBackend<Impl> {
 }
 
 const HOST_INFO_TEST: &str = "tests/integration/real/host.rs::host_info_reports_real_backends";
+const QEMU_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::qemu_machine_full_lifecycle";
+const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 
 impl Feature {
     pub fn parse(s: &str) -> Option<Feature> {
@@ -282,6 +284,14 @@ impl Feature {
     /// proves it. A cell turns `Yes` only together with that test.
     pub fn implemented(self) -> PerBackend<Impl> {
         use Feature::*;
+        const fn vms(qemu: &'static str, kvm: &'static str) -> PerBackend<Impl> {
+            PerBackend {
+                kvm: Impl::Yes(kvm),
+                qemu: Impl::Yes(qemu),
+                lxc: NO,
+                xen: NO,
+            }
+        }
         match self {
             HostStatus => PerBackend {
                 kvm: Impl::Yes(HOST_INFO_TEST),
@@ -289,13 +299,16 @@ impl Feature {
                 lxc: Impl::Yes(HOST_INFO_TEST),
                 xen: NO,
             },
-            AttachVolume | DetachVolume | HostMaintenance | Evacuate | GuestStatus
-            | LiveMigrate | Launch | Pause | Reboot | Rescue | Resize | Restore
-            | ServiceControl | SetPassword | Snapshot | Suspend | SwapVolume | Shutdown
-            | Unpause | AutoConfigureDisk | DiskIoLimits | ConfigDrive | InjectFiles
-            | InjectNetworking | Rdp | SerialLog | SerialConsole | Spice | Vnc | BlockStorage
-            | BlockStorageFc | BlockStorageIscsi | IscsiChap | ImageStorage | FirewallRules
-            | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
+            Launch | Shutdown | Pause | Unpause | GuestStatus => vms(QEMU_LIFECYCLE, KVM_LIFECYCLE),
+            Reboot | Suspend | Restore | SerialLog | ImageStorage => PerBackend {
+                qemu: Impl::Yes(QEMU_LIFECYCLE),
+                ..none_implemented()
+            },
+            AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate | Rescue
+            | Resize | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
+            | DiskIoLimits | ConfigDrive | InjectFiles | InjectNetworking | Rdp | SerialConsole
+            | Spice | Vnc | BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap
+            | FirewallRules | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
                 none_implemented()
             }
         }

@@ -4,13 +4,16 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::CreateArgs;
+use crate::backend::libvirt::machine::LibvirtDriver;
+use crate::cli::{CreateArgs, WaitArgs};
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
-use crate::matrix::{self, Feature, Subject};
+use crate::matrix::{self, Backend, Feature, Subject};
 use crate::names::{self, What};
 use crate::size::Size;
+use crate::store::{RecordState, Store};
 use crate::template::{self, HostLimits, Library, Resolved};
+use crate::undo::Undo;
 
 /// The template overrides the create flags stand for, as `--set` assignments.
 fn overrides(a: &CreateArgs) -> Vec<String> {
@@ -50,7 +53,7 @@ fn check_names(a: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs) -> Result<()> {
+pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs, wait: Option<&WaitArgs>) -> Result<()> {
     check_names(args)?;
     let mut missing = Vec::new();
     if args.name.is_none() {
@@ -79,11 +82,20 @@ pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs) -> Result<()> {
         &overrides(&args),
         HostLimits::local(),
     )?;
-    plan(ctx, op, name, &args, &resolved)
+    plan(ctx, op, name, &args, &resolved, wait)
 }
 
-/// The matrix checks for everything the create will do, then the work.
-fn plan(ctx: &Ctx, op: &str, name: &str, args: &CreateArgs, r: &Resolved) -> Result<()> {
+/// The matrix checks for everything the create will do, then the work:
+/// record `creating`, the backend's steps, record `ready`. A failure or
+/// Ctrl-C undoes every step taken, newest first.
+fn plan(
+    ctx: &Ctx,
+    op: &str,
+    name: &str,
+    args: &CreateArgs,
+    r: &Resolved,
+    wait: Option<&WaitArgs>,
+) -> Result<()> {
     let note = matrix::require(op, Subject::Machine(name), r.backend, Feature::Launch)?;
     if !args.inject_file.is_empty() {
         matrix::require(
@@ -96,10 +108,60 @@ fn plan(ctx: &Ctx, op: &str, name: &str, args: &CreateArgs, r: &Resolved) -> Res
     if let Some(n) = note {
         ctx.note(&format!("{op} on {} is partial: {n}", r.backend));
     }
-    Err(Error::other(format!(
-        "internal error: {op} passed the support matrix for backend {} but has no implementation",
-        r.backend
-    )))
+    crate::interrupt::catch();
+    let host = ctx.host_name().to_string();
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    let drv = match r.backend {
+        Backend::Kvm | Backend::Qemu | Backend::Xen => {
+            LibvirtDriver::open(r.backend, &ctx.uri(r.backend)?, &ctx.global.state_dir)?
+        }
+        Backend::Lxc => {
+            return Err(Error::other(
+                "internal error: the lxc driver is not built yet",
+            ))
+        }
+    };
+    if drv.conn.lookup_domain_by_name(name).is_ok() {
+        return Err(Error::conflict(format!(
+            "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
+        )));
+    }
+    store.begin_create(&host, name, r.backend, Some(&r.name))?;
+    let mut undo = Undo::new();
+    let made = crate::backend::libvirt::create::create(
+        &drv,
+        &mut store,
+        &host,
+        name,
+        r,
+        &mut undo,
+        ctx.global.quiet,
+    )
+    .and_then(|_| store.set_state(&host, name, RecordState::Ready));
+    if let Err(e) = made {
+        let left = undo.rollback();
+        let forgot = store.remove_machine(&host, name);
+        let mut e = e;
+        for l in left {
+            e = e.caused_by(format!("could not undo: {l}"));
+        }
+        if let Err(f) = forgot {
+            e = e.caused_by(format!("could not remove the record: {}", f.message()));
+        }
+        return Err(e);
+    }
+    undo.commit();
+    ctx.say(&format!(
+        "created {name} ({}, template {})",
+        r.backend, r.name
+    ));
+    if let Some(w) = wait {
+        let rec = store
+            .machine(&host, name)?
+            .ok_or_else(|| Error::other("the new machine's record vanished"))?;
+        crate::cmd::lifecycle::start(ctx, &rec, w)?;
+    }
+    Ok(())
 }
 
 fn one_line(op: &str, a: &CreateArgs) -> String {

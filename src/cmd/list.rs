@@ -1,28 +1,96 @@
-//! `creature list`: every machine creature knows, with its record state.
-//! Backend reconciliation (running state, foreign and untracked domains)
-//! joins as each backend lands; until then the power state is `unknown`.
+//! `creature list`: every machine on the host in one pass per backend,
+//! reconciled with creature's records. Each backend gets a deadline, so a
+//! hung daemon turns its rows `unknown` instead of hanging the command.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backend::libvirt::machine::LibvirtDriver;
+use crate::backend::{Driver, Observed, Owner, PowerState};
 use crate::cli::ListArgs;
 use crate::cmd::Ctx;
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::matrix::Backend;
 use crate::output::{self, Table};
-use crate::store::{RecordState, Store};
+use crate::store::{MachineRecord, RecordState, Store};
 
-/// One row of `creature list --format json` (stable shape, docs/json.md).
+/// One row of `creature list --format json` (a stable shape).
 #[derive(Debug, Serialize)]
 pub struct ListRow {
     pub name: String,
     pub host: String,
     pub backend: Backend,
-    /// Power state from the backend: running, paused, shut-off, … or unknown.
+    /// running, paused, shutting-down, shut-off, saved, crashed, unknown
+    /// (backend did not answer) or "-" (no such machine on the backend).
     pub state: String,
-    /// ok, incomplete (create interrupted), missing, untracked or foreign.
+    /// ok, incomplete (interrupted create or delete), missing (record
+    /// without a machine), untracked (made by creature, record lost) or
+    /// foreign (not made by creature).
     pub record: &'static str,
     pub template: Option<String>,
-    pub created_at: String,
+    pub created_at: Option<String>,
+    pub cpus: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub cpu_time_ns: Option<u64>,
+}
+
+const BACKEND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What one libvirt connection reports, with ownership resolved for the
+/// domains creature has no record of.
+fn observe_libvirt(
+    ctx: &Ctx,
+    backend: Backend,
+    known: BTreeSet<String>,
+) -> Result<Vec<(Observed, Option<Backend>)>> {
+    let uri = ctx.uri(backend)?;
+    let state_dir = ctx.global.state_dir.clone();
+    deadline::run(
+        &format!("libvirt at {}", uri.0),
+        BACKEND_DEADLINE,
+        move || {
+            let drv = LibvirtDriver::open(backend, &uri, &state_dir)?;
+            let mut out = Vec::new();
+            for mut o in drv.observe_all()? {
+                let ty = if known.contains(&o.name) {
+                    o.owner = Owner::Ours;
+                    if o.state == PowerState::ShutOff && drv.has_saved_image(&o.name) {
+                        o.state = PowerState::Saved;
+                    }
+                    None
+                } else {
+                    let (owner, ty) = drv.owner_and_type(&o.name);
+                    o.owner = owner;
+                    ty
+                };
+                out.push((o, ty));
+            }
+            Ok(out)
+        },
+    )
+}
+
+fn row(
+    rec: &MachineRecord,
+    obs: Option<&Observed>,
+    state: String,
+    record: &'static str,
+) -> ListRow {
+    ListRow {
+        name: rec.name.clone(),
+        host: rec.host.clone(),
+        backend: rec.backend,
+        state,
+        record,
+        template: rec.template.clone(),
+        created_at: Some(rec.created_at.clone()),
+        cpus: obs.and_then(|o| o.cpus),
+        memory_bytes: obs.and_then(|o| o.memory_bytes),
+        cpu_time_ns: obs.and_then(|o| o.cpu_time_ns),
+    }
 }
 
 pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
@@ -35,22 +103,85 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         Some(s) => s.machines(Some(ctx.host_name()))?,
         None => Vec::new(),
     };
-    let rows: Vec<ListRow> = records
-        .into_iter()
-        .map(|m| ListRow {
-            // Filled in by each backend's reconciliation once it lands.
-            state: "unknown".into(),
-            record: match m.state {
-                RecordState::Ready => "ok",
-                RecordState::Creating | RecordState::Deleting => "incomplete",
-            },
-            name: m.name,
-            host: m.host,
-            backend: m.backend,
-            template: m.template,
-            created_at: m.created_at,
+    // kvm and qemu share one connection; xen is asked only when it has machines.
+    let mut groups: BTreeMap<&'static str, (Backend, BTreeSet<String>)> = BTreeMap::new();
+    groups.insert("qemu", (Backend::Qemu, BTreeSet::new()));
+    for r in &records {
+        let key = match r.backend {
+            Backend::Kvm | Backend::Qemu => "qemu",
+            Backend::Xen => "xen",
+            Backend::Lxc => continue,
+        };
+        groups
+            .entry(key)
+            .or_insert((r.backend, BTreeSet::new()))
+            .1
+            .insert(r.name.clone());
+    }
+    let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
+    let mut extra: Vec<ListRow> = Vec::new();
+    let mut failed: BTreeSet<&'static str> = BTreeSet::new();
+    for (key, (backend, known)) in groups {
+        let needed = !known.is_empty();
+        match observe_libvirt(ctx, backend, known) {
+            Ok(list) => {
+                for (o, ty) in list {
+                    match &o.owner {
+                        Owner::Ours if ty.is_none() => {
+                            observed.insert(o.name.clone(), o);
+                        }
+                        Owner::Ours | Owner::Foreign => extra.push(ListRow {
+                            record: if o.owner == Owner::Ours {
+                                "untracked"
+                            } else {
+                                "foreign"
+                            },
+                            name: o.name.clone(),
+                            host: ctx.host_name().to_string(),
+                            backend: ty.unwrap_or(o.backend),
+                            state: o.state.as_str().to_string(),
+                            template: None,
+                            created_at: None,
+                            cpus: o.cpus,
+                            memory_bytes: o.memory_bytes,
+                            cpu_time_ns: o.cpu_time_ns,
+                        }),
+                        Owner::OtherState(_) => {} // another state directory's machine
+                    }
+                }
+            }
+            Err(e) => {
+                if needed {
+                    ctx.note(&format!("{key} machines: state unknown: {}", e.message()));
+                }
+                failed.insert(key);
+            }
+        }
+    }
+    let mut rows: Vec<ListRow> = records
+        .iter()
+        .map(|r| {
+            let key = if r.backend == Backend::Xen {
+                "xen"
+            } else {
+                "qemu"
+            };
+            let rec_state = if r.state == RecordState::Ready {
+                "ok"
+            } else {
+                "incomplete"
+            };
+            match (r.backend, observed.get(&r.name)) {
+                (Backend::Lxc, _) => row(r, None, "unknown".into(), rec_state),
+                (_, Some(o)) => row(r, Some(o), o.state.as_str().into(), rec_state),
+                (_, None) if failed.contains(key) => row(r, None, "unknown".into(), rec_state),
+                (_, None) if r.state == RecordState::Ready => row(r, None, "-".into(), "missing"),
+                (_, None) => row(r, None, "-".into(), rec_state),
+            }
         })
         .collect();
+    rows.extend(extra);
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     output::emit(ctx.global.format, &rows, || {
         let mut t = Table::new(["NAME", "BACKEND", "STATE", "RECORD", "TEMPLATE"]);
         for r in &rows {

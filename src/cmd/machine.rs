@@ -67,15 +67,12 @@ fn other_names(cmd: &Command) -> Result<()> {
 pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     other_names(&cmd)?;
     if let Some((op, name, feature)) = route(&cmd) {
-        if let Command::Migrate(_) = cmd {
-            names::check(What::Machine, name)?;
-        }
         let record = gate::machine(ctx, op, name, feature)?;
-        return dispatch(ctx, op, &record);
+        return dispatch(ctx, op, &cmd, &record);
     }
     match cmd {
-        Command::Create(a) => crate::cmd::create::run(ctx, "create", &a),
-        Command::Launch(a) => crate::cmd::create::run(ctx, "launch", &a.create),
+        Command::Create(a) => crate::cmd::create::run(ctx, "create", &a, None),
+        Command::Launch(a) => crate::cmd::create::run(ctx, "launch", &a.create, Some(&a.wait)),
         Command::Evacuate(_) => gate::host_feature("evacuate", Feature::Evacuate)
             .and_then(|_| Err(Error::other("evacuate has no implementation"))),
         Command::Volume(VolumeCommand::Create { .. }) => {
@@ -96,11 +93,22 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     }
 }
 
-/// Runs an operation the matrix allowed. Reaching here for a cell creature
-/// has not implemented is a bug in `matrix::Feature::implemented`.
-fn dispatch(_ctx: &Ctx, op: &str, record: &MachineRecord) -> Result<()> {
-    Err(Error::other(format!(
-        "internal error: {op} passed the support matrix for backend {} but has no implementation",
-        record.backend
-    )))
+/// Runs an operation the matrix allowed. Reaching the last arm for a cell
+/// creature has not implemented is a bug in `matrix::Feature::implemented`.
+fn dispatch(ctx: &Ctx, op: &str, cmd: &Command, rec: &MachineRecord) -> Result<()> {
+    use crate::cmd::lifecycle;
+    crate::interrupt::catch();
+    match cmd {
+        Command::Start(a) => lifecycle::start(ctx, rec, &a.wait),
+        Command::Stop(a) => lifecycle::stop(ctx, rec, a.timeout, a.force),
+        Command::Reboot(_) | Command::Pause(_) | Command::Unpause(_) | Command::Suspend(_)
+        | Command::Restore(_) => lifecycle::simple(ctx, rec, op),
+        Command::Delete(a) => lifecycle::delete(ctx, rec, a.force),
+        Command::Info(_) => lifecycle::info(ctx, rec),
+        Command::Log(a) => lifecycle::log(ctx, rec, a.follow),
+        _ => Err(Error::other(format!(
+            "internal error: {op} passed the support matrix for backend {} but has no implementation",
+            rec.backend
+        ))),
+    }
 }

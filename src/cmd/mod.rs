@@ -4,6 +4,8 @@ mod create;
 mod gate;
 mod host;
 mod image;
+mod lifecycle;
+
 mod list;
 mod machine;
 pub mod matrix;
@@ -21,6 +23,31 @@ pub struct Ctx {
 impl Ctx {
     pub fn host_name(&self) -> &str {
         self.global.host.as_deref().unwrap_or(crate::config::LOCAL)
+    }
+
+    /// The libvirt URI of a backend on the selected host.
+    pub fn uri(&self, backend: crate::matrix::Backend) -> Result<crate::backend::libvirt::Uri> {
+        use crate::backend::libvirt::Uri;
+        match &self.global.host {
+            None => Uri::local(backend).ok_or_else(|| Error::other("lxc has no libvirt URI")),
+            Some(h) if h == crate::config::LOCAL => {
+                Uri::local(backend).ok_or_else(|| Error::other("lxc has no libvirt URI"))
+            }
+            Some(h) => {
+                let path = crate::config::path();
+                let cfg = crate::config::load(&path)?;
+                cfg.hosts.get(h).map(|e| Uri(e.uri.clone())).ok_or_else(|| {
+                    Error::not_found(format!("host {h:?} is not named in {}", path.display()))
+                })
+            }
+        }
+    }
+
+    /// A result line on stdout (`started web`), unless --quiet.
+    pub fn say(&self, msg: &str) {
+        if !self.global.quiet {
+            let _ = crate::output::write_stdout(&format!("{msg}\n"));
+        }
     }
 
     /// A remark on stderr (partial cells, progress), unless --quiet.

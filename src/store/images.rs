@@ -122,6 +122,18 @@ impl Store {
         }))
     }
 
+    /// The image pulled from this URL, if any.
+    pub fn image_by_source(&self, source: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT name FROM images WHERE source = ?1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.corrupt(e))
+    }
+
     pub fn image_names(&self) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
@@ -190,26 +202,29 @@ impl Store {
         Ok(blobs)
     }
 
-    /// Record that a machine uses an image (tests and create).
+    /// Record that a machine uses an image (once; recording it again is fine).
     pub fn use_image(&mut self, host: &str, machine: &str, image: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO machine_images (machine_id, image_id)
-                 SELECT m.id, i.id FROM machines m, images i
+        let ids: Option<(i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT m.id, i.id FROM machines m, images i
                  WHERE m.host = ?1 AND m.name = ?2 AND i.name = ?3",
                 params![host, machine, image],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
+            .optional()
+            .map_err(|e| self.corrupt(e))?;
+        let (m, i) = ids.ok_or_else(|| {
+            Error::not_found(format!("machine {machine:?} or image {image:?} not found"))
+        })?;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO machine_images (machine_id, image_id) VALUES (?1, ?2)",
+                params![m, i],
+            )
+            .map(|_| ())
             .context(Kind::Other, || {
                 format!("cannot record that {machine:?} uses {image:?}")
-            })
-            .and_then(|n| {
-                if n == 1 {
-                    Ok(())
-                } else {
-                    Err(Error::not_found(format!(
-                        "machine {machine:?} or image {image:?} not found"
-                    )))
-                }
             })
     }
 }

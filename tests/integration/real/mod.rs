@@ -4,7 +4,9 @@
 //! it skipped.
 
 mod host;
+mod lifecycle;
 mod storage;
+pub mod vm;
 
 /// Whether real-backend tests may run here; panics where they must.
 pub fn available(test: &str) -> bool {

@@ -1,0 +1,279 @@
+//! Creating a kvm, qemu or xen machine: disk overlays from the image cache,
+//! then the domain. Every step registers its undo, so a failure or Ctrl-C
+//! leaves nothing behind.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::backend::libvirt::domain_xml::{self, DiskSpec, DomainSpec, Meta};
+use crate::backend::libvirt::machine::LibvirtDriver;
+use crate::backend::libvirt::{map_error, storage};
+use crate::error::{Context, Error, Kind, Result};
+use crate::image::{self, Cache, Expected};
+use crate::interrupt;
+use crate::matrix::Backend;
+use crate::size::Size;
+use crate::store::Store;
+use crate::template::schema::{DiskBus, DiskFormat, Firmware, Source};
+use crate::template::Resolved;
+use crate::undo::{fail_point, Undo};
+
+/// A file a machine is made from, located in the cache or on the host.
+struct Located {
+    path: PathBuf,
+    format: String,
+    virtual_size: u64,
+    image: Option<String>,
+}
+
+fn check_interrupt() -> Result<()> {
+    if interrupt::requested() {
+        Err(interrupt::error("create; everything it made was removed"))
+    } else {
+        Ok(())
+    }
+}
+
+fn locate(
+    store: &mut Store,
+    state_dir: &Path,
+    template: &str,
+    src: &Source,
+    quiet: bool,
+) -> Result<Located> {
+    let cache = Cache::new(state_dir);
+    let image_name = match (&src.image, &src.url, &src.path) {
+        (Some(i), _, _) => i.clone(),
+        (None, Some(url), _) => match store.image_by_source(url)? {
+            Some(n) => n,
+            None => {
+                let expected = src
+                    .sha256
+                    .clone()
+                    .map(Expected::Sha256)
+                    .or_else(|| src.sha512.clone().map(Expected::Sha512))
+                    .ok_or_else(|| Error::invalid(format!("{url}: no checksum")))?;
+                // Named after the template; another image of that name gets a
+                // suffix from the URL.
+                let name = if store.image(template)?.is_none() {
+                    template.to_string()
+                } else {
+                    use sha2::Digest;
+                    let h = crate::image::cache::hex(&sha2::Sha256::digest(url.as_bytes()));
+                    format!("{template}-{}", &h[..8])
+                };
+                image::pull(store, &cache, &name, url, &expected, quiet)?.name
+            }
+        },
+        (None, None, Some(p)) => {
+            let f = image::format::inspect(Path::new(p), p)?;
+            return Ok(Located {
+                path: PathBuf::from(p),
+                format: f.format,
+                virtual_size: f.virtual_size,
+                image: None,
+            });
+        }
+        (None, None, None) => return Err(Error::invalid("a source names nothing")),
+    };
+    let rec = store.image(&image_name)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "image {image_name:?} is not in the cache (add it with `creature image import` or `creature image pull`)"
+        ))
+    })?;
+    let file = match &src.file {
+        Some(f) => rec.files.iter().find(|x| &x.file == f).ok_or_else(|| {
+            Error::not_found(format!(
+                "image {image_name:?} has no file {f:?} (it has {})",
+                rec.files
+                    .iter()
+                    .map(|x| x.file.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+        None if rec.files.len() == 1 => &rec.files[0],
+        None => {
+            return Err(Error::invalid(format!(
+                "image {image_name:?} has several files; say which with `file`"
+            )))
+        }
+    };
+    Ok(Located {
+        path: cache.blob(&file.sha256),
+        format: file.format.clone(),
+        virtual_size: file.virtual_size,
+        image: Some(image_name),
+    })
+}
+
+/// Make the machine's disks and define its domain. The machine's record
+/// already exists (`creating`); the caller marks it ready.
+pub fn create(
+    drv: &LibvirtDriver,
+    store: &mut Store,
+    host: &str,
+    name: &str,
+    r: &Resolved,
+    undo: &mut Undo,
+    quiet: bool,
+) -> Result<()> {
+    let t = &r.template;
+    let mut images = Vec::new();
+    let boot = t.boot.clone().unwrap_or(crate::template::schema::Boot {
+        kernel: None,
+        initrd: None,
+        cmdline: None,
+        firmware: None,
+    });
+    let kernel = boot
+        .kernel
+        .as_ref()
+        .map(|s| locate(store, &drv.state_dir, &r.name, s, quiet))
+        .transpose()?;
+    let initrd = boot
+        .initrd
+        .as_ref()
+        .map(|s| locate(store, &drv.state_dir, &r.name, s, quiet))
+        .transpose()?;
+    for l in kernel.iter().chain(initrd.iter()) {
+        images.extend(l.image.clone());
+    }
+    check_interrupt()?;
+
+    let pool_name = storage::pool_name(&drv.state_dir);
+    let pool = storage::ensure_pool(&drv.conn, &pool_name, &drv.state_dir.join("disks"))?;
+    let mut disks = Vec::new();
+    let mut volumes = Vec::new();
+    for (i, d) in t.disks.iter().enumerate() {
+        check_interrupt()?;
+        let vol = format!("{name}-disk{i}.qcow2");
+        let xml = match &d.source {
+            Some(src) => {
+                let l = locate(store, &drv.state_dir, &r.name, src, quiet)?;
+                images.extend(l.image.clone());
+                let cap = d.size.map(|s| s.0).unwrap_or(l.virtual_size);
+                if cap < l.virtual_size {
+                    return Err(Error::invalid(format!(
+                        "disk.{i}.size {} is below the image's own size {}",
+                        Size(cap),
+                        Size(l.virtual_size).human()
+                    )));
+                }
+                storage::overlay_xml(&vol, cap, &l.path, &l.format)
+            }
+            None => {
+                let fmt = match d.format.unwrap_or(DiskFormat::Qcow2) {
+                    DiskFormat::Qcow2 => "qcow2",
+                    DiskFormat::Raw => "raw",
+                };
+                storage::empty_xml(
+                    &vol,
+                    d.size.expect("validated: empty disks have a size").0,
+                    fmt,
+                )
+            }
+        };
+        fail_point("overlay")?;
+        let v = storage::create_volume(&pool, &xml, &vol)?;
+        let path = v
+            .path()
+            .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?;
+        {
+            let conn = drv.conn.clone();
+            let (pool_name, vol) = (pool_name.clone(), vol.clone());
+            undo.push(format!("delete volume {vol}"), move || {
+                let p = conn
+                    .lookup_storage_pool_by_name(&pool_name)
+                    .map_err(|e| map_error("cannot find the pool", e))?;
+                storage::delete_volume(&p, &vol).map(|_| ())
+            });
+        }
+        let (default_bus, dev) = domain_xml::disk_target(r.backend, i);
+        let bus = match d.bus {
+            Some(DiskBus::Virtio) => "virtio",
+            Some(DiskBus::Sata) => "sata",
+            Some(DiskBus::Scsi) => "scsi",
+            Some(DiskBus::Xen) => "xen",
+            None => default_bus,
+        };
+        let format = match (&d.source, d.format) {
+            (None, Some(DiskFormat::Raw)) => "raw",
+            _ => "qcow2",
+        };
+        disks.push(DiskSpec {
+            path,
+            format: format.into(),
+            bus,
+            dev,
+        });
+        volumes.push(vol);
+    }
+    images.sort();
+    images.dedup();
+    for img in &images {
+        store.use_image(host, name, img)?;
+    }
+    check_interrupt()?;
+
+    let logs = LibvirtDriver::logs_dir(&drv.state_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&logs)
+        .context(Kind::Other, || format!("cannot create {}", logs.display()))?;
+    let spec = DomainSpec {
+        name: name.to_string(),
+        backend: r.backend,
+        cpus: r.cpus,
+        memory_bytes: r.memory.0,
+        disks,
+        kernel: kernel.map(|k| k.path.display().to_string()),
+        initrd: initrd.map(|k| k.path.display().to_string()),
+        cmdline: boot.cmdline.clone(),
+        firmware: boot.firmware.unwrap_or(Firmware::Bios),
+        nics: Vec::new(),
+        serial_log: logs
+            .join(format!("{name}.serial.log"))
+            .display()
+            .to_string(),
+        meta: Meta {
+            template: r.name.clone(),
+            created: crate::time::rfc3339_now(),
+            state_dir: drv.state_dir.display().to_string(),
+            volumes,
+            pool: pool_name,
+        },
+    };
+    if r.backend == Backend::Lxc {
+        return Err(Error::other(
+            "internal error: an lxc machine reached the libvirt driver",
+        ));
+    }
+    fail_point("define")?;
+    let dom = drv
+        .conn
+        .define_domain_xml(&domain_xml::render(&spec))
+        .map_err(|e| map_error(format!("cannot define domain {name:?}"), e))?;
+    drop(dom);
+    {
+        let conn = drv.conn.clone();
+        let name = name.to_string();
+        undo.push(format!("undefine domain {name}"), move || {
+            match conn.lookup_domain_by_name(&name) {
+                Ok(d) => {
+                    let _ = d.destroy();
+                    d.undefine_flags(
+                        virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                            | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+                    )
+                    .map_err(|e| map_error("cannot undefine", e))
+                }
+                Err(_) => Ok(()),
+            }
+        });
+    }
+    check_interrupt()?;
+    fail_point("ready")?;
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Domain XML for kvm, qemu and xen machines: a pure function of a spec,
+//! golden-tested per backend and checked with virt-xml-validate.
+
+use crate::matrix::Backend;
+use crate::template::schema::Firmware;
+use crate::xml::El;
+
+/// creature's metadata namespace: marks the domains it made. The URI is a
+/// name, never fetched.
+pub const META_NS: &str = "http://creature.invalid/xmlns/machine/1";
+pub const META_PREFIX: &str = "creature";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskSpec {
+    pub path: String,
+    /// Format of the file, always explicit ("qcow2" or "raw").
+    pub format: String,
+    pub bus: &'static str,
+    pub dev: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicSpec {
+    /// libvirt network name.
+    pub network: String,
+    pub mac: String,
+    pub model: &'static str,
+}
+
+/// What creature records in each domain it makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub template: String,
+    pub created: String,
+    /// The state directory that owns the machine (several may share a libvirtd).
+    pub state_dir: String,
+    /// Overlay volumes creature made for the machine, to delete with it.
+    pub volumes: Vec<String>,
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSpec {
+    pub name: String,
+    pub backend: Backend,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub disks: Vec<DiskSpec>,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+    pub firmware: Firmware,
+    pub nics: Vec<NicSpec>,
+    /// Where the serial console is logged (`creature log`).
+    pub serial_log: String,
+    pub meta: Meta,
+}
+
+fn domain_type(b: Backend) -> &'static str {
+    match b {
+        Backend::Kvm => "kvm",
+        Backend::Qemu => "qemu",
+        Backend::Xen => "xen",
+        Backend::Lxc => unreachable!("lxc machines are not libvirt domains"),
+    }
+}
+
+pub fn metadata(m: &Meta) -> El {
+    let q = |n: &'static str| n; // element names carry the prefix below
+    El::new("creature:machine")
+        .attr("xmlns:creature", META_NS)
+        .child(El::leaf(q("creature:owner"), "creature"))
+        .child(El::leaf(q("creature:template"), m.template.clone()))
+        .child(El::leaf(q("creature:created"), m.created.clone()))
+        .child(El::leaf(q("creature:state-dir"), m.state_dir.clone()))
+        .child(El::leaf(q("creature:pool"), m.pool.clone()))
+        .children(
+            m.volumes
+                .iter()
+                .map(|v| El::leaf("creature:volume", v.clone())),
+        )
+}
+
+pub fn render(s: &DomainSpec) -> String {
+    let xen = s.backend == Backend::Xen;
+    let mut os = El::new("os");
+    if s.firmware == Firmware::Uefi {
+        os = os.attr("firmware", "efi");
+    }
+    let mut ty = El::leaf("type", "hvm").attr("arch", "x86_64");
+    if xen {
+        ty = ty.attr("machine", "xenfv");
+    }
+    os = os.child(ty);
+    if let Some(k) = &s.kernel {
+        os = os.child(El::leaf("kernel", k.clone()));
+        if let Some(i) = &s.initrd {
+            os = os.child(El::leaf("initrd", i.clone()));
+        }
+        if let Some(c) = &s.cmdline {
+            os = os.child(El::leaf("cmdline", c.clone()));
+        }
+    } else {
+        os = os.child(El::new("boot").attr("dev", "hd"));
+    }
+
+    let mut features = El::new("features")
+        .child(El::new("acpi"))
+        .child(El::new("apic"));
+    if xen {
+        features = features.child(El::new("pae"));
+    }
+
+    let disks = s.disks.iter().map(|d| {
+        El::new("disk")
+            .attr("type", "file")
+            .attr("device", "disk")
+            .child(
+                El::new("driver")
+                    .attr("name", "qemu")
+                    .attr("type", d.format.clone()),
+            )
+            .child(El::new("source").attr("file", d.path.clone()))
+            .child(
+                El::new("target")
+                    .attr("dev", d.dev.clone())
+                    .attr("bus", d.bus),
+            )
+    });
+    let nics = s.nics.iter().map(|n| {
+        El::new("interface")
+            .attr("type", "network")
+            .child(El::new("mac").attr("address", n.mac.clone()))
+            .child(El::new("source").attr("network", n.network.clone()))
+            .child(El::new("model").attr("type", n.model))
+    });
+    let devices = El::new("devices")
+        .children(disks)
+        .children(nics)
+        .child(
+            El::new("serial")
+                .attr("type", "pty")
+                .child(
+                    El::new("log")
+                        .attr("file", s.serial_log.clone())
+                        .attr("append", "on"),
+                )
+                .child(El::new("target").attr("port", "0")),
+        )
+        .child(
+            El::new("console")
+                .attr("type", "pty")
+                .child(El::new("target").attr("type", "serial").attr("port", "0")),
+        )
+        .child_if(!xen, || El::new("memballoon").attr("model", "none"));
+
+    El::new("domain")
+        .attr("type", domain_type(s.backend))
+        .child(El::leaf("name", s.name.clone()))
+        .child(El::leaf("title", format!("creature machine {}", s.name)))
+        .child(El::new("metadata").child(metadata(&s.meta)))
+        .child(El::leaf("memory", (s.memory_bytes / 1024).to_string()).attr("unit", "KiB"))
+        .child(El::leaf("vcpu", s.cpus.to_string()))
+        .child(os)
+        .child(features)
+        .child(El::new("clock").attr("offset", "utc"))
+        .child(El::leaf("on_poweroff", "destroy"))
+        .child(El::leaf("on_reboot", "restart"))
+        .child(El::leaf("on_crash", "destroy"))
+        .child(devices)
+        .render()
+}
+
+/// Disk bus and device names per backend.
+pub fn disk_target(backend: Backend, index: usize) -> (&'static str, String) {
+    let letter = (b'a' + index as u8) as char;
+    match backend {
+        Backend::Xen => ("xen", format!("xvd{letter}")),
+        _ => ("virtio", format!("vd{letter}")),
+    }
+}
+
+/// The creature metadata of a domain, if it is creature's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedMeta {
+    pub template: String,
+    pub state_dir: String,
+    pub pool: String,
+    pub volumes: Vec<String>,
+}
+
+/// Parse what `virDomainGetMetadata(ELEMENT, META_NS)` returns.
+pub fn parse_metadata(xml: &str) -> Option<ParsedMeta> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut m = ParsedMeta::default();
+    let mut cur: Option<Vec<u8>> = None;
+    let mut owner = false;
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => cur = Some(e.local_name().as_ref().to_vec()),
+            Ok(Event::Text(t)) => {
+                let v = t.unescape().ok()?.into_owned();
+                match cur.as_deref() {
+                    Some(b"owner") => owner = v == "creature",
+                    Some(b"template") => m.template = v,
+                    Some(b"state-dir") => m.state_dir = v,
+                    Some(b"pool") => m.pool = v,
+                    Some(b"volume") => m.volumes.push(v),
+                    _ => {}
+                }
+            }
+            Ok(Event::End(_)) => cur = None,
+            Ok(Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+    owner.then_some(m)
+}
+
+#[cfg(test)]
+mod tests;

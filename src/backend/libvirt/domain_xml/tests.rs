@@ -1,0 +1,81 @@
+use super::*;
+
+fn spec(backend: Backend) -> DomainSpec {
+    let (bus, dev) = disk_target(backend, 0);
+    DomainSpec {
+        name: "web-1".into(),
+        backend,
+        cpus: 2,
+        memory_bytes: 256 << 20,
+        disks: vec![DiskSpec {
+            path: "/var/lib/creature/disks/web-1-disk0.qcow2".into(),
+            format: "qcow2".into(),
+            bus,
+            dev,
+        }],
+        kernel: Some("/var/lib/creature/images/sha256/aa".into()),
+        initrd: Some("/var/lib/creature/images/sha256/bb".into()),
+        cmdline: Some("console=ttyS0 quiet msg=\"<&>\"".into()),
+        firmware: Firmware::Bios,
+        nics: vec![NicSpec {
+            network: "lan".into(),
+            mac: "52:54:00:12:34:56".into(),
+            model: if backend == Backend::Xen {
+                "netfront"
+            } else {
+                "virtio"
+            },
+        }],
+        serial_log: "/var/lib/creature/logs/web-1.serial.log".into(),
+        meta: Meta {
+            template: "tiny".into(),
+            created: "2026-11-22T00:00:00Z".into(),
+            state_dir: "/var/lib/creature".into(),
+            volumes: vec!["web-1-disk0.qcow2".into()],
+            pool: "creature".into(),
+        },
+    }
+}
+
+fn golden(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/domain")
+        .join(name)
+}
+
+#[test]
+fn golden_per_backend() {
+    for b in [Backend::Kvm, Backend::Qemu, Backend::Xen] {
+        let got = render(&spec(b));
+        let path = golden(&format!("{b}.xml"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            got,
+            want,
+            "{} is stale (UPDATE_GOLDEN=1 rewrites it)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn metadata_round_trips() {
+    let s = spec(Backend::Qemu);
+    let m = parse_metadata(&metadata(&s.meta).render()).unwrap();
+    assert_eq!(m.template, "tiny");
+    assert_eq!(m.state_dir, "/var/lib/creature");
+    assert_eq!(m.volumes, ["web-1-disk0.qcow2"]);
+    assert_eq!(
+        parse_metadata("<other><owner>someone</owner></other>"),
+        None
+    );
+}
+
+#[test]
+fn disk_targets() {
+    assert_eq!(disk_target(Backend::Qemu, 1), ("virtio", "vdb".into()));
+    assert_eq!(disk_target(Backend::Xen, 0), ("xen", "xvda".into()));
+}

@@ -1,0 +1,416 @@
+//! kvm, qemu and xen machines as libvirt domains.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::sys;
+
+use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
+use crate::backend::libvirt::{map_error, open, stats, storage, Uri};
+use crate::backend::{Details, DiskInfo, Driver, Observed, Owner, PowerState};
+use crate::error::{Error, Kind, Result};
+use crate::matrix::Backend;
+
+pub struct LibvirtDriver {
+    pub conn: Connect,
+    pub backend: Backend,
+    pub state_dir: PathBuf,
+}
+
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+impl LibvirtDriver {
+    pub fn open(backend: Backend, uri: &Uri, state_dir: &Path) -> Result<LibvirtDriver> {
+        let conn = open(uri, CONNECT_LIMIT)?;
+        Ok(LibvirtDriver {
+            conn,
+            backend,
+            state_dir: state_dir.to_path_buf(),
+        })
+    }
+
+    pub fn logs_dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("logs")
+    }
+
+    fn lookup(&self, name: &str) -> Result<Domain> {
+        self.conn
+            .lookup_domain_by_name(name)
+            .map_err(|e| map_error(format!("machine {name:?} has no libvirt domain"), e))
+    }
+
+    /// The domain, only if creature made it with this state directory:
+    /// anything else is never changed.
+    fn ours(&self, name: &str) -> Result<Domain> {
+        let d = self.lookup(name)?;
+        match owner_of(&d, &self.state_dir) {
+            (Owner::Ours, _) => Ok(d),
+            (Owner::OtherState(s), _) => Err(Error::conflict(format!(
+                "domain {name:?} belongs to another creature state directory ({s}); not touching it"
+            ))),
+            (Owner::Foreign, _) => Err(Error::conflict(format!(
+                "domain {name:?} was not created by creature; not touching it"
+            ))),
+        }
+    }
+
+    fn meta(&self, d: &Domain) -> Option<ParsedMeta> {
+        owner_of(d, &self.state_dir).1
+    }
+}
+
+pub fn owner_of(d: &Domain, state_dir: &Path) -> (Owner, Option<ParsedMeta>) {
+    match d
+        .metadata(sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(META_NS), 0)
+        .ok()
+        .and_then(|x| domain_xml::parse_metadata(&x))
+    {
+        Some(m) if Path::new(&m.state_dir) == state_dir => (Owner::Ours, Some(m)),
+        Some(m) => (Owner::OtherState(m.state_dir.clone()), Some(m)),
+        None => (Owner::Foreign, None),
+    }
+}
+
+pub fn power_state(state: i32, has_saved: bool) -> PowerState {
+    match state as u32 {
+        sys::VIR_DOMAIN_RUNNING | sys::VIR_DOMAIN_BLOCKED => PowerState::Running,
+        sys::VIR_DOMAIN_PAUSED => PowerState::Paused,
+        sys::VIR_DOMAIN_SHUTDOWN => PowerState::ShuttingDown,
+        sys::VIR_DOMAIN_SHUTOFF if has_saved => PowerState::Saved,
+        sys::VIR_DOMAIN_SHUTOFF => PowerState::ShutOff,
+        sys::VIR_DOMAIN_CRASHED => PowerState::Crashed,
+        sys::VIR_DOMAIN_PMSUSPENDED => PowerState::Paused,
+        _ => PowerState::Unknown,
+    }
+}
+
+fn dom_state(d: &Domain) -> Result<PowerState> {
+    let (st, _) = d
+        .state()
+        .map_err(|e| map_error("cannot read the domain's state", e))?;
+    let raw = match st {
+        virt::enumutil::Enum::Known(DomainState::Running) => sys::VIR_DOMAIN_RUNNING,
+        virt::enumutil::Enum::Known(DomainState::Blocked) => sys::VIR_DOMAIN_BLOCKED,
+        virt::enumutil::Enum::Known(DomainState::Paused) => sys::VIR_DOMAIN_PAUSED,
+        virt::enumutil::Enum::Known(DomainState::Shutdown) => sys::VIR_DOMAIN_SHUTDOWN,
+        virt::enumutil::Enum::Known(DomainState::Shutoff) => sys::VIR_DOMAIN_SHUTOFF,
+        virt::enumutil::Enum::Known(DomainState::Crashed) => sys::VIR_DOMAIN_CRASHED,
+        virt::enumutil::Enum::Known(DomainState::PMSuspended) => sys::VIR_DOMAIN_PMSUSPENDED,
+        _ => sys::VIR_DOMAIN_NOSTATE,
+    };
+    let saved = raw == sys::VIR_DOMAIN_SHUTOFF && d.has_managed_save(0).unwrap_or(false);
+    Ok(power_state(raw as i32, saved))
+}
+
+fn wrong_state(name: &str, op: &str, st: PowerState) -> Error {
+    Error::conflict(format!(
+        "cannot {op} machine {name:?}: it is {}",
+        st.as_str()
+    ))
+}
+
+impl Driver for LibvirtDriver {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn state(&self, name: &str) -> Result<PowerState> {
+        dom_state(&self.ours(name)?)
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::ShutOff | PowerState::Crashed => {}
+            PowerState::Saved => {
+                return Err(Error::conflict(format!(
+                    "machine {name:?} is suspended; use `creature restore {name}`"
+                )))
+            }
+            st => return Err(wrong_state(name, "start", st)),
+        }
+        d.create()
+            .map(|_| ())
+            .map_err(|e| map_error(format!("cannot start {name:?}"), e))
+    }
+
+    fn request_shutdown(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Running | PowerState::ShuttingDown => {}
+            st => return Err(wrong_state(name, "stop", st)),
+        }
+        d.shutdown_flags(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            .map_err(|e| map_error(format!("cannot send the power button to {name:?}"), e))
+    }
+
+    fn force_off(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        if !dom_state(&d)?.is_active() {
+            return Ok(());
+        }
+        d.destroy()
+            .map_err(|e| map_error(format!("cannot power off {name:?}"), e))
+    }
+
+    fn reboot(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Running => {}
+            st => return Err(wrong_state(name, "reboot", st)),
+        }
+        d.reboot(sys::VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+            .map_err(|e| map_error(format!("cannot reboot {name:?}"), e))
+    }
+
+    fn pause(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Running => {}
+            st => return Err(wrong_state(name, "pause", st)),
+        }
+        d.suspend()
+            .map_err(|e| map_error(format!("cannot pause {name:?}"), e))
+    }
+
+    fn unpause(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Paused => {}
+            st => return Err(wrong_state(name, "unpause", st)),
+        }
+        d.resume()
+            .map_err(|e| map_error(format!("cannot unpause {name:?}"), e))
+    }
+
+    fn suspend(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Running | PowerState::Paused => {}
+            st => return Err(wrong_state(name, "suspend", st)),
+        }
+        d.managed_save(0)
+            .map_err(|e| map_error(format!("cannot suspend {name:?}"), e))
+    }
+
+    fn restore(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Saved => {}
+            st => return Err(wrong_state(name, "restore", st)),
+        }
+        // A defined domain with a managed-save image resumes from it.
+        d.create()
+            .map(|_| ())
+            .map_err(|e| map_error(format!("cannot restore {name:?}"), e))
+    }
+
+    fn remove(&self, name: &str) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let d = match self.ours(name) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == Kind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(d) = d {
+            if dom_state(&d)?.is_active() {
+                d.destroy()
+                    .map_err(|e| map_error(format!("cannot power off {name:?}"), e))?;
+            }
+            let meta = self.meta(&d).unwrap_or_default();
+            if d.has_managed_save(0).unwrap_or(false) {
+                removed.push("managed-save image".to_string());
+            }
+            d.undefine_flags(
+                sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                    | sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+            )
+            .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))?;
+            removed.push(format!("domain {name}"));
+            if !meta.volumes.is_empty() {
+                let pool = self
+                    .conn
+                    .lookup_storage_pool_by_name(&meta.pool)
+                    .map_err(|e| map_error(format!("cannot find storage pool {}", meta.pool), e))?;
+                let _ = pool.refresh(0);
+                for v in &meta.volumes {
+                    if storage::delete_volume(&pool, v)? {
+                        removed.push(format!("volume {v}"));
+                    }
+                }
+            }
+        }
+        let log = Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log"));
+        if std::fs::remove_file(&log).is_ok() {
+            removed.push(format!("serial log {}", log.display()));
+        }
+        Ok(removed)
+    }
+
+    fn details(&self, name: &str) -> Result<Details> {
+        let d = self.ours(name)?;
+        let info = d
+            .info()
+            .map_err(|e| map_error(format!("cannot read {name:?}"), e))?;
+        let xml = d
+            .xml_desc(0)
+            .map_err(|e| map_error(format!("cannot read {name:?}"), e))?;
+        let (disks, macs) = parse_devices(&xml);
+        let disks = disks
+            .into_iter()
+            .map(|mut disk| {
+                disk.backing = backing_of(&disk.path);
+                disk
+            })
+            .collect();
+        Ok(Details {
+            state: dom_state(&d)?,
+            cpus: info.nr_virt_cpu,
+            memory_bytes: info.memory * 1024,
+            cpu_time_ns: info.cpu_time,
+            disks,
+            macs,
+            pid: None,
+            has_saved_state: d.has_managed_save(0).unwrap_or(false),
+        })
+    }
+
+    fn observe_all(&self) -> Result<Vec<Observed>> {
+        let all = stats::all(&self.conn)?;
+        let mut out = Vec::with_capacity(all.len());
+        for s in all {
+            out.push(Observed {
+                state: power_state(s.state.unwrap_or(0), false),
+                owner: Owner::Foreign, // decided by the caller from records, metadata on demand
+                cpus: s.vcpus,
+                memory_bytes: s.balloon_kib.map(|k| k * 1024),
+                cpu_time_ns: s.cpu_time_ns,
+                backend: self.backend,
+                name: s.name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn serial_log(&self, name: &str) -> Result<PathBuf> {
+        self.ours(name)?;
+        Ok(Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log")))
+    }
+}
+
+impl LibvirtDriver {
+    /// Whose a domain is and its type (kvm, qemu, xen): two calls, which
+    /// `list` makes only for domains creature has no record of.
+    pub fn owner_and_type(&self, name: &str) -> (Owner, Option<Backend>) {
+        match self.lookup(name) {
+            Ok(d) => {
+                let ty = d.xml_desc(0).ok().and_then(|x| domain_type_of(&x));
+                (owner_of(&d, &self.state_dir).0, ty)
+            }
+            Err(_) => (Owner::Foreign, None),
+        }
+    }
+
+    /// Whether a shut-off domain holds a managed-save image.
+    pub fn has_saved_image(&self, name: &str) -> bool {
+        self.lookup(name)
+            .map(|d| d.has_managed_save(0).unwrap_or(false))
+            .unwrap_or(false)
+    }
+}
+
+fn domain_type_of(xml: &str) -> Option<Backend> {
+    let mut r = quick_xml::Reader::from_str(xml);
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) if e.name().as_ref() == b"domain" => {
+                let t = e.try_get_attribute("type").ok()??;
+                return Backend::parse(&String::from_utf8_lossy(&t.value));
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Disks (target, path, format) and MACs from domain XML.
+pub fn parse_devices(xml: &str) -> (Vec<DiskInfo>, Vec<String>) {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let (mut disks, mut macs) = (Vec::new(), Vec::new());
+    let mut cur: Option<DiskInfo> = None;
+    let mut in_iface = false;
+    let attr = |e: &quick_xml::events::BytesStart, k: &str| {
+        e.try_get_attribute(k)
+            .ok()
+            .flatten()
+            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+    };
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.name().as_ref() {
+                b"disk" => {
+                    cur = Some(DiskInfo {
+                        target: String::new(),
+                        path: String::new(),
+                        format: String::new(),
+                        backing: None,
+                    })
+                }
+                b"interface" => in_iface = true,
+                b"driver" => {
+                    if let (Some(d), Some(t)) = (cur.as_mut(), attr(&e, "type")) {
+                        d.format = t;
+                    }
+                }
+                b"source" => {
+                    if let (Some(d), Some(f)) = (cur.as_mut(), attr(&e, "file")) {
+                        if d.path.is_empty() {
+                            d.path = f;
+                        }
+                    }
+                }
+                b"target" => {
+                    if let (Some(d), Some(t)) = (cur.as_mut(), attr(&e, "dev")) {
+                        d.target = t;
+                    }
+                }
+                b"mac" if in_iface => {
+                    if let Some(a) = attr(&e, "address") {
+                        macs.push(a);
+                    }
+                }
+                b"backingStore" => {
+                    // The first backingStore belongs to the disk itself; stop
+                    // reading sources so the overlay's own path is kept.
+                }
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.name().as_ref() {
+                b"disk" => {
+                    if let Some(d) = cur.take() {
+                        disks.push(d);
+                    }
+                }
+                b"interface" => in_iface = false,
+                _ => {}
+            },
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    (disks, macs)
+}
+
+/// The backing file of a qcow2 overlay, read with qemu-img (local hosts).
+fn backing_of(path: &str) -> Option<String> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-U", "--", path])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["backing-filename"].as_str().map(str::to_string)
+}

@@ -1,0 +1,262 @@
+//! The libvirt backend on the namespace's real libvirtd: the tiny guest
+//! under QEMU (TCG) through its whole life, the --force path, rollback of a
+//! failed create, and KVM machines started to running.
+
+use std::time::Duration;
+
+use super::vm::{count, last_tick, virsh, Lab};
+
+const BOOTED: &str = "creature-test-guest: booted";
+
+/// Proves Launch, Shutdown, Reboot, Pause/Unpause, Suspend/Restore, Guest
+/// instance status, serial logs and image storage for qemu.
+#[test]
+fn qemu_machine_full_lifecycle() {
+    if !super::available("qemu_machine_full_lifecycle") {
+        return;
+    }
+    let lab = Lab::new();
+    let m = "lc-qemu";
+    lab.run(&[
+        "create",
+        m,
+        "-t",
+        "tiny",
+        "--set",
+        "boot.cmdline=console=ttyS0 quiet creature.tick=1",
+    ])
+    .ok()
+    .stdout_has("created lc-qemu (qemu, template tiny)");
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    let row = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == m)
+        .cloned()
+        .unwrap();
+    assert_eq!(row["state"], "shut-off");
+    assert_eq!(row["record"], "ok");
+    assert_eq!(row["backend"], "qemu");
+
+    // create, then start: the serial log shows the boot line.
+    lab.run(&["start", m, "--wait", "running"]).ok();
+    assert_eq!(lab.state(m), "running");
+    lab.wait_log(m, "boot line", |l| l.contains(BOOTED));
+    lab.wait_log(m, "ticks", |l| last_tick(l).is_some());
+
+    // A running machine is not deleted without --force.
+    lab.run(&["delete", m, "--yes"])
+        .code(5)
+        .stderr_has("is running");
+
+    // pause: the guest's clock stops; unpause: it goes on.
+    lab.run(&["pause", m]).ok();
+    assert_eq!(lab.state(m), "paused");
+    std::thread::sleep(Duration::from_millis(500));
+    let frozen = lab.log(m);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        last_tick(&lab.log(m)),
+        last_tick(&frozen),
+        "ticks while paused"
+    );
+    lab.run(&["unpause", m]).ok();
+    let before = last_tick(&frozen).unwrap();
+    lab.wait_log(m, "a tick after unpause", |l| {
+        last_tick(l).is_some_and(|t| t > before + 1.0)
+    });
+
+    // suspend (managed save) and restore: back running, not rebooted.
+    lab.run(&["suspend", m]).ok();
+    assert_eq!(lab.state(m), "saved");
+    assert!(std::path::Path::new(&format!("/var/lib/libvirt/qemu/save/{m}.save")).exists());
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    assert_eq!(
+        j.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == m)
+            .unwrap()["state"],
+        "saved"
+    );
+    lab.run(&["restore", m]).ok();
+    assert_eq!(lab.state(m), "running");
+    let t = last_tick(&lab.log(m)).unwrap();
+    lab.wait_log(m, "a tick after restore", |l| {
+        last_tick(l).is_some_and(|x| x > t)
+    });
+    assert_eq!(count(&lab.log(m), BOOTED), 1, "restore must not reboot");
+
+    // reboot: the boot line appears twice.
+    lab.run(&["reboot", m]).ok();
+    lab.wait_log(m, "a second boot line", |l| count(l, BOOTED) == 2);
+    lab.run(&["start", m, "--wait", "running"]).code(5); // already running
+
+    // info and list, table and JSON.
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert_eq!(info["backend"], "qemu");
+    assert_eq!(info["cpus"], 1);
+    assert_eq!(info["memory_bytes"], 256u64 << 20);
+    assert_eq!(info["template"], "tiny");
+    assert!(info["cpu_time_ns"].as_u64().unwrap() > 0);
+    let table = lab.run(&["info", m]).ok().stdout;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["state", "running"]),
+        "{table}"
+    );
+    lab.run(&["list"]).ok().stdout_has("lc-qemu");
+
+    // log shows what the guest printed.
+    lab.run(&["log", m]).ok().stdout_has(BOOTED);
+
+    // stop: a real ACPI shutdown.
+    lab.run(&["stop", m, "--timeout", "60"]).ok();
+    assert_eq!(lab.state(m), "shut-off");
+    assert!(lab.log(m).contains("power button, powering off"));
+
+    // delete: nothing is left.
+    lab.run(&["delete", m]).code(2).stderr_has("--yes");
+    lab.run(&["delete", m, "--yes"])
+        .ok()
+        .stdout_has("removed domain lc-qemu");
+    assert!(
+        !virsh(&["dominfo", m]).status.success(),
+        "domain left behind"
+    );
+    assert!(!lab
+        .path()
+        .join("logs")
+        .join(format!("{m}.serial.log"))
+        .exists());
+    let store = creature::store::Store::open(lab.path()).unwrap();
+    assert!(store.machine("local", m).unwrap().is_none());
+    assert!(store.journal_rows("local", m).unwrap().is_empty());
+    assert!(store
+        .image("tiny-guest")
+        .unwrap()
+        .unwrap()
+        .used_by
+        .is_empty());
+    lab.run(&["info", m]).code(4);
+}
+
+/// A guest that ignores the power button: stop times out (exit 7) and
+/// --force powers it off.
+#[test]
+fn stop_force_path_for_a_guest_ignoring_acpi() {
+    if !super::available("stop_force_path_for_a_guest_ignoring_acpi") {
+        return;
+    }
+    let lab = Lab::new();
+    let m = "lc-stubborn";
+    lab.run(&[
+        "create",
+        m,
+        "-t",
+        "tiny",
+        "--set",
+        "boot.cmdline=console=ttyS0 quiet creature.ignore_acpi=1",
+    ])
+    .ok();
+    lab.run(&["start", m]).ok();
+    lab.wait_log(m, "the ignore line", |l| {
+        l.contains("ignoring the power button")
+    });
+    lab.run(&["stop", m, "--timeout", "3"])
+        .code(7)
+        .stderr_has("--force");
+    assert_eq!(lab.state(m), "running");
+    lab.run(&["stop", m, "--timeout", "2", "--force"])
+        .ok()
+        .stdout_has("powered off");
+    assert_eq!(lab.state(m), "shut-off");
+    lab.run(&["start", m]).ok();
+    lab.run(&["stop", m, "--force", "--timeout", "0"]).ok();
+    assert_eq!(lab.state(m), "shut-off");
+    lab.run(&["delete", m, "--yes"]).ok();
+}
+
+/// A failure injected at each step of create leaves nothing behind.
+#[test]
+fn failed_create_leaves_nothing() {
+    if !super::available("failed_create_leaves_nothing") {
+        return;
+    }
+    let lab = Lab::new();
+    for step in ["overlay", "define", "ready"] {
+        let m = format!("lc-fail-{step}");
+        lab.c()
+            .args(["create", &m, "-t", "tiny", "--set", "disk.0.size=16MiB"])
+            .env("CREATURE_TEST_FAIL_AT", step)
+            .run()
+            .code(1)
+            .stderr_has(&format!("injected failure at step \"{step}\""));
+        assert!(
+            !virsh(&["dominfo", &m]).status.success(),
+            "{step}: domain left behind"
+        );
+        let disks = lab.path().join("disks");
+        let left: Vec<_> = std::fs::read_dir(&disks)
+            .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{step}: volumes left behind: {left:?}");
+        let store = creature::store::Store::open(lab.path()).unwrap();
+        assert!(
+            store.machine("local", &m).unwrap().is_none(),
+            "{step}: record left"
+        );
+        assert!(
+            store.journal_rows("local", &m).unwrap().is_empty(),
+            "{step}: journal left"
+        );
+    }
+    // The same create without the failure works, disk included.
+    lab.run(&[
+        "create",
+        "lc-fail-none",
+        "-t",
+        "tiny",
+        "--set",
+        "disk.0.size=16MiB",
+    ])
+    .ok();
+    let info = lab
+        .run(&["info", "lc-fail-none", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(info["disks"][0]["format"], "qcow2");
+    // A second create of the name conflicts and leaves the first alone.
+    lab.run(&["create", "lc-fail-none", "-t", "tiny"])
+        .code(5)
+        .stderr_has("already exists");
+    assert_eq!(lab.state("lc-fail-none"), "shut-off");
+    lab.run(&["delete", "lc-fail-none", "--yes"])
+        .ok()
+        .stdout_has("removed volume lc-fail-none-disk0.qcow2");
+}
+
+/// KVM machines are defined and started to running (nested KVM is too
+/// slow to boot a guest here; docs/testing.md says so).
+#[test]
+fn kvm_machine_defined_and_started() {
+    if !super::available("kvm_machine_defined_and_started") {
+        return;
+    }
+    let lab = Lab::new();
+    let m = "lc-kvm";
+    lab.run(&["create", m, "-t", "tiny-kvm"]).ok();
+    let dumpxml = virsh(&["dumpxml", m]);
+    assert!(String::from_utf8_lossy(&dumpxml.stdout).contains("<domain type='kvm'"));
+    lab.run(&["start", m, "--wait", "running", "--wait-timeout", "120"])
+        .ok();
+    assert_eq!(lab.state(m), "running");
+    lab.run(&["pause", m]).ok();
+    assert_eq!(lab.state(m), "paused");
+    lab.run(&["unpause", m]).ok();
+    lab.run(&["stop", m, "--force", "--timeout", "0"]).ok();
+    assert_eq!(lab.state(m), "shut-off");
+    lab.run(&["delete", m, "--yes"]).ok();
+}
