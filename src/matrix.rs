@@ -525,12 +525,12 @@ mod tests {
         let e = require(
             "start",
             Subject::Machine("vm"),
-            Backend::Qemu,
+            Backend::Xen,
             Feature::Launch,
         )
         .unwrap_err();
         assert!(
-            e.message().contains("not implemented yet for backend qemu"),
+            e.message().contains("not implemented yet for backend xen"),
             "{}",
             e.message()
         );

@@ -92,9 +92,9 @@ fn unknown_cells_are_refused_until_proven() {
 #[test]
 fn unimplemented_cells_are_refused_with_their_own_words() {
     refused(
-        &[("vm", Backend::Qemu)],
+        &[("vm", Backend::Xen)],
         &["start", "vm"],
-        &["start", "\"vm\"", "not implemented yet for backend qemu"],
+        &["start", "\"vm\"", "not implemented yet for backend xen"],
     );
     refused(
         &[("x", Backend::Xen)],
