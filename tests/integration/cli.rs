@@ -47,16 +47,29 @@ fn list_on_an_empty_host_prints_headers_and_creates_nothing() {
     assert_eq!(r.json(), serde_json::json!([]));
 }
 
+/// Records on a host whose libvirtd does not answer: listed, state unknown.
 #[test]
 fn list_shows_records_in_table_and_json() {
     use creature::matrix::Backend;
     let d = state_dir();
-    crate::util::seed(d.path(), &[("web", Backend::Qemu), ("box", Backend::Lxc)]);
-    let r = Creature::new(d.path()).args(["list"]).run().ok();
+    crate::util::seed_on(
+        d.path(),
+        "h1",
+        &[("web", Backend::Qemu), ("box", Backend::Kvm)],
+    );
+    std::fs::write(
+        d.path().join("no-config.toml"),
+        "[hosts.h1]\nuri = \"qemu+unix:///system?socket=/nonexistent/creature-test.sock\"\n",
+    )
+    .unwrap();
+    let r = Creature::new(d.path())
+        .args(["--host", "h1", "list"])
+        .run()
+        .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", r.stdout);
     assert!(
-        lines[1].starts_with("box ") && lines[1].contains("lxc"),
+        lines[1].starts_with("box ") && lines[1].contains("kvm"),
         "{}",
         r.stdout
     );
@@ -67,15 +80,18 @@ fn list_shows_records_in_table_and_json() {
     );
     // Columns line up: BACKEND starts at the same offset on every line.
     let col = lines[0].find("BACKEND").unwrap();
-    assert_eq!(&lines[1][col..col + 3], "lxc");
+    assert_eq!(&lines[1][col..col + 3], "kvm");
+    assert!(r.stderr.contains("state unknown"), "{}", r.stderr);
     let j = Creature::new(d.path())
-        .args(["list", "--format", "json"])
+        .args(["--host", "h1", "list", "--format", "json"])
         .run()
         .ok()
         .json();
     assert_eq!(j[1]["name"], "web");
     assert_eq!(j[1]["backend"], "qemu");
+    assert_eq!(j[1]["state"], "unknown");
     assert_eq!(j[1]["record"], "ok");
+    assert_eq!(j[1]["host"], "h1");
 }
 
 #[test]

@@ -114,11 +114,15 @@ pub fn state_dir() -> tempfile::TempDir {
 
 /// Seed machine records through the library, as a finished create leaves them.
 pub fn seed(state: &Path, machines: &[(&str, Backend)]) {
+    seed_on(state, "local", machines)
+}
+
+pub fn seed_on(state: &Path, host: &str, machines: &[(&str, Backend)]) {
     let mut s = Store::open(state).expect("open store");
     for (name, backend) in machines {
-        s.begin_create("local", name, *backend, Some("seeded"))
+        s.begin_create(host, name, *backend, Some("seeded"))
             .unwrap();
-        s.set_state("local", name, RecordState::Ready).unwrap();
+        s.set_state(host, name, RecordState::Ready).unwrap();
     }
 }
 

@@ -213,6 +213,19 @@ fn failed_create_leaves_nothing() {
             "{step}: journal left"
         );
     }
+    // A record whose domain is gone shows as missing.
+    crate::util::seed(lab.path(), &[("lc-ghost", creature::matrix::Backend::Qemu)]);
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    let ghost = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "lc-ghost")
+        .unwrap()
+        .clone();
+    assert_eq!(ghost["record"], "missing");
+    assert_eq!(ghost["state"], "-");
+    lab.run(&["delete", "lc-ghost", "--yes"]).ok();
     // The same create without the failure works, disk included.
     lab.run(&[
         "create",
