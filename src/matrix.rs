@@ -220,6 +220,7 @@ const fn none_implemented() -> PerBackend<Impl> {
 
 const HOST_INFO_TEST: &str = "tests/integration/real/host.rs::host_info_reports_real_backends";
 const QEMU_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::qemu_machine_full_lifecycle";
+const QEMU_CONSOLE: &str = "tests/integration/real/console.rs::qemu_console_types_and_reads";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 
 impl Feature {
@@ -300,15 +301,19 @@ impl Feature {
                 xen: NO,
             },
             Launch | Shutdown | Pause | Unpause | GuestStatus => vms(QEMU_LIFECYCLE, KVM_LIFECYCLE),
+            SerialConsole => PerBackend {
+                qemu: Impl::Yes(QEMU_CONSOLE),
+                ..none_implemented()
+            },
             Reboot | Suspend | Restore | SerialLog | ImageStorage => PerBackend {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
             AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate | Rescue
             | Resize | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
-            | DiskIoLimits | ConfigDrive | InjectFiles | InjectNetworking | Rdp | SerialConsole
-            | Spice | Vnc | BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap
-            | FirewallRules | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
+            | DiskIoLimits | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc
+            | BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules
+            | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
                 none_implemented()
             }
         }

@@ -106,6 +106,7 @@ fn dispatch(ctx: &Ctx, op: &str, cmd: &Command, rec: &MachineRecord) -> Result<(
         Command::Delete(a) => lifecycle::delete(ctx, rec, a.force),
         Command::Info(_) => lifecycle::info(ctx, rec),
         Command::Log(a) => lifecycle::log(ctx, rec, a.follow),
+        Command::Console(_) => crate::cmd::console::run(ctx, rec),
         _ => Err(Error::other(format!(
             "internal error: {op} passed the support matrix for backend {} but has no implementation",
             rec.backend

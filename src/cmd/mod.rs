@@ -1,5 +1,6 @@
 //! One file per verb group; this one routes parsed commands to them.
 
+mod console;
 mod create;
 mod gate;
 mod host;

@@ -314,6 +314,33 @@ impl LibvirtDriver {
         }
     }
 
+    /// A blocking stream on the running machine's serial console.
+    pub fn open_console(&self, name: &str) -> Result<virt::stream::Stream> {
+        let d = self.ours(name)?;
+        match dom_state(&d)? {
+            PowerState::Running | PowerState::Paused => {}
+            st => return Err(wrong_state(name, "attach to the console of", st)),
+        }
+        let stream = virt::stream::Stream::new(&self.conn, 0)
+            .map_err(|e| map_error("cannot create a libvirt stream", e))?;
+        d.open_console(None, &stream, sys::VIR_DOMAIN_CONSOLE_SAFE)
+            .map_err(|e| {
+                let err = map_error(format!("cannot open the console of {name:?}"), e);
+                if err
+                    .causes()
+                    .iter()
+                    .any(|c| c.contains("Active console session"))
+                {
+                    Error::conflict(format!(
+                        "someone else is attached to the console of {name:?}"
+                    ))
+                } else {
+                    err
+                }
+            })?;
+        Ok(stream)
+    }
+
     /// Whether a shut-off domain holds a managed-save image.
     pub fn has_saved_image(&self, name: &str) -> bool {
         self.lookup(name)
