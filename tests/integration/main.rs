@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod completion;
+mod domain_xml;
 mod generated;
 mod http;
 mod images;

@@ -1,0 +1,43 @@
+//! The golden domain XML files (tests/fixtures/domain, kept fresh by the
+//! unit test in src/backend/libvirt/domain_xml) are valid against
+//! libvirt's own schema.
+
+use std::process::Command;
+
+#[test]
+fn golden_domain_xml_validates_against_libvirts_schema() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/domain");
+    let have_tool = Command::new("virt-xml-validate")
+        .arg("--help")
+        .output()
+        .is_ok();
+    if !have_tool {
+        let must = std::env::var("CI").is_ok()
+            || std::env::var("CREATURE_REQUIRE_REAL").is_ok_and(|v| v == "1");
+        assert!(
+            !must,
+            "virt-xml-validate (libxml2-utils, libvirt-clients) is required here"
+        );
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED golden_domain_xml_validates: no virt-xml-validate"
+        );
+        return;
+    }
+    for b in ["kvm", "qemu", "xen"] {
+        let f = dir.join(format!("{b}.xml"));
+        let out = Command::new("virt-xml-validate")
+            .arg(&f)
+            .arg("domain")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
