@@ -304,8 +304,11 @@ pub fn log(ctx: &Ctx, rec: &MachineRecord, follow: bool) -> Result<()> {
             }
             continue;
         }
-        if !follow || interrupt::requested() {
+        if !follow {
             return Ok(());
+        }
+        if interrupt::requested() {
+            return Err(interrupt::error("stopped following the log"));
         }
         // Truncated (log rotated)? Start over.
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -21,6 +21,15 @@ fn qemu_console_types_and_reads() {
     lab.wait_log(m, "boot line", |l| {
         l.contains("creature-test-guest: booted")
     });
+
+    // log --follow prints what is there and what comes, until Ctrl-C (130).
+    let follow = Command::new(bin())
+        .args(["log", m, "--follow"])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut child = Command::new(bin())
         .args(["console", m])
         .env("CREATURE_STATE_DIR", lab.path())
@@ -58,6 +67,18 @@ fn qemu_console_types_and_reads() {
             }
         }
     }
+    // What was typed on the console reached the log being followed.
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGINT) };
+    let followed = follow.wait_with_output().unwrap();
+    assert_eq!(followed.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(
+        text.contains("creature-test-guest: booted") && text.contains("hello-42"),
+        "{text}"
+    );
+
     stdin.write_all(&[0x1d]).unwrap(); // Ctrl-]
     stdin.flush().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
