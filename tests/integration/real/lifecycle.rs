@@ -213,6 +213,35 @@ fn failed_create_leaves_nothing() {
             "{step}: journal left"
         );
     }
+    // A domain creature did not make is listed as foreign and never touched.
+    let xml = lab.path().join("foreign.xml");
+    std::fs::write(
+        &xml,
+        "<domain type='qemu'><name>lc-foreign</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    assert!(virsh(&["define", xml.to_str().unwrap()]).status.success());
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    let f = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "lc-foreign")
+        .unwrap()
+        .clone();
+    assert_eq!(f["record"], "foreign");
+    assert_eq!(f["state"], "shut-off");
+    lab.run(&["create", "lc-foreign", "-t", "tiny"])
+        .code(5)
+        .stderr_has("already exists");
+    lab.run(&["delete", "lc-foreign", "--yes"]).code(4);
+    lab.run(&["start", "lc-foreign"]).code(4);
+    assert!(
+        virsh(&["dominfo", "lc-foreign"]).status.success(),
+        "foreign domain was touched"
+    );
+    assert!(virsh(&["undefine", "lc-foreign"]).status.success());
     // A record whose domain is gone shows as missing.
     crate::util::seed(lab.path(), &[("lc-ghost", creature::matrix::Backend::Qemu)]);
     let j = lab.run(&["list", "--format", "json"]).ok().json();
