@@ -135,15 +135,7 @@ impl Store {
     }
 
     pub fn image_names(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM images ORDER BY name")
-            .map_err(|e| self.corrupt(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.corrupt(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.corrupt(e))
+        self.strings("SELECT name FROM images ORDER BY name")
     }
 
     /// Forget an image no machine uses. Returns the sha256 of files no other

@@ -437,10 +437,12 @@ impl Store {
     }
 
     pub fn network_names(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM networks ORDER BY name")
-            .map_err(|e| self.corrupt(e))?;
+        self.strings("SELECT name FROM networks ORDER BY name")
+    }
+
+    /// One text column of a parameterless query.
+    pub(crate) fn strings(&self, sql: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.corrupt(e))?;
         let rows = stmt
             .query_map([], |r| r.get(0))
             .map_err(|e| self.corrupt(e))?;
@@ -448,22 +450,3 @@ impl Store {
             .map_err(|e| self.corrupt(e))
     }
 }
-
-fn journal(
-    tx: &rusqlite::Transaction<'_>,
-    host: &str,
-    machine: &str,
-    op: &str,
-    phase: &str,
-    detail: Option<&str>,
-) -> Result<()> {
-    tx.execute(
-        "INSERT INTO journal (at, host, machine, op, phase, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now(), host, machine, op, phase, detail],
-    )
-    .map(|_| ())
-    .context(Kind::Other, || "cannot write the operation journal".into())
-}
-
-#[cfg(test)]
-mod tests;
