@@ -450,3 +450,22 @@ impl Store {
             .map_err(|e| self.corrupt(e))
     }
 }
+
+fn journal(
+    tx: &rusqlite::Transaction<'_>,
+    host: &str,
+    machine: &str,
+    op: &str,
+    phase: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO journal (at, host, machine, op, phase, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now(), host, machine, op, phase, detail],
+    )
+    .map(|_| ())
+    .context(Kind::Other, || "cannot write the operation journal".into())
+}
+
+#[cfg(test)]
+mod tests;
