@@ -42,15 +42,27 @@ impl Undo {
     }
 }
 
-/// Test hook: `CREATURE_TEST_FAIL_AT=<step>` makes that step of a create
-/// fail, to prove rollback leaves nothing behind.
+/// Test hooks at each step of a create: `CREATURE_TEST_FAIL_AT=<step>`
+/// makes that step fail, and `CREATURE_TEST_STALL_AT=<step>` waits there
+/// (up to 60 s) for a Ctrl-C, to prove rollback leaves nothing behind.
 pub fn fail_point(step: &str) -> Result<(), Error> {
-    match std::env::var("CREATURE_TEST_FAIL_AT") {
-        Ok(s) if s == step => Err(Error::other(format!(
+    if std::env::var("CREATURE_TEST_FAIL_AT").is_ok_and(|s| s == step) {
+        return Err(Error::other(format!(
             "injected failure at step {step:?} (CREATURE_TEST_FAIL_AT)"
-        ))),
-        _ => Ok(()),
+        )));
     }
+    if std::env::var("CREATURE_TEST_STALL_AT").is_ok_and(|s| s == step) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until {
+            if crate::interrupt::requested() {
+                return Err(crate::interrupt::error(&format!(
+                    "create, at step {step:?}; everything it made was removed"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

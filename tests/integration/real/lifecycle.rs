@@ -213,6 +213,49 @@ fn failed_create_leaves_nothing() {
             "{step}: journal left"
         );
     }
+    // Ctrl-C in the middle of a create (after the disk, before the domain)
+    // undoes it: exit 130, nothing left.
+    let child = std::process::Command::new(crate::util::bin())
+        .args([
+            "create",
+            "lc-int",
+            "-t",
+            "tiny",
+            "--set",
+            "disk.0.size=16MiB",
+        ])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .env("CREATURE_TEST_STALL_AT", "define")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let vol = lab.path().join("disks/lc-int-disk0.qcow2");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !vol.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never made its disk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !vol.exists(),
+        "the disk of an interrupted create was left behind"
+    );
+    assert!(!virsh(&["dominfo", "lc-int"]).status.success());
+    let store = creature::store::Store::open(lab.path()).unwrap();
+    assert!(store.machine("local", "lc-int").unwrap().is_none());
+    drop(store);
+
     // A domain creature did not make is listed as foreign and never touched.
     let xml = lab.path().join("foreign.xml");
     std::fs::write(
