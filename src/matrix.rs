@@ -221,6 +221,8 @@ const fn none_implemented() -> PerBackend<Impl> {
 const HOST_INFO_TEST: &str = "tests/integration/real/host.rs::host_info_reports_real_backends";
 const QEMU_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::qemu_machine_full_lifecycle";
 const QEMU_CONSOLE: &str = "tests/integration/real/console.rs::qemu_console_types_and_reads";
+const LXC_LIFECYCLE: &str =
+    "tests/integration/real/containers.rs::busybox_container_full_lifecycle";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 
 impl Feature {
@@ -285,11 +287,15 @@ impl Feature {
     /// proves it. A cell turns `Yes` only together with that test.
     pub fn implemented(self) -> PerBackend<Impl> {
         use Feature::*;
-        const fn vms(qemu: &'static str, kvm: &'static str) -> PerBackend<Impl> {
+        const fn all3(
+            qemu: &'static str,
+            kvm: &'static str,
+            lxc: &'static str,
+        ) -> PerBackend<Impl> {
             PerBackend {
                 kvm: Impl::Yes(kvm),
                 qemu: Impl::Yes(qemu),
-                lxc: NO,
+                lxc: Impl::Yes(lxc),
                 xen: NO,
             }
         }
@@ -300,12 +306,20 @@ impl Feature {
                 lxc: Impl::Yes(HOST_INFO_TEST),
                 xen: NO,
             },
-            Launch | Shutdown | Pause | Unpause | GuestStatus => vms(QEMU_LIFECYCLE, KVM_LIFECYCLE),
+            Launch | Shutdown | Pause | Unpause | GuestStatus => {
+                all3(QEMU_LIFECYCLE, KVM_LIFECYCLE, LXC_LIFECYCLE)
+            }
             SerialConsole => PerBackend {
                 qemu: Impl::Yes(QEMU_CONSOLE),
+                lxc: Impl::Yes(LXC_LIFECYCLE),
                 ..none_implemented()
             },
-            Reboot | Suspend | Restore | SerialLog | ImageStorage => PerBackend {
+            Reboot => PerBackend {
+                qemu: Impl::Yes(QEMU_LIFECYCLE),
+                lxc: Impl::Yes(LXC_LIFECYCLE),
+                ..none_implemented()
+            },
+            Suspend | Restore | SerialLog | ImageStorage => PerBackend {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },

@@ -92,6 +92,10 @@ pub struct Details {
     pub macs: Vec<String>,
     pub pid: Option<i32>,
     pub has_saved_state: bool,
+    /// Memory in use now (containers: from the cgroup).
+    pub memory_used_bytes: Option<u64>,
+    /// Addresses as the backend sees them.
+    pub ips: Vec<String>,
 }
 
 /// The lifecycle of machines of one backend on one host.

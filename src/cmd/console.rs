@@ -56,16 +56,62 @@ impl Drop for RawMode {
     }
 }
 
-pub fn run(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
-    let stream = match rec.backend {
-        Backend::Kvm | Backend::Qemu | Backend::Xen => {
-            LibvirtDriver::open(rec.backend, &ctx.uri(rec.backend)?, &ctx.global.state_dir)?
-                .open_console(&rec.name)?
+/// The two ends a console can have: a libvirt stream or a pty master.
+enum Channel {
+    Stream(virt::stream::Stream),
+    Pty(std::fs::File),
+}
+
+impl Channel {
+    fn duplicate(&self) -> Result<Channel> {
+        Ok(match self {
+            Channel::Stream(s) => Channel::Stream(s.clone()),
+            Channel::Pty(f) => Channel::Pty(
+                f.try_clone()
+                    .map_err(|e| Error::other("cannot duplicate the console").caused_by(e))?,
+            ),
+        })
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        match self {
+            Channel::Stream(s) => s.recv(buf).ok().filter(|n| *n > 0).map(|n| n as usize),
+            Channel::Pty(f) => f.read(buf).ok().filter(|n| *n > 0),
         }
+    }
+
+    fn send(&mut self, data: &[u8]) -> Result<usize> {
+        match self {
+            Channel::Stream(s) => s
+                .send(data)
+                .map(|n| n.max(0) as usize)
+                .map_err(|e| Error::other("cannot write to the console").caused_by(e.message())),
+            Channel::Pty(f) => f
+                .write(data)
+                .map_err(|e| Error::other("cannot write to the console").caused_by(e)),
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
+    let mut stream = match rec.backend {
+        Backend::Kvm | Backend::Qemu | Backend::Xen => Channel::Stream(
+            LibvirtDriver::open(rec.backend, &ctx.uri(rec.backend)?, &ctx.global.state_dir)?
+                .open_console(&rec.name)?,
+        ),
         Backend::Lxc => {
-            return Err(Error::other(
-                "internal error: the lxc console is not built yet",
-            ))
+            let drv = crate::backend::lxc::driver::LxcDriver::new(&ctx.global.state_dir);
+            let c = drv.ours(&rec.name)?;
+            let st = crate::backend::lxc::driver::power_state(&c.state());
+            if !st.is_active() {
+                return Err(Error::conflict(format!(
+                    "cannot attach to the console of machine {:?}: it is {}",
+                    rec.name,
+                    st.as_str()
+                )));
+            }
+            // tty1 runs the container's login shell (see its inittab).
+            Channel::Pty(c.console_fd(1)?)
         }
     };
     let tty = std::io::stdin().is_terminal();
@@ -79,22 +125,18 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
         prev_hook(info);
     }));
 
-    let out = stream.clone();
+    let mut out = stream.duplicate()?;
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdout = std::io::stdout();
-        loop {
-            match out.recv(&mut buf) {
-                Ok(n) if n > 0 => {
-                    if stdout
-                        .write_all(&buf[..n as usize])
-                        .and_then(|_| stdout.flush())
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                _ => break, // the console closed (machine stopped) or failed
+        // Until the console closes (machine stopped) or fails.
+        while let Some(n) = out.recv(&mut buf) {
+            if stdout
+                .write_all(&buf[..n])
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
+                break;
             }
         }
         restore_terminal();
@@ -117,10 +159,7 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
         };
         let mut sent = 0;
         while sent < data.len() {
-            let k = stream
-                .send(&data[sent..])
-                .map_err(|e| Error::other("cannot write to the console").caused_by(e.message()))?;
-            sent += k.max(0) as usize;
+            sent += stream.send(&data[sent..])?;
         }
         if leave {
             break;

@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 
 use crate::backend::libvirt::machine::LibvirtDriver;
+use crate::backend::lxc::driver::LxcDriver;
 use crate::cli::{CreateArgs, WaitArgs};
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
@@ -111,32 +112,30 @@ fn plan(
     crate::interrupt::catch();
     let host = ctx.host_name().to_string();
     let mut store = Store::open(&ctx.global.state_dir)?;
-    let drv = match r.backend {
+    let mut undo = Undo::new();
+    let made = match r.backend {
         Backend::Kvm | Backend::Qemu | Backend::Xen => {
-            LibvirtDriver::open(r.backend, &ctx.uri(r.backend)?, &ctx.global.state_dir)?
+            let drv = LibvirtDriver::open(r.backend, &ctx.uri(r.backend)?, &ctx.global.state_dir)?;
+            if drv.conn.lookup_domain_by_name(name).is_ok() {
+                return Err(Error::conflict(format!(
+                    "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
+                )));
+            }
+            store.begin_create(&host, name, r.backend, Some(&r.name))?;
+            crate::backend::libvirt::create::create(&drv, &mut store, &host, name, r, &mut undo, ctx.global.quiet)
         }
         Backend::Lxc => {
-            return Err(Error::other(
-                "internal error: the lxc driver is not built yet",
-            ))
+            let drv = LxcDriver::new(&ctx.global.state_dir);
+            if drv.dir(name).exists() {
+                return Err(Error::conflict(format!(
+                    "a container named {name:?} already exists in {} (see `creature list`); choose another name",
+                    drv.lxcpath
+                )));
+            }
+            store.begin_create(&host, name, r.backend, Some(&r.name))?;
+            crate::backend::lxc::create::create(&drv, name, r, &mut undo)
         }
-    };
-    if drv.conn.lookup_domain_by_name(name).is_ok() {
-        return Err(Error::conflict(format!(
-            "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
-        )));
     }
-    store.begin_create(&host, name, r.backend, Some(&r.name))?;
-    let mut undo = Undo::new();
-    let made = crate::backend::libvirt::create::create(
-        &drv,
-        &mut store,
-        &host,
-        name,
-        r,
-        &mut undo,
-        ctx.global.quiet,
-    )
     .and_then(|_| store.set_state(&host, name, RecordState::Ready));
     if let Err(e) = made {
         let left = undo.rollback();

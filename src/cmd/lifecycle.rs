@@ -26,9 +26,9 @@ pub fn open_driver(ctx: &Ctx, backend: Backend) -> Result<Box<dyn Driver>> {
                 &ctx.global.state_dir,
             )?))
         }
-        Backend::Lxc => Err(Error::other(
-            "internal error: the lxc driver is not built yet",
-        )),
+        Backend::Lxc => Ok(Box::new(crate::backend::lxc::driver::LxcDriver::new(
+            &ctx.global.state_dir,
+        ))),
     }
 }
 
@@ -259,6 +259,15 @@ pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
         }
         for m in &d.macs {
             t.row(["mac", m]);
+        }
+        for ip in &d.ips {
+            t.row(["ip", ip]);
+        }
+        if let Some(pid) = d.pid {
+            t.row(["init pid".to_string(), pid.to_string()]);
+        }
+        if let Some(u) = d.memory_used_bytes {
+            t.row(["memory used".to_string(), crate::size::Size(u).human()]);
         }
         t.row(["template", view.template.unwrap_or("-")]);
         t.row(["created", view.created_at]);

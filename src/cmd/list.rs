@@ -158,6 +158,53 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             }
         }
     }
+    // Containers: one local pass over the lxc path, with its own deadline.
+    let mut lxc_failed = false;
+    {
+        let state_dir = ctx.global.state_dir.clone();
+        let seen = deadline::run("liblxc", BACKEND_DEADLINE, move || {
+            use crate::backend::Driver;
+            crate::backend::lxc::driver::LxcDriver::new(&state_dir).observe_all()
+        });
+        match seen {
+            Ok(list) => {
+                for o in list {
+                    match &o.owner {
+                        Owner::Ours
+                            if records
+                                .iter()
+                                .any(|r| r.name == o.name && r.backend == Backend::Lxc) =>
+                        {
+                            observed.insert(o.name.clone(), o);
+                        }
+                        Owner::Ours | Owner::Foreign => extra.push(ListRow {
+                            record: if o.owner == Owner::Ours {
+                                "untracked"
+                            } else {
+                                "foreign"
+                            },
+                            name: o.name.clone(),
+                            host: ctx.host_name().to_string(),
+                            backend: Backend::Lxc,
+                            state: o.state.as_str().to_string(),
+                            template: None,
+                            created_at: None,
+                            cpus: None,
+                            memory_bytes: None,
+                            cpu_time_ns: None,
+                        }),
+                        Owner::OtherState(_) => {}
+                    }
+                }
+            }
+            Err(e) => {
+                if records.iter().any(|r| r.backend == Backend::Lxc) {
+                    ctx.note(&format!("lxc machines: state unknown: {}", e.message()));
+                }
+                lxc_failed = true;
+            }
+        }
+    }
     let mut rows: Vec<ListRow> = records
         .iter()
         .map(|r| {
@@ -172,7 +219,12 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                 "incomplete"
             };
             match (r.backend, observed.get(&r.name)) {
-                (Backend::Lxc, _) => row(r, None, "unknown".into(), rec_state),
+                (Backend::Lxc, Some(o)) => row(r, Some(o), o.state.as_str().into(), rec_state),
+                (Backend::Lxc, None) if lxc_failed => row(r, None, "unknown".into(), rec_state),
+                (Backend::Lxc, None) if r.state == RecordState::Ready => {
+                    row(r, None, "-".into(), "missing")
+                }
+                (Backend::Lxc, None) => row(r, None, "-".into(), rec_state),
                 (_, Some(o)) => row(r, Some(o), o.state.as_str().into(), rec_state),
                 (_, None) if failed.contains(key) => row(r, None, "unknown".into(), rec_state),
                 (_, None) if r.state == RecordState::Ready => row(r, None, "-".into(), "missing"),

@@ -83,8 +83,8 @@ fn always_missing_features_are_refused_without_a_lookup() {
 #[test]
 fn unknown_cells_are_refused_until_proven() {
     refused(
-        &[("c", Backend::Lxc)],
-        &["console", "c"],
+        &[("x", Backend::Xen)],
+        &["console", "x"],
         &["unknown", "has not proven it"],
     );
 }

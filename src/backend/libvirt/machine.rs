@@ -275,6 +275,8 @@ impl Driver for LibvirtDriver {
             macs,
             pid: None,
             has_saved_state: d.has_managed_save(0).unwrap_or(false),
+            memory_used_bytes: None,
+            ips: Vec::new(),
         })
     }
 

@@ -1,3 +1,7 @@
-//! liblxc, through `lxc-sys`. Only `sys` touches FFI.
+//! System containers through liblxc. Only `sys` touches FFI.
 
+pub mod config;
+pub mod create;
+pub mod driver;
+pub mod rootfs;
 pub mod sys;

@@ -1,7 +1,12 @@
-//! The one place that calls liblxc's C API. Everything above it sees safe
-//! Rust values and creature errors.
+//! The one place that calls liblxc's C API. It owns `lxc_container`
+//! pointers (get/put), converts strings, and turns failures into creature
+//! errors carrying liblxc's own message. Everything above it is safe Rust.
 
 use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::path::Path;
+
+use crate::error::{Error, Kind, Result};
 
 /// liblxc's version string, e.g. "5.0.2".
 pub fn version() -> String {
@@ -27,5 +32,267 @@ pub fn global_config_item(key: &str) -> Option<String> {
         } else {
             Some(CStr::from_ptr(p).to_string_lossy().into_owned())
         }
+    }
+}
+
+/// Where containers live (`lxc.lxcpath`, /var/lib/lxc on Debian).
+pub fn lxcpath() -> String {
+    global_config_item("lxc.lxcpath").unwrap_or_else(|| "/var/lib/lxc".into())
+}
+
+fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(format!("{s:?} contains a NUL byte")))
+}
+
+/// Take ownership of a malloc'ed C string.
+///
+/// SAFETY: `p` is NULL or a NUL-terminated string allocated with malloc.
+unsafe fn owned_string(p: *mut c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+    libc::free(p.cast());
+    Some(s)
+}
+
+/// A reference to one container (lxc_container_new / lxc_container_put).
+pub struct Container {
+    ptr: *mut lxc_sys::lxc_container,
+    name: String,
+}
+
+// liblxc containers are used from one thread at a time here; the console
+// hands the pointer to no other thread.
+unsafe impl Send for Container {}
+
+macro_rules! call {
+    ($self:ident . $f:ident ( $($arg:expr),* )) => {{
+        // SAFETY: `ptr` is a live container from lxc_container_new; every
+        // method pointer liblxc fills in is non-null for its lifetime.
+        unsafe {
+            let f = (*$self.ptr).$f.expect(concat!("liblxc method ", stringify!($f)));
+            f($self.ptr $(, $arg)*)
+        }
+    }};
+}
+
+impl Container {
+    pub fn open(name: &str, lxcpath: &str) -> Result<Container> {
+        let n = cstr(name)?;
+        let p = cstr(lxcpath)?;
+        // SAFETY: valid C strings; NULL means failure.
+        let ptr = unsafe { lxc_sys::lxc_container_new(n.as_ptr(), p.as_ptr()) };
+        if ptr.is_null() {
+            return Err(Error::unavailable(format!(
+                "liblxc cannot open container {name:?} in {lxcpath}"
+            )));
+        }
+        Ok(Container {
+            ptr,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// liblxc's last error for this container, if it set one.
+    fn last_error(&self) -> Option<String> {
+        // SAFETY: error_string is NULL or a string liblxc owns.
+        unsafe {
+            let p = (*self.ptr).error_string;
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
+    }
+
+    fn fail(&self, kind: Kind, what: &str) -> Error {
+        let mut e = Error::new(kind, format!("{what} container {:?}", self.name));
+        if let Some(m) = self.last_error() {
+            e = e.caused_by(m);
+        }
+        e
+    }
+
+    pub fn is_defined(&self) -> bool {
+        call!(self.is_defined())
+    }
+
+    /// STOPPED, STARTING, RUNNING, STOPPING, ABORTING, FREEZING, FROZEN, THAWED.
+    pub fn state(&self) -> String {
+        let p = call!(self.state());
+        if p.is_null() {
+            return "UNKNOWN".into();
+        }
+        // SAFETY: a static string from liblxc's state table.
+        unsafe { CStr::from_ptr(p).to_string_lossy().into_owned() }
+    }
+
+    pub fn init_pid(&self) -> Option<i32> {
+        let pid = call!(self.init_pid());
+        (pid > 0).then_some(pid)
+    }
+
+    pub fn load_config(&self, path: &Path) -> Result<()> {
+        let p = cstr(&path.display().to_string())?;
+        if call!(self.load_config(p.as_ptr())) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Invalid, "cannot load the configuration of"))
+        }
+    }
+
+    /// Start the container's init, daemonized.
+    pub fn start(&self) -> Result<()> {
+        call!(self.want_daemonize(true));
+        if call!(self.start(0, std::ptr::null())) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot start"))
+        }
+    }
+
+    /// Send the halt signal; with `timeout` 0, return at once.
+    pub fn shutdown(&self, timeout: i32) -> bool {
+        call!(self.shutdown(timeout))
+    }
+
+    pub fn stop(&self) -> Result<()> {
+        if call!(self.stop()) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot kill"))
+        }
+    }
+
+    pub fn reboot(&self) -> Result<()> {
+        if call!(self.reboot()) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot reboot"))
+        }
+    }
+
+    pub fn freeze(&self) -> Result<()> {
+        if call!(self.freeze()) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot freeze"))
+        }
+    }
+
+    pub fn unfreeze(&self) -> Result<()> {
+        if call!(self.unfreeze()) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot unfreeze"))
+        }
+    }
+
+    /// Remove the container: its directory, configuration and root filesystem.
+    pub fn destroy(&self) -> Result<()> {
+        if call!(self.destroy()) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Other, "cannot destroy"))
+        }
+    }
+
+    pub fn config_item(&self, key: &str) -> Option<String> {
+        let k = cstr(key).ok()?;
+        let len = call!(self.get_config_item(k.as_ptr(), std::ptr::null_mut(), 0));
+        if len <= 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; len as usize + 1];
+        let n = call!(self.get_config_item(k.as_ptr(), buf.as_mut_ptr().cast(), buf.len() as i32));
+        if n < 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some(
+            String::from_utf8_lossy(&buf)
+                .trim_end_matches('\n')
+                .to_string(),
+        )
+    }
+
+    pub fn cgroup_item(&self, key: &str) -> Option<String> {
+        let k = cstr(key).ok()?;
+        let mut buf = vec![0u8; 256];
+        let n = call!(self.get_cgroup_item(k.as_ptr(), buf.as_mut_ptr().cast(), buf.len() as i32));
+        if n <= 0 {
+            return None;
+        }
+        buf.truncate((n as usize).min(255));
+        Some(String::from_utf8_lossy(&buf).trim().to_string())
+    }
+
+    /// The container's IPv4 addresses (global scope), from liblxc.
+    pub fn ipv4s(&self) -> Vec<String> {
+        let fam = CString::new("inet").expect("no NUL");
+        let arr = call!(self.get_ips(std::ptr::null(), fam.as_ptr(), 0));
+        let mut out = Vec::new();
+        if arr.is_null() {
+            return out;
+        }
+        // SAFETY: a NULL-terminated array of malloc'ed strings, ours to free.
+        unsafe {
+            let mut i = 0;
+            loop {
+                let p = *arr.offset(i);
+                if p.is_null() {
+                    break;
+                }
+                out.extend(owned_string(p));
+                i += 1;
+            }
+            libc::free(arr.cast());
+        }
+        out
+    }
+
+    /// A file descriptor on tty `tty` (or the first free one with -1).
+    pub fn console_fd(&self, tty: i32) -> Result<std::fs::File> {
+        let mut ttynum = tty;
+        let mut ptx: i32 = -1;
+        let fd = call!(self.console_getfd(&mut ttynum, &mut ptx));
+        if fd < 0 || ptx < 0 {
+            return Err(self.fail(Kind::Conflict, "no free console on"));
+        }
+        // SAFETY: liblxc handed us this descriptor; we own it from now on.
+        Ok(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(ptx) })
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken by lxc_container_new.
+        unsafe {
+            lxc_sys::lxc_container_put(self.ptr);
+        }
+    }
+}
+
+/// Names of every container under `lxcpath`, defined or running.
+pub fn list_all(lxcpath: &str) -> Vec<String> {
+    let Ok(p) = cstr(lxcpath) else {
+        return Vec::new();
+    };
+    let mut names: *mut *mut c_char = std::ptr::null_mut();
+    // SAFETY: liblxc fills `names` with `n` malloc'ed strings in a malloc'ed array.
+    unsafe {
+        let n = lxc_sys::list_all_containers(p.as_ptr(), &mut names, std::ptr::null_mut());
+        let mut out = Vec::new();
+        if n > 0 && !names.is_null() {
+            for i in 0..n as isize {
+                out.extend(owned_string(*names.offset(i)));
+            }
+        }
+        if !names.is_null() {
+            libc::free(names.cast());
+        }
+        out
     }
 }

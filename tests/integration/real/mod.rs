@@ -4,6 +4,7 @@
 //! it skipped.
 
 mod console;
+mod containers;
 mod host;
 mod lifecycle;
 mod storage;

@@ -1,0 +1,106 @@
+//! Creating an lxc machine: its directory, root filesystem, configuration
+//! and marker. Every step registers its undo.
+
+use std::os::unix::fs::DirBuilderExt;
+
+use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init};
+use crate::backend::lxc::driver::{LxcDriver, Marker, MARKER};
+use crate::backend::lxc::rootfs;
+use crate::error::{Context, Error, Kind, Result};
+use crate::interrupt;
+use crate::template::schema::RootfsKind;
+use crate::template::Resolved;
+use crate::undo::{fail_point, Undo};
+
+fn check_interrupt() -> Result<()> {
+    if interrupt::requested() {
+        Err(interrupt::error("create; everything it made was removed"))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Result<()> {
+    let t = &r.template;
+    let rootfs_spec = t
+        .rootfs
+        .as_ref()
+        .ok_or_else(|| Error::invalid("an lxc template needs [rootfs]"))?;
+    let dir = drv.dir(name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::conflict(format!(
+                "a container named {name:?} already exists in {} (see `creature list`)",
+                drv.lxcpath
+            )),
+            _ => Error::other(format!("cannot create {}", dir.display())).caused_by(e),
+        })?;
+    {
+        let dir = dir.clone();
+        undo.push(format!("remove {}", dir.display()), move || {
+            std::fs::remove_dir_all(&dir)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| Error::other("cannot remove the container directory").caused_by(e))
+        });
+    }
+    let marker = Marker {
+        owner: "creature".into(),
+        state_dir: drv.state_dir.display().to_string(),
+        template: r.name.clone(),
+        created: crate::time::rfc3339_now(),
+    };
+    let marker_text = toml::to_string(&marker)
+        .map_err(|e| Error::other("cannot render the marker").caused_by(e))?;
+    std::fs::write(dir.join(MARKER), marker_text)
+        .context(Kind::Other, || "cannot write the marker".into())?;
+
+    let root = dir.join("rootfs");
+    let init = match rootfs_spec.kind {
+        RootfsKind::Busybox => {
+            rootfs::build_busybox(&root, name)?;
+            Init::Busybox
+        }
+        RootfsKind::Debootstrap | RootfsKind::Tarball | RootfsKind::Dir => {
+            return Err(Error::new(
+                Kind::Other,
+                format!(
+                    "root filesystems of type {:?} are not implemented yet (busybox is)",
+                    rootfs_spec.kind
+                ),
+            ))
+        }
+    };
+    check_interrupt()?;
+    fail_point("rootfs")?;
+
+    let spec = ContainerSpec {
+        name: name.to_string(),
+        rootfs: root.display().to_string(),
+        memory_bytes: r.memory.0,
+        cpus: r.cpus,
+        cgroups: Cgroups::detect(),
+        apparmor: std::path::Path::new("/sys/kernel/security/apparmor").exists(),
+        init,
+        nics: Vec::new(),
+        idmap: None,
+        log_file: dir.join("lxc.log").display().to_string(),
+    };
+    let text = config::render(&spec)?;
+    std::fs::write(dir.join("config"), text)
+        .context(Kind::Other, || "cannot write the container config".into())?;
+    fail_point("define")?;
+    // liblxc must accept what was written.
+    let c = drv.open(name)?;
+    drop(c);
+    check_interrupt()?;
+    fail_point("ready")?;
+    Ok(())
+}

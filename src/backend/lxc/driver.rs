@@ -1,0 +1,287 @@
+//! lxc machines as liblxc containers.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::lxc::sys::{self, Container};
+use crate::backend::{Details, Driver, Observed, Owner, PowerState};
+use crate::error::{Error, Kind, Result};
+use crate::matrix::Backend;
+
+/// What creature writes beside a container's config to know it as its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Marker {
+    pub owner: String,
+    pub state_dir: String,
+    pub template: String,
+    pub created: String,
+}
+
+pub const MARKER: &str = "creature-machine.toml";
+
+pub struct LxcDriver {
+    pub lxcpath: String,
+    pub state_dir: PathBuf,
+}
+
+impl LxcDriver {
+    pub fn new(state_dir: &Path) -> LxcDriver {
+        LxcDriver {
+            lxcpath: sys::lxcpath(),
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self, name: &str) -> PathBuf {
+        Path::new(&self.lxcpath).join(name)
+    }
+
+    fn marker(&self, name: &str) -> Option<Marker> {
+        let text = std::fs::read_to_string(self.dir(name).join(MARKER)).ok()?;
+        toml::from_str::<Marker>(&text)
+            .ok()
+            .filter(|m| m.owner == "creature")
+    }
+
+    pub fn owner(&self, name: &str) -> Owner {
+        match self.marker(name) {
+            Some(m) if Path::new(&m.state_dir) == self.state_dir => Owner::Ours,
+            Some(m) => Owner::OtherState(m.state_dir),
+            None => Owner::Foreign,
+        }
+    }
+
+    pub fn open(&self, name: &str) -> Result<Container> {
+        let c = Container::open(name, &self.lxcpath)?;
+        if !c.is_defined() {
+            return Err(Error::not_found(format!(
+                "machine {name:?} has no container in {}",
+                self.lxcpath
+            )));
+        }
+        Ok(c)
+    }
+
+    /// The container, only if creature made it with this state directory.
+    pub fn ours(&self, name: &str) -> Result<Container> {
+        let c = self.open(name)?;
+        match self.owner(name) {
+            Owner::Ours => Ok(c),
+            Owner::OtherState(s) => Err(Error::conflict(format!(
+                "container {name:?} belongs to another creature state directory ({s}); not touching it"
+            ))),
+            Owner::Foreign => Err(Error::conflict(format!(
+                "container {name:?} was not created by creature; not touching it"
+            ))),
+        }
+    }
+
+    /// The last errors liblxc logged for a container, for error messages.
+    fn log_tail(&self, name: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir(name).join("lxc.log")).ok()?;
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+        let tail = errors
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(|l| l.split_once(" - ").map(|(_, m)| m).unwrap_or(l).to_string());
+        let s: Vec<String> = tail.collect();
+        (!s.is_empty()).then(|| s.join("; "))
+    }
+}
+
+pub fn power_state(s: &str) -> PowerState {
+    match s {
+        "RUNNING" | "THAWED" | "STARTING" => PowerState::Running,
+        "FROZEN" | "FREEZING" => PowerState::Paused,
+        "STOPPING" => PowerState::ShuttingDown,
+        "STOPPED" => PowerState::ShutOff,
+        "ABORTING" => PowerState::Crashed,
+        _ => PowerState::Unknown,
+    }
+}
+
+fn wrong_state(name: &str, op: &str, st: PowerState) -> Error {
+    Error::conflict(format!(
+        "cannot {op} machine {name:?}: it is {}",
+        st.as_str()
+    ))
+}
+
+fn refused(op: &str) -> Error {
+    Error::other(format!(
+        "internal error: {op} reached the lxc driver past the support matrix"
+    ))
+}
+
+impl Driver for LxcDriver {
+    fn backend(&self) -> Backend {
+        Backend::Lxc
+    }
+
+    fn state(&self, name: &str) -> Result<PowerState> {
+        Ok(power_state(&self.ours(name)?.state()))
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        match power_state(&c.state()) {
+            PowerState::ShutOff | PowerState::Crashed => {}
+            st => return Err(wrong_state(name, "start", st)),
+        }
+        c.start().map_err(|e| match self.log_tail(name) {
+            Some(t) => e.caused_by(t),
+            None => e,
+        })
+    }
+
+    fn request_shutdown(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        match power_state(&c.state()) {
+            PowerState::Running | PowerState::ShuttingDown => {}
+            st => return Err(wrong_state(name, "stop", st)),
+        }
+        // Timeout 0: send the halt signal and return; the caller waits.
+        c.shutdown(0);
+        Ok(())
+    }
+
+    fn force_off(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        if !power_state(&c.state()).is_active() {
+            return Ok(());
+        }
+        c.stop()
+    }
+
+    fn reboot(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        match power_state(&c.state()) {
+            PowerState::Running => c.reboot(),
+            st => Err(wrong_state(name, "reboot", st)),
+        }
+    }
+
+    fn pause(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        match power_state(&c.state()) {
+            PowerState::Running => c.freeze(),
+            st => Err(wrong_state(name, "pause", st)),
+        }
+    }
+
+    fn unpause(&self, name: &str) -> Result<()> {
+        let c = self.ours(name)?;
+        match power_state(&c.state()) {
+            PowerState::Paused => c.unfreeze(),
+            st => Err(wrong_state(name, "unpause", st)),
+        }
+    }
+
+    fn suspend(&self, _: &str) -> Result<()> {
+        Err(refused("suspend"))
+    }
+
+    fn restore(&self, _: &str) -> Result<()> {
+        Err(refused("restore"))
+    }
+
+    fn remove(&self, name: &str) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let c = match self.ours(name) {
+            Ok(c) => c,
+            Err(e) if e.kind() == Kind::NotFound => {
+                // A create interrupted before the config existed leaves a bare directory.
+                let dir = self.dir(name);
+                if self.owner(name) == Owner::Ours && dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        Error::other(format!("cannot remove {}", dir.display())).caused_by(e)
+                    })?;
+                    removed.push(format!("container directory {}", dir.display()));
+                }
+                return Ok(removed);
+            }
+            Err(e) => return Err(e),
+        };
+        if power_state(&c.state()).is_active() {
+            c.stop()?;
+        }
+        let rootfs = c.config_item("lxc.rootfs.path").unwrap_or_default();
+        c.destroy()?;
+        removed.push(format!("container {name}"));
+        let rootfs = rootfs.strip_prefix("dir:").unwrap_or(&rootfs);
+        if !rootfs.is_empty() {
+            removed.push(format!("root filesystem {rootfs}"));
+        }
+        Ok(removed)
+    }
+
+    fn details(&self, name: &str) -> Result<Details> {
+        let c = self.ours(name)?;
+        let state = power_state(&c.state());
+        let num = |k: &str| {
+            c.config_item(k)
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        };
+        let memory = num("lxc.cgroup.memory.limit_in_bytes")
+            .or_else(|| num("lxc.cgroup2.memory.max"))
+            .unwrap_or(0);
+        let quota = num("lxc.cgroup.cpu.cfs_quota_us").or_else(|| num("lxc.cgroup2.cpu.max"));
+        let period = num("lxc.cgroup.cpu.cfs_period_us").unwrap_or(100_000);
+        let active = state.is_active();
+        let used = if active {
+            c.cgroup_item("memory.usage_in_bytes")
+                .or_else(|| c.cgroup_item("memory.current"))
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
+        let cpu_ns = if active {
+            c.cgroup_item("cpuacct.usage")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let macs = (0..8)
+            .map_while(|i| c.config_item(&format!("lxc.net.{i}.hwaddr")))
+            .collect();
+        Ok(Details {
+            state,
+            cpus: quota.map(|q| (q / period.max(1)) as u32).unwrap_or(0),
+            memory_bytes: memory,
+            cpu_time_ns: cpu_ns,
+            disks: Vec::new(),
+            macs,
+            pid: if active { c.init_pid() } else { None },
+            has_saved_state: false,
+            memory_used_bytes: used,
+            ips: if active { c.ipv4s() } else { Vec::new() },
+        })
+    }
+
+    fn observe_all(&self) -> Result<Vec<Observed>> {
+        let mut out = Vec::new();
+        for name in sys::list_all(&self.lxcpath) {
+            let Ok(c) = Container::open(&name, &self.lxcpath) else {
+                continue;
+            };
+            out.push(Observed {
+                state: power_state(&c.state()),
+                owner: self.owner(&name),
+                backend: Backend::Lxc,
+                cpus: None,
+                memory_bytes: None,
+                cpu_time_ns: None,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn serial_log(&self, _: &str) -> Result<PathBuf> {
+        Err(refused("log"))
+    }
+}

@@ -1,0 +1,203 @@
+//! The LXC backend on the namespace's private /var/lib/lxc: a busybox
+//! container through its whole life, its console, refusals on a real
+//! container, and rollback of a failed create.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::vm::Lab;
+use crate::util::bin;
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Types a command on the console and waits for its computed answer.
+fn console_says(lab: &Lab, m: &str) {
+    let mut child = Command::new(bin())
+        .args(["console", m])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("hello-42") {
+        assert!(
+            Instant::now() < deadline,
+            "no answer on the console; saw:\n{seen}"
+        );
+        stdin.write_all(b"echo hello-$((6*7))\n").unwrap();
+        stdin.flush().unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => break,
+            }
+        }
+    }
+    stdin.write_all(&[0x1d]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "console did not leave on Ctrl-]");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+}
+
+fn pid(lab: &Lab, m: &str) -> Option<i64> {
+    lab.run(&["info", m, "--format", "json"]).ok().json()["pid"].as_i64()
+}
+
+/// Proves Launch, Shutdown, Reboot, Pause/Unpause (freeze), Guest instance
+/// status and the console (#28, Nova: unknown) for lxc.
+#[test]
+fn busybox_container_full_lifecycle() {
+    if !super::available("busybox_container_full_lifecycle") {
+        return;
+    }
+    let lab = Lab::new();
+    let m = "ct-box";
+    lab.run(&["create", m, "-t", "lxc-busybox"])
+        .ok()
+        .stdout_has("created ct-box (lxc, template lxc-busybox)");
+    let dir = Path::new("/var/lib/lxc").join(m);
+    assert!(dir.join("config").exists() && dir.join("rootfs/bin/busybox").exists());
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    let row = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == m)
+        .cloned()
+        .unwrap();
+    assert_eq!(row["backend"], "lxc");
+    assert_eq!(row["state"], "shut-off");
+
+    lab.run(&["start", m, "--wait", "running"]).ok();
+    assert_eq!(lab.state(m), "running");
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    let first_pid = info["pid"].as_i64().expect("init pid");
+    assert!(first_pid > 1);
+    assert_eq!(info["memory_bytes"], 64u64 << 20);
+    assert!(
+        info["memory_used_bytes"].as_u64().is_some_and(|u| u > 0),
+        "{info}"
+    );
+    // The init process really is the container's busybox.
+    let exe = std::fs::read_link(format!("/proc/{first_pid}/exe")).unwrap();
+    assert!(exe.ends_with("busybox"), "{}", exe.display());
+
+    // Refused on a real container, and it keeps running.
+    lab.run(&["suspend", m])
+        .code(3)
+        .stderr_has("missing for lxc");
+    assert_eq!(lab.state(m), "running");
+
+    // pause/unpause are freeze/thaw: the init process is frozen in between.
+    lab.run(&["pause", m]).ok();
+    assert_eq!(lab.state(m), "paused");
+    let status = std::fs::read_to_string(format!("/proc/{first_pid}/status")).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("State:")
+        && (l.contains("(stopped)") || l.contains("D ") || l.contains("S "))));
+    lab.run(&["unpause", m]).ok();
+    assert_eq!(lab.state(m), "running");
+
+    console_says(&lab, m);
+    assert_eq!(lab.state(m), "running");
+
+    // reboot: a new init process.
+    lab.run(&["reboot", m]).ok();
+    wait_until("a new init after reboot", || {
+        pid(&lab, m).is_some_and(|p| p != first_pid)
+    });
+
+    lab.run(&["delete", m, "--yes"]).code(5);
+    lab.run(&["stop", m, "--timeout", "30"]).ok();
+    assert_eq!(lab.state(m), "shut-off");
+    lab.run(&["delete", m, "--yes"])
+        .ok()
+        .stdout_has("removed root filesystem");
+    assert!(!dir.exists(), "container directory left behind");
+    let store = creature::store::Store::open(lab.path()).unwrap();
+    assert!(store.machine("local", m).unwrap().is_none());
+    assert!(store.journal_rows("local", m).unwrap().is_empty());
+}
+
+#[test]
+fn failed_container_create_leaves_nothing() {
+    if !super::available("failed_container_create_leaves_nothing") {
+        return;
+    }
+    let lab = Lab::new();
+    for step in ["rootfs", "define", "ready"] {
+        let m = format!("ct-fail-{step}");
+        lab.c()
+            .args(["create", &m, "-t", "lxc-busybox"])
+            .env("CREATURE_TEST_FAIL_AT", step)
+            .run()
+            .code(1);
+        assert!(
+            !Path::new("/var/lib/lxc").join(&m).exists(),
+            "{step}: container left behind"
+        );
+        let store = creature::store::Store::open(lab.path()).unwrap();
+        assert!(
+            store.machine("local", &m).unwrap().is_none(),
+            "{step}: record left behind"
+        );
+    }
+    // A container creature did not make is foreign and never touched.
+    let out = Command::new("lxc-create")
+        .args(["-n", "ct-foreign", "-t", "busybox"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    let f = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ct-foreign")
+        .unwrap()
+        .clone();
+    assert_eq!(f["record"], "foreign");
+    assert_eq!(f["backend"], "lxc");
+    lab.run(&["create", "ct-foreign", "-t", "lxc-busybox"])
+        .code(5);
+    assert!(Path::new("/var/lib/lxc/ct-foreign/config").exists());
+    assert!(Command::new("lxc-destroy")
+        .args(["-n", "ct-foreign"])
+        .status()
+        .unwrap()
+        .success());
+}
