@@ -27,8 +27,9 @@ pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Res
         .as_ref()
         .ok_or_else(|| Error::invalid("an lxc template needs [rootfs]"))?;
     let dir = drv.dir(name);
+    // 0711: an unprivileged container's mapped root must traverse it.
     std::fs::DirBuilder::new()
-        .mode(0o700)
+        .mode(0o711)
         .create(&dir)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => Error::conflict(format!(
@@ -62,6 +63,10 @@ pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Res
     std::fs::write(dir.join(MARKER), marker_text)
         .context(Kind::Other, || "cannot write the marker".into())?;
 
+    let idmap = match rootfs_spec.unprivileged {
+        Some(true) => Some(crate::backend::lxc::idmap::for_root()?),
+        _ => None,
+    };
     let root = dir.join("rootfs");
     let init = match rootfs_spec.kind {
         RootfsKind::Busybox => {
@@ -78,6 +83,9 @@ pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Res
             ))
         }
     };
+    if let Some(m) = &idmap {
+        crate::backend::lxc::idmap::shift_tree(&root, m)?;
+    }
     check_interrupt()?;
     fail_point("rootfs")?;
 
@@ -90,7 +98,7 @@ pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Res
         apparmor: std::path::Path::new("/sys/kernel/security/apparmor").exists(),
         init,
         nics: Vec::new(),
-        idmap: None,
+        idmap,
         log_file: dir.join("lxc.log").display().to_string(),
     };
     let text = config::render(&spec)?;

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod create;
 pub mod driver;
+pub mod idmap;
 pub mod rootfs;
 pub mod sys;

@@ -70,6 +70,16 @@ fn console_says(lab: &Lab, m: &str) {
     assert!(status.success());
 }
 
+/// The host uid and gid a process runs as.
+fn host_ids(pid: i64) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| -> u32 {
+        let line = status.lines().find(|l| l.starts_with(k)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
 fn pid(lab: &Lab, m: &str) -> Option<i64> {
     lab.run(&["info", m, "--format", "json"]).ok().json()["pid"].as_i64()
 }
@@ -109,9 +119,11 @@ fn busybox_container_full_lifecycle() {
         info["memory_used_bytes"].as_u64().is_some_and(|u| u > 0),
         "{info}"
     );
-    // The init process really is the container's busybox.
+    // The init process really is the container's busybox, running as the
+    // mapped root (unprivileged: host uid and gid from /etc/subuid, subgid).
     let exe = std::fs::read_link(format!("/proc/{first_pid}/exe")).unwrap();
     assert!(exe.ends_with("busybox"), "{}", exe.display());
+    assert_eq!(host_ids(first_pid), (100000, 100000));
 
     // Refused on a real container, and it keeps running.
     lab.run(&["suspend", m])
@@ -172,6 +184,21 @@ fn failed_container_create_leaves_nothing() {
             "{step}: record left behind"
         );
     }
+    // A privileged container runs its init as host root.
+    lab.run(&[
+        "launch",
+        "ct-priv",
+        "-t",
+        "lxc-busybox",
+        "--set",
+        "rootfs.unprivileged=false",
+    ])
+    .ok();
+    let p = pid(&lab, "ct-priv").expect("init pid");
+    assert_eq!(host_ids(p), (0, 0));
+    lab.run(&["delete", "ct-priv", "--yes", "--force"]).ok();
+    assert!(!Path::new("/var/lib/lxc/ct-priv").exists());
+
     // A container creature did not make is foreign and never touched.
     let out = Command::new("lxc-create")
         .args(["-n", "ct-foreign", "-t", "busybox"])
