@@ -223,6 +223,7 @@ const QEMU_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::qemu_machine_
 const QEMU_CONSOLE: &str = "tests/integration/real/console.rs::qemu_console_types_and_reads";
 const LXC_LIFECYCLE: &str =
     "tests/integration/real/containers.rs::busybox_container_full_lifecycle";
+const LXC_DEBIAN: &str = "tests/integration/real/debian.rs::debian_container_from_the_rootfs_cache";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 
 impl Feature {
@@ -319,7 +320,12 @@ impl Feature {
                 lxc: Impl::Yes(LXC_LIFECYCLE),
                 ..none_implemented()
             },
-            Suspend | Restore | SerialLog | ImageStorage => PerBackend {
+            ImageStorage => PerBackend {
+                qemu: Impl::Yes(QEMU_LIFECYCLE),
+                lxc: Impl::Yes(LXC_DEBIAN),
+                ..none_implemented()
+            },
+            Suspend | Restore | SerialLog => PerBackend {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },

@@ -133,7 +133,7 @@ fn plan(
                 )));
             }
             store.begin_create(&host, name, r.backend, Some(&r.name))?;
-            crate::backend::lxc::create::create(&drv, name, r, &mut undo)
+            crate::backend::lxc::create::create(&drv, name, r, &mut undo, ctx.global.quiet)
         }
     }
     .and_then(|_| store.set_state(&host, name, RecordState::Ready));

@@ -105,6 +105,25 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
             } else {
                 names::check(What::Template, &source)?;
                 let r = template::resolve(&Library::new(None), &source, &[], HostLimits::local())?;
+                if let Some(rootfs) = r
+                    .template
+                    .rootfs
+                    .as_ref()
+                    .filter(|f| f.kind == crate::template::schema::RootfsKind::Debootstrap)
+                {
+                    // A container template: download its packages into the rootfs cache.
+                    crate::interrupt::catch();
+                    let cache = crate::backend::lxc::debootstrap::Cache::new(
+                        &ctx.global.state_dir,
+                        crate::backend::lxc::debootstrap::Key::of(rootfs),
+                    );
+                    let debs = cache.download(ctx.global.quiet)?;
+                    ctx.say(&format!(
+                        "cached the packages of {source} in {}",
+                        debs.display()
+                    ));
+                    return Ok(());
+                }
                 let urls: Vec<(String, String, Expected)> = r
                     .disks()
                     .iter()

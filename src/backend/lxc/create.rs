@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 
 use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init};
 use crate::backend::lxc::driver::{LxcDriver, Marker, MARKER};
-use crate::backend::lxc::rootfs;
+use crate::backend::lxc::{debootstrap, rootfs};
 use crate::error::{Context, Error, Kind, Result};
 use crate::interrupt;
 use crate::template::schema::RootfsKind;
@@ -20,7 +20,13 @@ fn check_interrupt() -> Result<()> {
     }
 }
 
-pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Result<()> {
+pub fn create(
+    drv: &LxcDriver,
+    name: &str,
+    r: &Resolved,
+    undo: &mut Undo,
+    quiet: bool,
+) -> Result<()> {
     let t = &r.template;
     let rootfs_spec = t
         .rootfs
@@ -71,21 +77,37 @@ pub fn create(drv: &LxcDriver, name: &str, r: &Resolved, undo: &mut Undo) -> Res
     let init = match rootfs_spec.kind {
         RootfsKind::Busybox => {
             rootfs::build_busybox(&root, name)?;
+            if let Some(m) = &idmap {
+                crate::backend::lxc::idmap::shift_tree(&root, m)?;
+            }
             Init::Busybox
         }
-        RootfsKind::Debootstrap | RootfsKind::Tarball | RootfsKind::Dir => {
+        RootfsKind::Debootstrap => {
+            let cache = debootstrap::Cache::new(&drv.state_dir, debootstrap::Key::of(rootfs_spec));
+            let started = std::time::Instant::now();
+            let (tree, origin) = cache.tree_for(idmap.as_ref(), quiet)?;
+            debootstrap::copy_tree(&tree, &root)?;
+            std::fs::write(root.join("etc/hostname"), format!("{name}\n"))
+                .context(Kind::Other, || "cannot write /etc/hostname".into())?;
+            if !quiet {
+                eprintln!(
+                    "root filesystem: {} in {:.1} s",
+                    match origin {
+                        debootstrap::Origin::Built => "built with debootstrap and cached",
+                        debootstrap::Origin::Cached => "copied from the cache",
+                    },
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Init::Systemd
+        }
+        RootfsKind::Tarball | RootfsKind::Dir => {
             return Err(Error::new(
                 Kind::Other,
-                format!(
-                    "root filesystems of type {:?} are not implemented yet (busybox is)",
-                    rootfs_spec.kind
-                ),
+                format!("root filesystems of type {:?} are not implemented yet (busybox and debootstrap are)", rootfs_spec.kind),
             ))
         }
     };
-    if let Some(m) = &idmap {
-        crate::backend::lxc::idmap::shift_tree(&root, m)?;
-    }
     check_interrupt()?;
     fail_point("rootfs")?;
 

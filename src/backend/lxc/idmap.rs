@@ -40,12 +40,16 @@ pub fn for_root() -> Result<IdMap> {
 }
 
 /// Shift the ownership of every file under `root` into the map's range
-/// (without following symlinks).
+/// (without following symlinks; each hard-linked inode once).
 pub fn shift_tree(root: &Path, map: &IdMap) -> Result<()> {
     let mut stack = vec![root.to_path_buf()];
+    let mut seen = std::collections::HashSet::new();
     while let Some(p) = stack.pop() {
         let meta = std::fs::symlink_metadata(&p)
             .map_err(|e| Error::other(format!("cannot read {}", p.display())).caused_by(e))?;
+        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
         if meta.uid() >= map.count || meta.gid() >= map.count {
             return Err(Error::other(format!(
                 "{} has ids outside 0-{}",

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod create;
+pub mod debootstrap;
 pub mod driver;
 pub mod idmap;
 pub mod rootfs;

@@ -5,6 +5,7 @@
 
 mod console;
 mod containers;
+mod debian;
 mod host;
 mod lifecycle;
 mod storage;
