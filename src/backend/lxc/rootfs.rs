@@ -108,3 +108,40 @@ pub fn build_busybox(root: &Path, hostname: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Unpack a root filesystem tarball (gzip, xz, zstd or plain) into `root`,
+/// keeping owners and modes. GNU tar refuses `..` members and strips
+/// leading slashes, so nothing lands outside `root`.
+pub fn unpack_tarball(tarball: &Path, root: &Path) -> Result<()> {
+    fs::create_dir_all(root)
+        .context(Kind::Other, || format!("cannot create {}", root.display()))?;
+    let out = Command::new("tar")
+        .args(["--numeric-owner", "--same-permissions", "-x", "-f"])
+        .arg(tarball)
+        .arg("-C")
+        .arg(root)
+        .output()
+        .context(Kind::Unavailable, || "cannot run tar".into())?;
+    if !out.status.success() {
+        return Err(
+            Error::invalid(format!("cannot unpack {}", tarball.display()))
+                .caused_by(String::from_utf8_lossy(&out.stderr).trim()),
+        );
+    }
+    if !root.join("sbin/init").exists() && !root.join("lib/systemd/systemd").exists() {
+        return Err(Error::invalid(format!(
+            "{} has no /sbin/init: not a root filesystem",
+            tarball.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Which init a root filesystem runs, from its /sbin/init.
+pub fn init_of(root: &Path) -> crate::backend::lxc::config::Init {
+    use crate::backend::lxc::config::Init;
+    match fs::read_link(root.join("sbin/init")) {
+        Ok(t) if t.to_string_lossy().contains("busybox") => Init::Busybox,
+        _ => Init::Systemd,
+    }
+}

@@ -228,3 +228,79 @@ fn failed_container_create_leaves_nothing() {
         .unwrap()
         .success());
 }
+
+/// Root filesystems from a checksummed tarball and from a directory.
+#[test]
+fn tarball_and_directory_root_filesystems() {
+    if !super::available("tarball_and_directory_root_filesystems") {
+        return;
+    }
+    let lab = Lab::new();
+    let tree = lab.path().join("tree");
+    creature::backend::lxc::rootfs::build_busybox(&tree, "t").unwrap();
+    let tarball = lab.path().join("rootfs.tar.gz");
+    assert!(Command::new("tar")
+        .args(["-czf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let sum = {
+        use sha2::Digest;
+        let b = std::fs::read(&tarball).unwrap();
+        sha2::Sha256::digest(&b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let tdir = lab.path().join("templates");
+    std::fs::create_dir(&tdir).unwrap();
+    std::fs::write(
+        tdir.join("from-tar.toml"),
+        format!(
+            "backend = \"lxc\"\nmemory = \"64MiB\"\n[rootfs]\ntype = \"tarball\"\nunprivileged = true\nsource = {{ path = \"{}\", sha256 = \"{sum}\" }}\n",
+            tarball.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tdir.join("from-dir.toml"),
+        format!("backend = \"lxc\"\nmemory = \"64MiB\"\n[rootfs]\ntype = \"dir\"\nsource = {{ path = \"{}\" }}\n", tree.display()),
+    )
+    .unwrap();
+    let td = tdir.to_str().unwrap();
+    // A wrong checksum is refused and leaves nothing.
+    let wrong = "0".repeat(64);
+    lab.run(&[
+        "create",
+        "ct-badsum",
+        "-t",
+        "from-tar",
+        "--template-dir",
+        td,
+        "--set",
+        &format!("rootfs.source.sha256={wrong}"),
+    ])
+    .code(2)
+    .stderr_has("checksum mismatch");
+    assert!(!Path::new("/var/lib/lxc/ct-badsum").exists());
+    for (m, t) in [("ct-tar", "from-tar"), ("ct-dir", "from-dir")] {
+        lab.run(&["launch", m, "-t", t, "--template-dir", td]).ok();
+        assert_eq!(lab.state(m), "running", "{m}");
+        assert!(Path::new("/var/lib/lxc")
+            .join(m)
+            .join("rootfs/bin/busybox")
+            .exists());
+        lab.run(&["stop", m, "--timeout", "20"]).ok();
+        lab.run(&["delete", m, "--yes"]).ok();
+    }
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    assert!(!j
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "ct-tar" || r["name"] == "ct-dir"));
+}
