@@ -118,3 +118,24 @@ fn unknown_machine_is_not_found() {
         .code(4)
         .stderr_has("\"nosuch\" not found");
 }
+
+/// File injection is missing for lxc: refused by the matrix before the state
+/// directory or any container exists.
+#[test]
+fn inject_file_on_lxc_is_refused_before_anything_exists() {
+    let d = crate::util::state_dir();
+    let sd = d.path().join("state");
+    crate::util::Creature::new(&sd)
+        .args([
+            "create",
+            "box",
+            "-t",
+            "lxc-busybox",
+            "--inject-file",
+            "/etc/hostname:/etc/x",
+        ])
+        .run()
+        .code(3)
+        .stderr_has("Inject files into disk image");
+    assert!(!sd.exists());
+}

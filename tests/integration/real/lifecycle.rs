@@ -256,6 +256,35 @@ fn failed_create_leaves_nothing() {
     assert!(store.machine("local", "lc-int").unwrap().is_none());
     drop(store);
 
+    // A disk smaller than its image is refused (exit 2) and leaves nothing.
+    let big = lab.path().join("big.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&big)
+        .arg("64M")
+        .status()
+        .unwrap()
+        .success());
+    lab.c()
+        .args(["image", "import", "--name", "big"])
+        .arg_path(&big)
+        .run()
+        .ok();
+    lab.run(&[
+        "create",
+        "lc-small",
+        "-t",
+        "tiny",
+        "--set",
+        "disk.0.source.image=big",
+        "--set",
+        "disk.0.size=16MiB",
+    ])
+    .code(2)
+    .stderr_has("below the image's own size");
+    assert!(!virsh(&["dominfo", "lc-small"]).status.success());
+    assert!(!lab.path().join("disks/lc-small-disk0.qcow2").exists());
+
     // A domain creature did not make is listed as foreign and never touched.
     let xml = lab.path().join("foreign.xml");
     std::fs::write(
