@@ -14,6 +14,7 @@ pub mod image;
 pub mod interrupt;
 pub mod matrix;
 pub mod names;
+pub mod net;
 pub mod output;
 pub mod size;
 pub mod store;

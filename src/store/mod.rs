@@ -3,9 +3,11 @@
 //! made (machines, NICs, networks, reservations) and an operation journal.
 
 mod images;
+mod networks;
 mod schema;
 
 pub use images::{ImageFile, ImageRecord};
+pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -350,30 +352,8 @@ impl Store {
         backend: Backend,
         template: Option<&str>,
     ) -> Result<()> {
-        let at = now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
-        let inserted = tx.execute(
-            "INSERT INTO machines (host, name, backend, template, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?5)",
-            params![host, name, backend.as_str(), template, at],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(Error::conflict(format!(
-                    "machine {name:?} already exists on host {host}"
-                )))
-            }
-            Err(e) => return Err(Error::other("cannot record the new machine").caused_by(e)),
-        }
-        journal(&tx, host, name, "create", "creating", None)?;
-        tx.commit()
-            .context(Kind::Other, || "cannot commit the new machine".into())
+        self.begin_create_with_nics(host, name, backend, template, &[], "", &Default::default())
+            .map(|_| ())
     }
 
     pub fn set_state(&mut self, host: &str, name: &str, state: RecordState) -> Result<()> {
@@ -403,6 +383,14 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .context(Kind::Other, || "cannot lock the state database".into())?;
+        // Its IPs stay out of the pool while their old leases may live on.
+        tx.execute(
+            "INSERT OR REPLACE INTO released_ips (network_id, ip, released_at)
+             SELECT n.network_id, n.ip, strftime('%s', 'now') FROM nics n JOIN machines m ON m.id = n.machine_id
+             WHERE m.host = ?1 AND m.name = ?2 AND n.ip IS NOT NULL AND n.network_id IS NOT NULL",
+            params![host, name],
+        )
+        .context(Kind::Other, || format!("cannot release the IPs of {name:?}"))?;
         let n = tx
             .execute(
                 "DELETE FROM machines WHERE host = ?1 AND name = ?2",
@@ -449,6 +437,35 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.corrupt(e))
     }
+}
+
+/// Insert a machine row as `creating` (and its journal line) inside `tx`.
+/// A second machine of the same name is a conflict (exit 5).
+pub(crate) fn insert_machine(
+    tx: &rusqlite::Transaction<'_>,
+    host: &str,
+    name: &str,
+    backend: Backend,
+    template: Option<&str>,
+) -> Result<()> {
+    let at = now();
+    let inserted = tx.execute(
+        "INSERT INTO machines (host, name, backend, template, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'creating', ?5, ?5)",
+        params![host, name, backend.as_str(), template, at],
+    );
+    match inserted {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(Error::conflict(format!(
+                "machine {name:?} already exists on host {host}"
+            )))
+        }
+        Err(e) => return Err(Error::other("cannot record the new machine").caused_by(e)),
+    }
+    journal(tx, host, name, "create", "creating", None)
 }
 
 fn journal(

@@ -74,4 +74,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (machine_id, image_id)
     );
     "#,
+    // 3: networks carry their DHCP range; released IPs are remembered so an
+    // address is not handed out again while its old lease may live on.
+    r#"
+    ALTER TABLE networks ADD COLUMN dhcp_start TEXT;
+    ALTER TABLE networks ADD COLUMN dhcp_end TEXT;
+    ALTER TABLE networks ADD COLUMN autostart INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE released_ips (
+        network_id  INTEGER NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+        ip          TEXT NOT NULL,
+        released_at INTEGER NOT NULL,
+        PRIMARY KEY (network_id, ip)
+    );
+    "#,
 ];

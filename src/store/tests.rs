@@ -150,3 +150,220 @@ fn concurrent_writers_both_land() {
         8
     );
 }
+
+mod nics {
+    use super::*;
+    use crate::net::alloc;
+    use crate::store::{NetworkRecord, NicRequest};
+    use std::collections::{HashMap, HashSet};
+    use std::net::Ipv4Addr;
+
+    fn net(s: &mut Store, name: &str, subnet: &str) {
+        let sub: crate::net::ipv4::Subnet = subnet.parse().unwrap();
+        let (a, b) = sub.default_range();
+        s.add_network(
+            "local",
+            &NetworkRecord {
+                name: name.into(),
+                mode: "nat".into(),
+                subnet: Some(subnet.into()),
+                bridge: format!("crbr-{name}"),
+                dhcp_start: Some(a.to_string()),
+                dhcp_end: Some(b.to_string()),
+                autostart: false,
+            },
+        )
+        .unwrap();
+    }
+
+    fn req(net: &str) -> NicRequest {
+        NicRequest {
+            network: net.into(),
+            mac: None,
+            ip: None,
+        }
+    }
+
+    #[test]
+    fn twenty_parallel_creates_get_distinct_macs_and_ips() {
+        let d = dir();
+        net(&mut Store::open(d.path()).unwrap(), "lan", "10.50.0.0/24");
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let p = d.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let mut s = Store::open(&p).unwrap();
+                    s.begin_create_with_nics(
+                        "local",
+                        &format!("m{i}"),
+                        Backend::Qemu,
+                        None,
+                        &[req("lan")],
+                        "h",
+                        &HashMap::new(),
+                    )
+                    .unwrap()
+                    .remove(0)
+                })
+            })
+            .collect();
+        let nics: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let macs: HashSet<_> = nics.iter().map(|n| n.mac.clone()).collect();
+        let ips: HashSet<_> = nics.iter().map(|n| n.ip.clone().unwrap()).collect();
+        assert_eq!((macs.len(), ips.len()), (20, 20));
+    }
+
+    #[test]
+    fn a_slash_29_runs_out_with_exit_8_and_creates_nothing() {
+        let d = dir();
+        let mut s = Store::open(d.path()).unwrap();
+        net(&mut s, "tiny", "10.60.0.8/29"); // range .12-.14
+        for i in 0..3 {
+            s.begin_create_with_nics(
+                "local",
+                &format!("m{i}"),
+                Backend::Lxc,
+                None,
+                &[req("tiny")],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap();
+        }
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "m3",
+                Backend::Lxc,
+                None,
+                &[req("tiny")],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Exhausted);
+        assert!(s.machine("local", "m3").unwrap().is_none());
+        // A released address is held back while its lease may live on.
+        s.remove_machine("local", "m0").unwrap();
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "m4",
+                Backend::Lxc,
+                None,
+                &[req("tiny")],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Exhausted);
+    }
+
+    #[test]
+    fn explicit_conflicts_name_the_owner() {
+        let d = dir();
+        let mut s = Store::open(d.path()).unwrap();
+        net(&mut s, "lan", "10.70.0.0/24");
+        let first = s
+            .begin_create_with_nics(
+                "local",
+                "web",
+                Backend::Qemu,
+                None,
+                &[NicRequest {
+                    network: "lan".into(),
+                    mac: None,
+                    ip: Some(Ipv4Addr::new(10, 70, 0, 20)),
+                }],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap()
+            .remove(0);
+        let mac = alloc::parse(&first.mac).unwrap();
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "db",
+                Backend::Qemu,
+                None,
+                &[NicRequest {
+                    network: "lan".into(),
+                    mac: Some(mac),
+                    ip: None,
+                }],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Conflict);
+        assert!(e.message().contains("machine web"), "{}", e.message());
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "db",
+                Backend::Qemu,
+                None,
+                &[NicRequest {
+                    network: "lan".into(),
+                    mac: None,
+                    ip: Some(Ipv4Addr::new(10, 70, 0, 20)),
+                }],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Conflict);
+        assert!(e.message().contains("machine web"));
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "db",
+                Backend::Qemu,
+                None,
+                &[NicRequest {
+                    network: "lan".into(),
+                    mac: None,
+                    ip: Some(Ipv4Addr::new(10, 70, 0, 1)),
+                }],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Invalid, "the gateway is refused");
+        let external: HashMap<alloc::Mac, String> =
+            [([0x52, 0x54, 0, 1, 2, 3], "host NIC eth9".to_string())].into();
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "db",
+                Backend::Qemu,
+                None,
+                &[NicRequest {
+                    network: "lan".into(),
+                    mac: Some([0x52, 0x54, 0, 1, 2, 3]),
+                    ip: None,
+                }],
+                "h",
+                &external,
+            )
+            .unwrap_err();
+        assert!(e.message().contains("host NIC eth9"));
+        assert!(
+            s.machine("local", "db").unwrap().is_none(),
+            "failed creates leave no record"
+        );
+        let e = s
+            .begin_create_with_nics(
+                "local",
+                "x",
+                Backend::Qemu,
+                None,
+                &[req("nosuch")],
+                "h",
+                &HashMap::new(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::NotFound);
+    }
+}
