@@ -113,6 +113,22 @@ fn plan(
     let host = ctx.host_name().to_string();
     let mut store = Store::open(&ctx.global.state_dir)?;
     let mut undo = Undo::new();
+    let requests = nic_requests(r)?;
+    // Networks are libvirt networks for every backend.
+    let net_conn = if requests.is_empty() {
+        None
+    } else {
+        Some(crate::backend::libvirt::open(
+            &ctx.uri(Backend::Qemu)?,
+            std::time::Duration::from_secs(30),
+        )?)
+    };
+    let external = if requests.is_empty() {
+        Default::default()
+    } else {
+        crate::net::taken::external_macs(net_conn.as_ref())
+    };
+    let host_id = crate::net::taken::host_id();
     let made = match r.backend {
         Backend::Kvm | Backend::Qemu | Backend::Xen => {
             let drv = LibvirtDriver::open(r.backend, &ctx.uri(r.backend)?, &ctx.global.state_dir)?;
@@ -121,8 +137,10 @@ fn plan(
                     "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
                 )));
             }
-            store.begin_create(&host, name, r.backend, Some(&r.name))?;
-            crate::backend::libvirt::create::create(&drv, &mut store, &host, name, r, &mut undo, ctx.global.quiet)
+            let nics = store.begin_create_with_nics(&host, name, r.backend, Some(&r.name), &requests, &host_id, &external)?;
+            crate::net::reserve::push(&drv.conn, name, &nics, &mut undo).and_then(|_| {
+                crate::backend::libvirt::create::create(&drv, &mut store, &host, name, r, &nics, &mut undo, ctx.global.quiet)
+            })
         }
         Backend::Lxc => {
             let drv = LxcDriver::new(&ctx.global.state_dir);
@@ -132,8 +150,12 @@ fn plan(
                     drv.lxcpath
                 )));
             }
-            store.begin_create(&host, name, r.backend, Some(&r.name))?;
-            crate::backend::lxc::create::create(&drv, name, r, &mut undo, ctx.global.quiet)
+            let nics = store.begin_create_with_nics(&host, name, r.backend, Some(&r.name), &requests, &host_id, &external)?;
+            match &net_conn {
+                Some(c) => crate::net::reserve::push(c, name, &nics, &mut undo),
+                None => Ok(()),
+            }
+            .and_then(|_| crate::backend::lxc::create::create(&drv, name, r, &nics, &mut undo, ctx.global.quiet))
         }
     }
     .and_then(|_| store.set_state(&host, name, RecordState::Ready));
@@ -161,6 +183,33 @@ fn plan(
         crate::cmd::lifecycle::start(ctx, &rec, w)?;
     }
     Ok(())
+}
+
+/// What the template's `[[nic]]` tables ask for.
+fn nic_requests(r: &Resolved) -> Result<Vec<crate::store::NicRequest>> {
+    r.template
+        .nics
+        .iter()
+        .map(|n| {
+            Ok(crate::store::NicRequest {
+                network: n.network.clone(),
+                mac: match &n.mac {
+                    Some(m) => {
+                        Some(crate::template::resolve::check_mac(m).map_err(Error::invalid)?)
+                    }
+                    None => None,
+                },
+                ip: match &n.ip {
+                    Some(ip) => {
+                        Some(ip.parse().map_err(|_| {
+                            Error::invalid(format!("{ip:?} is not an IPv4 address"))
+                        })?)
+                    }
+                    None => None,
+                },
+            })
+        })
+        .collect()
 }
 
 fn one_line(op: &str, a: &CreateArgs) -> String {

@@ -192,7 +192,15 @@ pub fn delete(ctx: &Ctx, rec: &MachineRecord, force: bool) -> Result<()> {
     }
     let mut store = Store::open(&ctx.global.state_dir)?;
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
-    let removed = drv.remove(name)?;
+    let nics = store.nics(ctx.host_name(), name)?;
+    let mut removed = drv.remove(name)?;
+    if nics.iter().any(|n| n.ip.is_some()) {
+        let conn =
+            crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(30))?;
+        for r in crate::net::reserve::release(&conn, name, &nics) {
+            removed.push(format!("reservation {r}"));
+        }
+    }
     store.remove_machine(ctx.host_name(), name)?;
     if !ctx.global.quiet {
         let mut out = format!("deleted {name}\n");

@@ -10,6 +10,7 @@ mod lifecycle;
 mod list;
 mod machine;
 pub mod matrix;
+mod net;
 mod template;
 
 use crate::cli::{Cli, Command, Global};
@@ -78,7 +79,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => write_generated(&a.out),
         Command::Host(h) => host::run(&ctx, h),
         Command::List(a) => list::run(&ctx, &a),
-        Command::Net(_) => Err(not_yet("net")),
+        Command::Net(n) => net::run(&ctx, n),
         Command::Template(t) => template::run(&ctx, t),
         Command::Image(i) => image::run(&ctx, i),
         Command::Autostart(_) => Err(not_yet("autostart")),

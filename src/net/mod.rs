@@ -3,6 +3,8 @@
 
 pub mod alloc;
 pub mod ipv4;
+pub mod reserve;
+pub mod taken;
 pub mod xml;
 
 use serde::Serialize;

@@ -447,7 +447,7 @@ pub(crate) fn insert_machine(
     name: &str,
     backend: Backend,
     template: Option<&str>,
-) -> Result<()> {
+) -> Result<i64> {
     let at = now();
     let inserted = tx.execute(
         "INSERT INTO machines (host, name, backend, template, state, created_at, updated_at)
@@ -465,7 +465,10 @@ pub(crate) fn insert_machine(
         }
         Err(e) => return Err(Error::other("cannot record the new machine").caused_by(e)),
     }
-    journal(tx, host, name, "create", "creating", None)
+    // Before the journal line: last_insert_rowid() would name that row.
+    let id = tx.last_insert_rowid();
+    journal(tx, host, name, "create", "creating", None)?;
+    Ok(id)
 }
 
 fn journal(

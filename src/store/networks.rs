@@ -211,8 +211,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .context(Kind::Other, || "cannot lock the state database".into())?;
-        super::insert_machine(&tx, host, name, backend, template)?;
-        let machine_id = tx.last_insert_rowid();
+        let machine_id = super::insert_machine(&tx, host, name, backend, template)?;
         let mut out = Vec::new();
         for (idx, req) in nics.iter().enumerate() {
             out.push(allocate(

@@ -185,6 +185,28 @@ mod nics {
     }
 
     #[test]
+    fn nics_belong_to_their_machine_whatever_the_journal_holds() {
+        let d = dir();
+        let mut s = Store::open(d.path()).unwrap();
+        net(&mut s, "lan", "10.51.0.0/24");
+        s.begin_create("local", "first", Backend::Qemu, None)
+            .unwrap();
+        s.set_state("local", "first", RecordState::Ready).unwrap();
+        s.begin_create_with_nics(
+            "local",
+            "second",
+            Backend::Lxc,
+            None,
+            &[req("lan")],
+            "h",
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(s.nics("local", "second").unwrap().len(), 1);
+        assert!(s.nics("local", "first").unwrap().is_empty());
+    }
+
+    #[test]
     fn twenty_parallel_creates_get_distinct_macs_and_ips() {
         let d = dir();
         net(&mut Store::open(d.path()).unwrap(), "lan", "10.50.0.0/24");

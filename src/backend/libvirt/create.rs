@@ -115,6 +115,7 @@ pub fn create(
     host: &str,
     name: &str,
     r: &Resolved,
+    nics: &[crate::store::Nic],
     undo: &mut Undo,
     quiet: bool,
 ) -> Result<()> {
@@ -232,7 +233,21 @@ pub fn create(
         initrd: initrd.map(|k| k.path.display().to_string()),
         cmdline: boot.cmdline.clone(),
         firmware: boot.firmware.unwrap_or(Firmware::Bios),
-        nics: Vec::new(),
+        nics: nics
+            .iter()
+            .zip(t.nics.iter())
+            .map(|(n, want)| domain_xml::NicSpec {
+                network: crate::net::libvirt_name(&n.network),
+                mac: n.mac.clone(),
+                model: match (want.model, r.backend) {
+                    (Some(crate::template::schema::NicModel::E1000), _) => "e1000",
+                    (Some(crate::template::schema::NicModel::Rtl8139), _) => "rtl8139",
+                    (Some(crate::template::schema::NicModel::Netfront), _)
+                    | (None, Backend::Xen) => "netfront",
+                    _ => "virtio",
+                },
+            })
+            .collect(),
         serial_log: logs
             .join(format!("{name}.serial.log"))
             .display()

@@ -4,6 +4,7 @@ mod conn;
 pub mod create;
 pub mod domain_xml;
 pub mod machine;
+pub mod network;
 pub mod stats;
 pub mod storage;
 

@@ -24,6 +24,7 @@ pub fn create(
     drv: &LxcDriver,
     name: &str,
     r: &Resolved,
+    nics: &[crate::store::Nic],
     undo: &mut Undo,
     quiet: bool,
 ) -> Result<()> {
@@ -135,7 +136,14 @@ pub fn create(
         cgroups: Cgroups::detect(),
         apparmor: std::path::Path::new("/sys/kernel/security/apparmor").exists(),
         init,
-        nics: Vec::new(),
+        nics: nics
+            .iter()
+            .map(|n| config::Veth {
+                bridge: n.bridge.clone(),
+                mac: n.mac.clone(),
+                name: format!("eth{}", n.index),
+            })
+            .collect(),
         idmap,
         log_file: dir.join("lxc.log").display().to_string(),
     };

@@ -1,0 +1,240 @@
+//! creature networks as libvirt networks: define and start them, push each
+//! reservation as a static DHCP host entry (live and config), read leases.
+
+use std::ffi::CStr;
+
+use virt::connect::Connect;
+use virt::network::Network;
+use virt::sys;
+
+use crate::backend::libvirt::map_error;
+use crate::error::{Error, Result};
+use crate::net::{xml, NetworkSpec};
+
+pub fn lookup(conn: &Connect, libvirt_name: &str) -> Result<Network> {
+    conn.lookup_network_by_name(libvirt_name)
+        .map_err(|e| map_error(format!("libvirt has no network {libvirt_name}"), e))
+}
+
+/// Define, start and (optionally) autostart a network. A failure after the
+/// definition removes it again.
+pub fn define(conn: &Connect, spec: &NetworkSpec, autostart: bool) -> Result<()> {
+    let name = spec.libvirt_name();
+    let net = conn
+        .define_network_xml(&xml::render(spec))
+        .map_err(|e| map_error(format!("cannot define network {name}"), e))?;
+    let started = net
+        .create()
+        .map(|_| ())
+        .map_err(|e| map_error(format!("cannot start network {name}"), e))
+        .and_then(|_| {
+            net.set_autostart(autostart)
+                .map(|_| ())
+                .map_err(|e| map_error(format!("cannot set autostart of network {name}"), e))
+        });
+    if let Err(e) = started {
+        let _ = net.destroy();
+        let _ = net.undefine();
+        return Err(e);
+    }
+    Ok(())
+}
+
+pub fn start(conn: &Connect, libvirt_name: &str) -> Result<()> {
+    let n = lookup(conn, libvirt_name)?;
+    if n.is_active().unwrap_or(false) {
+        return Err(Error::conflict(format!(
+            "network {libvirt_name} is already running"
+        )));
+    }
+    n.create()
+        .map(|_| ())
+        .map_err(|e| map_error(format!("cannot start network {libvirt_name}"), e))
+}
+
+pub fn stop(conn: &Connect, libvirt_name: &str) -> Result<()> {
+    let n = lookup(conn, libvirt_name)?;
+    if !n.is_active().unwrap_or(false) {
+        return Err(Error::conflict(format!(
+            "network {libvirt_name} is not running"
+        )));
+    }
+    n.destroy()
+        .map_err(|e| map_error(format!("cannot stop network {libvirt_name}"), e))
+}
+
+/// Stop and undefine; a network that is already gone is fine.
+pub fn remove(conn: &Connect, libvirt_name: &str) -> Result<()> {
+    let Ok(n) = conn.lookup_network_by_name(libvirt_name) else {
+        return Ok(());
+    };
+    if n.is_active().unwrap_or(false) {
+        n.destroy()
+            .map_err(|e| map_error(format!("cannot stop network {libvirt_name}"), e))?;
+    }
+    n.undefine()
+        .map_err(|e| map_error(format!("cannot undefine network {libvirt_name}"), e))
+}
+
+fn update(
+    conn: &Connect,
+    libvirt_name: &str,
+    cmd: sys::virNetworkUpdateCommand,
+    entry: &str,
+) -> Result<()> {
+    let n = lookup(conn, libvirt_name)?;
+    let mut flags = sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+    if n.is_active().unwrap_or(false) {
+        flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
+    }
+    n.update(cmd, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags)
+        .map_err(|e| {
+            map_error(
+                format!("cannot update the DHCP hosts of network {libvirt_name}"),
+                e,
+            )
+        })
+}
+
+/// Reserve `ip` for `mac` in the network's DHCP server, now and across restarts.
+pub fn add_host(
+    conn: &Connect,
+    libvirt_name: &str,
+    mac: &str,
+    host: &str,
+    ip: std::net::Ipv4Addr,
+) -> Result<()> {
+    update(
+        conn,
+        libvirt_name,
+        sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+        &xml::dhcp_host(mac, host, ip),
+    )
+}
+
+pub fn remove_host(
+    conn: &Connect,
+    libvirt_name: &str,
+    mac: &str,
+    host: &str,
+    ip: std::net::Ipv4Addr,
+) -> Result<()> {
+    update(
+        conn,
+        libvirt_name,
+        sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+        &xml::dhcp_host(mac, host, ip),
+    )
+}
+
+/// The static host entries libvirt holds for a network: (mac, ip).
+pub fn hosts(conn: &Connect, libvirt_name: &str) -> Result<Vec<(String, String)>> {
+    let n = lookup(conn, libvirt_name)?;
+    let x = n
+        .xml_desc(0)
+        .map_err(|e| map_error("cannot read the network", e))?;
+    let mut r = quick_xml::Reader::from_str(&x);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e))
+                if e.name().as_ref() == b"host" =>
+            {
+                let get = |k: &str| {
+                    e.try_get_attribute(k)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                };
+                if let (Some(m), Some(ip)) = (get("mac"), get("ip")) {
+                    out.push((m, ip));
+                }
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A lease dnsmasq handed out.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct Lease {
+    pub mac: String,
+    pub ip: String,
+    pub hostname: Option<String>,
+    pub expires: i64,
+}
+
+/// The network's current DHCP leases (virNetworkGetDHCPLeases).
+pub fn leases(conn: &Connect, libvirt_name: &str) -> Result<Vec<Lease>> {
+    let n = lookup(conn, libvirt_name)?;
+    let mut arr: *mut sys::virNetworkDHCPLeasePtr = std::ptr::null_mut();
+    // SAFETY: libvirt fills `arr` with `count` leases, each freed with
+    // virNetworkDHCPLeaseFree, and the array with free().
+    unsafe {
+        let count = sys::virNetworkGetDHCPLeases(n.as_ptr(), std::ptr::null(), &mut arr, 0);
+        if count < 0 {
+            return Err(map_error(
+                format!("cannot read the leases of {libvirt_name}"),
+                virt::error::Error::last_error(),
+            ));
+        }
+        let s = |p: *mut std::os::raw::c_char| {
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        let mut out = Vec::new();
+        for i in 0..count as isize {
+            let l = *arr.offset(i);
+            out.push(Lease {
+                mac: s((*l).mac).unwrap_or_default(),
+                ip: s((*l).ipaddr).unwrap_or_default(),
+                hostname: s((*l).hostname),
+                expires: (*l).expirytime,
+            });
+            sys::virNetworkDHCPLeaseFree(l);
+        }
+        if !arr.is_null() {
+            libc::free(arr.cast());
+        }
+        Ok(out)
+    }
+}
+
+/// Bridge names and subnets libvirt networks already use (for `--subnet auto`).
+pub fn used_subnets(conn: &Connect) -> Vec<crate::net::ipv4::Subnet> {
+    let nets = conn.list_all_networks(0).unwrap_or_default();
+    let mut out = Vec::new();
+    for n in nets {
+        let Ok(x) = n.xml_desc(0) else { continue };
+        let mut r = quick_xml::Reader::from_str(&x);
+        loop {
+            match r.read_event() {
+                Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e))
+                    if e.name().as_ref() == b"ip" =>
+                {
+                    let get = |k: &str| {
+                        e.try_get_attribute(k)
+                            .ok()
+                            .flatten()
+                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                    };
+                    if let (Some(a), Some(m)) = (get("address"), get("netmask")) {
+                        if let (Ok(a), Ok(m)) = (
+                            a.parse::<std::net::Ipv4Addr>(),
+                            m.parse::<std::net::Ipv4Addr>(),
+                        ) {
+                            out.push(crate::net::ipv4::Subnet::new(
+                                a,
+                                u32::from(m).count_ones() as u8,
+                            ));
+                        }
+                    }
+                }
+                Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+                _ => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,390 @@
+//! `creature net create|list|info|start|stop|delete|leases`.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::libvirt::{self, network as lvnet, Uri};
+use crate::cli::{NetCommand, NetCreateArgs, NetMode};
+use crate::cmd::{gate, Ctx};
+use crate::error::{Error, Result};
+use crate::matrix::{Backend, Feature};
+use crate::names::{self, What};
+use crate::net::{self, ipv4::Subnet, taken, NetworkSpec};
+use crate::output::{self, Table};
+use crate::store::{NetworkRecord, Store};
+
+fn connect(ctx: &Ctx) -> Result<virt::connect::Connect> {
+    let uri: Uri = ctx.uri(Backend::Qemu)?;
+    libvirt::open(&uri, Duration::from_secs(30))
+}
+
+fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let bad = |why: &str| Error::invalid(format!("--dhcp-range {s:?}: {why}"));
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| bad("expected FIRST-LAST"))?;
+    let a: Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| bad("FIRST is not an IPv4 address"))?;
+    let b: Ipv4Addr = b
+        .trim()
+        .parse()
+        .map_err(|_| bad("LAST is not an IPv4 address"))?;
+    if !sub.host_usable(a) || !sub.host_usable(b) {
+        return Err(bad(&format!("both ends must be machine addresses inside {sub} (not its network, gateway or broadcast address)")));
+    }
+    if u32::from(a) > u32::from(b) {
+        return Err(bad("FIRST is after LAST"));
+    }
+    Ok((a, b))
+}
+
+/// Check every argument of `net create` before anything happens.
+fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
+    names::check(What::Network, &a.name)?;
+    if let Some(b) = &a.bridge {
+        net::check_ifname(b)?;
+    }
+    if a.vlan.is_some() {
+        gate::host_feature("net create --vlan", Feature::VlanNetworking)?;
+    }
+    match a.mode {
+        NetMode::Route => gate::host_feature("net create --mode route", Feature::NetworkRouting)?,
+        NetMode::Bridge => gate::host_feature("net create --mode bridge", Feature::FlatNetworking)?,
+        NetMode::Nat | NetMode::Isolated => {}
+    }
+    let auto = a.subnet == "auto";
+    if a.mode == NetMode::Bridge {
+        let bridge = a.bridge.clone().ok_or_else(|| {
+            Error::invalid(
+                "--mode bridge attaches to an existing host bridge: give it with --bridge",
+            )
+        })?;
+        if !auto || a.dhcp_range.is_some() {
+            return Err(Error::invalid(
+                "--mode bridge is flat networking: the outside network runs DHCP, so --subnet and --dhcp-range do not apply",
+            ));
+        }
+        if !std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .join("bridge")
+            .exists()
+        {
+            return Err(Error::not_found(format!(
+                "host bridge {bridge:?} does not exist"
+            )));
+        }
+        let _ = ctx;
+        return Ok((
+            NetworkSpec {
+                name: a.name.clone(),
+                mode: "bridge",
+                bridge,
+                subnet: None,
+                dhcp: None,
+            },
+            false,
+        ));
+    }
+    let subnet = if auto {
+        None
+    } else {
+        Some(a.subnet.parse::<Subnet>().map_err(Error::invalid)?)
+    };
+    if let (Some(r), Some(s)) = (&a.dhcp_range, &subnet) {
+        parse_range(r, s)?;
+    }
+    if a.dhcp_range.is_some() && subnet.is_none() {
+        return Err(Error::invalid("--dhcp-range needs an explicit --subnet"));
+    }
+    let bridge = a.bridge.clone().unwrap_or_else(|| net::bridge_for(&a.name));
+    let spec = NetworkSpec {
+        name: a.name.clone(),
+        mode: net::mode_str(a.mode),
+        bridge,
+        subnet,
+        dhcp: match (&a.dhcp_range, &subnet) {
+            (Some(r), Some(s)) => Some(parse_range(r, s)?),
+            (None, Some(s)) => Some(s.default_range()),
+            _ => None,
+        },
+    };
+    Ok((spec, auto))
+}
+
+fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
+    let (mut spec, auto) = plan(ctx, a)?;
+    let host = ctx.host_name().to_string();
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    if store.network(&host, &a.name)?.is_some() {
+        return Err(Error::conflict(format!(
+            "network {:?} already exists",
+            a.name
+        )));
+    }
+    let conn = connect(ctx)?;
+    if conn.lookup_network_by_name(&spec.libvirt_name()).is_ok() {
+        return Err(Error::conflict(format!(
+            "libvirt already has a network {}",
+            spec.libvirt_name()
+        )));
+    }
+    let mut used = taken::host_subnets();
+    used.extend(lvnet::used_subnets(&conn));
+    for n in store.networks(&host)? {
+        if let Some(s) = n.subnet.and_then(|s| s.parse::<Subnet>().ok()) {
+            used.push(s);
+        }
+    }
+    if spec.mode != "bridge" {
+        match spec.subnet {
+            Some(s) => {
+                if let Some(u) = used.iter().find(|u| u.overlaps(&s)) {
+                    return Err(Error::conflict(format!(
+                        "subnet {s} overlaps {u}, already in use on this host"
+                    )));
+                }
+            }
+            None if auto => {
+                let s = net::ipv4::pick_free(&a.name, &used).ok_or_else(|| {
+                    Error::new(
+                        crate::error::Kind::Exhausted,
+                        "no free /24 left in 10.0.0.0/8",
+                    )
+                })?;
+                spec.subnet = Some(s);
+                spec.dhcp = Some(s.default_range());
+            }
+            None => {}
+        }
+    }
+    lvnet::define(&conn, &spec, a.autostart)?;
+    let rec = NetworkRecord {
+        name: spec.name.clone(),
+        mode: spec.mode.to_string(),
+        subnet: spec.subnet.map(|s| s.to_string()),
+        bridge: spec.bridge.clone(),
+        dhcp_start: spec.dhcp.map(|d| d.0.to_string()),
+        dhcp_end: spec.dhcp.map(|d| d.1.to_string()),
+        autostart: a.autostart,
+    };
+    if let Err(e) = store.add_network(&host, &rec) {
+        let _ = lvnet::remove(&conn, &spec.libvirt_name());
+        return Err(e);
+    }
+    ctx.say(&format!(
+        "created network {} ({}, bridge {}{})",
+        spec.name,
+        spec.mode,
+        spec.bridge,
+        spec.subnet
+            .map(|s| format!(", subnet {s}"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct NetView {
+    #[serde(flatten)]
+    rec: NetworkRecord,
+    active: Option<bool>,
+    machines: Vec<String>,
+}
+
+fn view(
+    ctx: &Ctx,
+    store: &Store,
+    conn: Option<&virt::connect::Connect>,
+    rec: NetworkRecord,
+) -> Result<NetView> {
+    let active = conn.and_then(|c| {
+        c.lookup_network_by_name(&net::libvirt_name(&rec.name))
+            .ok()?
+            .is_active()
+            .ok()
+    });
+    let machines = store.network_users(ctx.host_name(), &rec.name)?;
+    Ok(NetView {
+        rec,
+        active,
+        machines,
+    })
+}
+
+fn record(ctx: &Ctx, name: &str) -> Result<(Store, NetworkRecord)> {
+    names::check(What::Network, name)?;
+    let store = Store::open_read_only(&ctx.global.state_dir)?
+        .ok_or_else(|| Error::not_found(format!("network {name:?} not found")))?;
+    let rec = store.network(ctx.host_name(), name)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "network {name:?} not found (see `creature net list`)"
+        ))
+    })?;
+    Ok((store, rec))
+}
+
+pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
+    match cmd {
+        NetCommand::Create(a) => create(ctx, &a),
+        NetCommand::List => {
+            let Some(store) = Store::open_read_only(&ctx.global.state_dir)? else {
+                return output::emit(ctx.global.format, &Vec::<NetView>::new(), || {
+                    Table::new(["NAME", "MODE", "SUBNET", "BRIDGE", "STATE", "MACHINES"])
+                });
+            };
+            let conn = connect(ctx).ok();
+            let views: Vec<NetView> = store
+                .networks(ctx.host_name())?
+                .into_iter()
+                .map(|r| view(ctx, &store, conn.as_ref(), r))
+                .collect::<Result<_>>()?;
+            output::emit(ctx.global.format, &views, || {
+                let mut t = Table::new(["NAME", "MODE", "SUBNET", "BRIDGE", "STATE", "MACHINES"]);
+                for v in &views {
+                    t.row([
+                        v.rec.name.clone(),
+                        v.rec.mode.clone(),
+                        v.rec.subnet.clone().unwrap_or_else(|| "-".into()),
+                        v.rec.bridge.clone(),
+                        match v.active {
+                            Some(true) => "active".into(),
+                            Some(false) => "inactive".into(),
+                            None => "unknown".into(),
+                        },
+                        v.machines.len().to_string(),
+                    ]);
+                }
+                t
+            })
+        }
+        NetCommand::Info(a) => {
+            let (store, rec) = record(ctx, &a.name)?;
+            let conn = connect(ctx).ok();
+            let v = view(ctx, &store, conn.as_ref(), rec)?;
+            output::emit(ctx.global.format, &v, || {
+                let mut t = Table::new(["KEY", "VALUE"]);
+                t.row(["name", v.rec.name.as_str()]);
+                t.row(["mode", v.rec.mode.as_str()]);
+                t.row(["subnet", v.rec.subnet.as_deref().unwrap_or("-")]);
+                t.row(["bridge", v.rec.bridge.as_str()]);
+                if let (Some(a), Some(b)) = (&v.rec.dhcp_start, &v.rec.dhcp_end) {
+                    t.row(["dhcp range".to_string(), format!("{a}-{b}")]);
+                }
+                t.row(["autostart", if v.rec.autostart { "yes" } else { "no" }]);
+                t.row([
+                    "machines".to_string(),
+                    if v.machines.is_empty() {
+                        "-".into()
+                    } else {
+                        v.machines.join(", ")
+                    },
+                ]);
+                t
+            })
+        }
+        NetCommand::Start(a) => {
+            let _ = record(ctx, &a.name)?;
+            lvnet::start(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            ctx.say(&format!("started network {}", a.name));
+            Ok(())
+        }
+        NetCommand::Stop(a) => {
+            let (store, _) = record(ctx, &a.name)?;
+            let users = store.network_users(ctx.host_name(), &a.name)?;
+            if !users.is_empty() && !ctx.global.yes {
+                return Err(Error::conflict(format!(
+                    "network {:?} is used by {}; stopping it cuts them off (pass --yes to stop anyway)",
+                    a.name,
+                    users.join(", ")
+                )));
+            }
+            lvnet::stop(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            ctx.say(&format!("stopped network {}", a.name));
+            Ok(())
+        }
+        NetCommand::Delete(a) => {
+            let (store, _) = record(ctx, &a.name)?;
+            let users = store.network_users(ctx.host_name(), &a.name)?;
+            if !users.is_empty() {
+                return Err(Error::conflict(format!(
+                    "network {:?} is used by {}; delete those machines first",
+                    a.name,
+                    users.join(", ")
+                )));
+            }
+            drop(store);
+            crate::cmd::lifecycle::confirm(ctx, &format!("delete network {}?", a.name))?;
+            let mut store = Store::open(&ctx.global.state_dir)?;
+            lvnet::remove(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            store.remove_network(ctx.host_name(), &a.name)?;
+            ctx.say(&format!("deleted network {}", a.name));
+            Ok(())
+        }
+        NetCommand::Leases(a) => leases(ctx, &a.name),
+    }
+}
+
+/// One row of `net leases`: a reservation beside dnsmasq's lease.
+#[derive(Serialize)]
+pub struct LeaseRow {
+    pub machine: Option<String>,
+    pub mac: String,
+    pub reserved: Option<String>,
+    pub leased: Option<String>,
+    /// ok, no-lease (not asked yet), mismatch (holds another IP) or no-owner.
+    pub status: &'static str,
+}
+
+fn leases(ctx: &Ctx, name: &str) -> Result<()> {
+    let (store, _) = record(ctx, name)?;
+    let conn = connect(ctx)?;
+    let leases = lvnet::leases(&conn, &net::libvirt_name(name))?;
+    let mut rows: Vec<LeaseRow> = Vec::new();
+    let reservations = store.reservations(ctx.host_name(), name)?;
+    for (machine, mac, ip) in &reservations {
+        let lease = leases.iter().find(|l| l.mac.eq_ignore_ascii_case(mac));
+        rows.push(LeaseRow {
+            machine: Some(machine.clone()),
+            mac: mac.clone(),
+            reserved: ip.clone(),
+            leased: lease.map(|l| l.ip.clone()),
+            status: match (lease, ip) {
+                (None, _) => "no-lease",
+                (Some(l), Some(r)) if &l.ip == r => "ok",
+                (Some(_), None) => "ok",
+                (Some(_), Some(_)) => "mismatch",
+            },
+        });
+    }
+    for l in &leases {
+        if !reservations
+            .iter()
+            .any(|(_, m, _)| m.eq_ignore_ascii_case(&l.mac))
+        {
+            rows.push(LeaseRow {
+                machine: None,
+                mac: l.mac.clone(),
+                reserved: None,
+                leased: Some(l.ip.clone()),
+                status: "no-owner",
+            });
+        }
+    }
+    output::emit(ctx.global.format, &rows, || {
+        let mut t = Table::new(["MACHINE", "MAC", "RESERVED", "LEASED", "STATUS"]);
+        for r in &rows {
+            t.row([
+                r.machine.clone().unwrap_or_else(|| "-".into()),
+                r.mac.clone(),
+                r.reserved.clone().unwrap_or_else(|| "-".into()),
+                r.leased.clone().unwrap_or_else(|| "-".into()),
+                r.status.to_string(),
+            ]);
+        }
+        t
+    })
+}
