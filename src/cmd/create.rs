@@ -139,7 +139,16 @@ fn plan(
             }
             let nics = store.begin_create_with_nics(&host, name, r.backend, Some(&r.name), &requests, &host_id, &external)?;
             crate::net::reserve::push(&drv.conn, name, &nics, &mut undo).and_then(|_| {
-                crate::backend::libvirt::create::create(&drv, &mut store, &host, name, r, &nics, &mut undo, ctx.global.quiet)
+                {
+                    let job = crate::backend::libvirt::create::Job {
+                        host: &host,
+                        name,
+                        resolved: r,
+                        nics: &nics,
+                        quiet: ctx.global.quiet,
+                    };
+                    crate::backend::libvirt::create::create(&drv, &mut store, &job, &mut undo)
+                }
             })
         }
         Backend::Lxc => {

@@ -109,16 +109,22 @@ fn locate(
 
 /// Make the machine's disks and define its domain. The machine's record
 /// already exists (`creating`); the caller marks it ready.
+/// What one create is asked to make.
+pub struct Job<'a> {
+    pub host: &'a str,
+    pub name: &'a str,
+    pub resolved: &'a Resolved,
+    pub nics: &'a [crate::store::Nic],
+    pub quiet: bool,
+}
+
 pub fn create(
     drv: &LibvirtDriver,
     store: &mut Store,
-    host: &str,
-    name: &str,
-    r: &Resolved,
-    nics: &[crate::store::Nic],
+    job: &Job<'_>,
     undo: &mut Undo,
-    quiet: bool,
 ) -> Result<()> {
+    let (host, name, r, nics, quiet) = (job.host, job.name, job.resolved, job.nics, job.quiet);
     let t = &r.template;
     let mut images = Vec::new();
     let boot = t.boot.clone().unwrap_or(crate::template::schema::Boot {
