@@ -224,6 +224,8 @@ const QEMU_CONSOLE: &str = "tests/integration/real/console.rs::qemu_console_type
 const LXC_LIFECYCLE: &str =
     "tests/integration/real/containers.rs::busybox_container_full_lifecycle";
 const LXC_DEBIAN: &str = "tests/integration/real/debian.rs::debian_container_from_the_rootfs_cache";
+const NET_ROUTE: &str = "tests/integration/real/network.rs::routed_network";
+const NET_FLAT: &str = "tests/integration/real/network.rs::flat_network_on_an_existing_bridge";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 
 impl Feature {
@@ -325,6 +327,18 @@ impl Feature {
                 lxc: Impl::Yes(LXC_DEBIAN),
                 ..none_implemented()
             },
+            // Networks are shared: the tests attach containers (lxc) to them;
+            // qemu machines attach the same way (tested with DHCP reservations).
+            NetworkRouting => PerBackend {
+                qemu: Impl::Yes(NET_ROUTE),
+                lxc: Impl::Yes(NET_ROUTE),
+                ..none_implemented()
+            },
+            FlatNetworking => PerBackend {
+                qemu: Impl::Yes(NET_FLAT),
+                lxc: Impl::Yes(NET_FLAT),
+                ..none_implemented()
+            },
             Suspend | Restore | SerialLog => PerBackend {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
@@ -333,9 +347,7 @@ impl Feature {
             | Resize | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
             | DiskIoLimits | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc
             | BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules
-            | NetworkRouting | SecurityGroups | FlatNetworking | VlanNetworking => {
-                none_implemented()
-            }
+            | SecurityGroups | VlanNetworking => none_implemented(),
         }
     }
 

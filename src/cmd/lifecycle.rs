@@ -71,10 +71,25 @@ pub fn wait_started(ctx: &Ctx, drv: &dyn Driver, name: &str, wait: &WaitArgs) ->
             Ok(drv.state(name)? == PowerState::Running)
         }),
         WaitFor::Lease => {
-            let _ = ctx;
-            Err(Error::invalid(format!(
-                "--wait lease: machine {name:?} has no NIC on a creature network"
-            )))
+            let nics = Store::open_read_only(&ctx.global.state_dir)?
+                .map(|s| s.nics(ctx.host_name(), name))
+                .transpose()?
+                .unwrap_or_default();
+            let nic = nics.iter().find(|n| n.ip.is_some()).ok_or_else(|| {
+                Error::invalid(format!("--wait lease: machine {name:?} has no NIC with a reserved IP on a creature network"))
+            })?;
+            let conn =
+                crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(30))?;
+            let net = crate::net::libvirt_name(&nic.network);
+            wait_for(
+                &format!("waiting for {name} to take its DHCP lease"),
+                limit,
+                || {
+                    Ok(crate::backend::libvirt::network::leases(&conn, &net)?
+                        .iter()
+                        .any(|l| l.mac.eq_ignore_ascii_case(&nic.mac)))
+                },
+            )
         }
     }
 }
@@ -221,14 +236,40 @@ struct InfoView<'a> {
     template: Option<&'a str>,
     created_at: &'a str,
     record: &'static str,
+    /// NICs as allocated: network, MAC and the reserved IP.
+    nics: Vec<crate::store::Nic>,
     #[serde(flatten)]
     details: Details,
 }
 
 pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
     let drv = open_driver(ctx, rec.backend)?;
-    let details = drv.details(&rec.name)?;
+    let mut details = drv.details(&rec.name)?;
+    let nics = Store::open_read_only(&ctx.global.state_dir)?
+        .map(|s| s.nics(ctx.host_name(), &rec.name))
+        .transpose()?
+        .unwrap_or_default();
+    // VMs: the addresses dnsmasq leased to their MACs (containers: liblxc's).
+    if details.ips.is_empty() && nics.iter().any(|n| n.ip.is_some()) {
+        if let Ok(conn) =
+            crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(10))
+        {
+            for n in &nics {
+                if let Ok(ls) = crate::backend::libvirt::network::leases(
+                    &conn,
+                    &crate::net::libvirt_name(&n.network),
+                ) {
+                    details.ips.extend(
+                        ls.into_iter()
+                            .filter(|l| l.mac.eq_ignore_ascii_case(&n.mac))
+                            .map(|l| l.ip),
+                    );
+                }
+            }
+        }
+    }
     let view = InfoView {
+        nics,
         name: &rec.name,
         host: &rec.host,
         backend: rec.backend,
@@ -265,8 +306,16 @@ pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
                 },
             ]);
         }
-        for m in &d.macs {
-            t.row(["mac", m]);
+        for n in &view.nics {
+            t.row([
+                format!("nic {}", n.index),
+                format!(
+                    "{} on {} (reserved {})",
+                    n.mac,
+                    n.network,
+                    n.ip.as_deref().unwrap_or("-")
+                ),
+            ]);
         }
         for ip in &d.ips {
             t.row(["ip", ip]);

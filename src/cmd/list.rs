@@ -32,6 +32,8 @@ pub struct ListRow {
     pub record: &'static str,
     pub template: Option<String>,
     pub created_at: Option<String>,
+    /// Reserved IPs of its NICs.
+    pub ips: Vec<String>,
     pub cpus: Option<u32>,
     pub memory_bytes: Option<u64>,
     pub cpu_time_ns: Option<u64>,
@@ -87,6 +89,7 @@ fn row(
         record,
         template: rec.template.clone(),
         created_at: Some(rec.created_at.clone()),
+        ips: Vec::new(),
         cpus: obs.and_then(|o| o.cpus),
         memory_bytes: obs.and_then(|o| o.memory_bytes),
         cpu_time_ns: obs.and_then(|o| o.cpu_time_ns),
@@ -99,7 +102,8 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             "`creature list --all-hosts` is not implemented yet",
         ));
     }
-    let records = match Store::open_read_only(&ctx.global.state_dir)? {
+    let store = Store::open_read_only(&ctx.global.state_dir)?;
+    let records = match &store {
         Some(s) => s.machines(Some(ctx.host_name()))?,
         None => Vec::new(),
     };
@@ -142,6 +146,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                             state: o.state.as_str().to_string(),
                             template: None,
                             created_at: None,
+                            ips: Vec::new(),
                             cpus: o.cpus,
                             memory_bytes: o.memory_bytes,
                             cpu_time_ns: o.cpu_time_ns,
@@ -189,6 +194,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                             state: o.state.as_str().to_string(),
                             template: None,
                             created_at: None,
+                            ips: Vec::new(),
                             cpus: None,
                             memory_bytes: None,
                             cpu_time_ns: None,
@@ -232,16 +238,30 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             }
         })
         .collect();
+    if let Some(s) = &store {
+        for r in rows.iter_mut() {
+            r.ips = s
+                .nics(ctx.host_name(), &r.name)?
+                .into_iter()
+                .filter_map(|n| n.ip)
+                .collect();
+        }
+    }
     rows.extend(extra);
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     output::emit(ctx.global.format, &rows, || {
-        let mut t = Table::new(["NAME", "BACKEND", "STATE", "RECORD", "TEMPLATE"]);
+        let mut t = Table::new(["NAME", "BACKEND", "STATE", "RECORD", "IP", "TEMPLATE"]);
         for r in &rows {
             t.row([
                 r.name.clone(),
                 r.backend.to_string(),
                 r.state.clone(),
                 r.record.to_string(),
+                if r.ips.is_empty() {
+                    "-".into()
+                } else {
+                    r.ips.join(",")
+                },
                 r.template.clone().unwrap_or_else(|| "-".into()),
             ]);
         }

@@ -38,7 +38,10 @@ fn list_on_an_empty_host_prints_headers_and_creates_nothing() {
     let d = state_dir();
     let sd = d.path().join("state");
     let r = Creature::new(&sd).args(["list"]).run().ok();
-    assert_eq!(r.stdout.trim(), "NAME  BACKEND  STATE  RECORD  TEMPLATE");
+    assert_eq!(
+        r.stdout.trim(),
+        "NAME  BACKEND  STATE  RECORD  IP  TEMPLATE"
+    );
     assert!(!sd.exists());
     let r = Creature::new(&sd)
         .args(["list", "--format", "json"])

@@ -12,6 +12,7 @@ mod http;
 mod images;
 mod matrix;
 mod names;
+mod net;
 mod real;
 mod refusal;
 mod state;

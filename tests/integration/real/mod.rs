@@ -8,6 +8,7 @@ mod containers;
 mod debian;
 mod host;
 mod lifecycle;
+mod network;
 mod storage;
 pub mod vm;
 

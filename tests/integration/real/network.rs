@@ -1,0 +1,431 @@
+//! Networks on the namespace's libvirtd (its own bridges and dnsmasq): DHCP
+//! reservations for a VM and a container, parallel creates, exhaustion,
+//! conflicts, `--subnet auto`, routed and flat networks.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::vm::{virsh, Lab};
+
+fn sh(args: &[&str]) -> String {
+    let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn attach(ct: &str, cmd: &[&str]) -> std::process::Output {
+    Command::new("lxc-attach")
+        .args(["-n", ct, "--"])
+        .args(cmd)
+        .output()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn reserved_ip(lab: &Lab, m: &str) -> String {
+    let s = creature::store::Store::open(lab.path()).unwrap();
+    s.nics("local", m).unwrap()[0]
+        .ip
+        .clone()
+        .expect("a reserved IP")
+}
+
+#[test]
+fn vm_and_container_get_their_reserved_ips() {
+    if !super::available("vm_and_container_get_their_reserved_ips") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.run(&["net", "create", "n-dhcp", "--subnet", "10.81.0.0/24"])
+        .ok();
+    lab.run(&["create", "nd-vm", "-t", "tiny", "--network", "n-dhcp"])
+        .ok();
+    lab.run(&[
+        "launch",
+        "nd-ct",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-dhcp",
+        "--wait",
+        "lease",
+    ])
+    .ok();
+    lab.run(&["start", "nd-vm", "--wait", "lease"]).ok();
+    let vm_ip = reserved_ip(&lab, "nd-vm");
+    let ct_ip = reserved_ip(&lab, "nd-ct");
+    // The guest says what it got; the container shows it on eth0.
+    lab.wait_log("nd-vm", "its lease", |l| {
+        l.contains(&format!("lease eth0 {vm_ip}"))
+    });
+    wait_until("the container's address", || {
+        String::from_utf8_lossy(&attach("nd-ct", &["ip", "-4", "addr", "show", "eth0"]).stdout)
+            .contains(&format!("inet {ct_ip}/24"))
+    });
+    // The container reaches the VM.
+    let ping = attach("nd-ct", &["ping", "-c", "1", "-W", "5", &vm_ip]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    // leases, info and list agree with the reservations.
+    let leases = lab
+        .run(&["net", "leases", "n-dhcp", "--format", "json"])
+        .ok()
+        .json();
+    for r in leases.as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+    assert_eq!(leases.as_array().unwrap().len(), 2);
+    let info = lab.run(&["info", "nd-ct", "--format", "json"]).ok().json();
+    assert_eq!(info["nics"][0]["ip"], ct_ip.as_str());
+    assert!(info["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == ct_ip.as_str()));
+    let list = lab.run(&["list", "--format", "json"]).ok().json();
+    let vm_row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "nd-vm")
+        .unwrap()
+        .clone();
+    assert_eq!(vm_row["ips"][0], vm_ip.as_str());
+    // A network in use is not deleted.
+    lab.run(&["net", "delete", "n-dhcp", "--yes"])
+        .code(5)
+        .stderr_has("nd-ct, nd-vm");
+    lab.run(&["delete", "nd-vm", "--yes", "--force"])
+        .ok()
+        .stdout_has(&format!("IP {vm_ip}"));
+    lab.run(&["delete", "nd-ct", "--yes", "--force"]).ok();
+    // Nothing is left: no host entries, no reservations, no bridge ports.
+    let xml =
+        String::from_utf8_lossy(&virsh(&["net-dumpxml", "creature-n-dhcp"]).stdout).into_owned();
+    assert!(!xml.contains("<host "), "{xml}");
+    assert!(std::fs::read_dir("/sys/class/net/crbr-n-dhcp/brif")
+        .unwrap()
+        .next()
+        .is_none());
+    let s = creature::store::Store::open(lab.path()).unwrap();
+    assert!(s.reservations("local", "n-dhcp").unwrap().is_empty());
+    drop(s);
+    lab.run(&["net", "delete", "n-dhcp", "--yes"]).ok();
+    assert!(!std::path::Path::new("/sys/class/net/crbr-n-dhcp").exists());
+}
+
+#[test]
+fn parallel_creates_conflicts_and_exhaustion() {
+    if !super::available("parallel_creates_conflicts_and_exhaustion") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.run(&["net", "create", "n-par", "--subnet", "10.82.0.0/24"])
+        .ok();
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let c = lab.c().args([
+                "create",
+                &format!("np-{i}"),
+                "-t",
+                "lxc-busybox",
+                "--network",
+                "n-par",
+            ]);
+            std::thread::spawn(move || c.run())
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().ok();
+    }
+    let s = creature::store::Store::open(lab.path()).unwrap();
+    let res = s.reservations("local", "n-par").unwrap();
+    assert_eq!(res.len(), 20);
+    let macs: HashSet<_> = res.iter().map(|r| r.1.clone()).collect();
+    let ips: HashSet<_> = res.iter().map(|r| r.2.clone()).collect();
+    assert_eq!((macs.len(), ips.len()), (20, 20));
+    let hosts = String::from_utf8_lossy(&virsh(&["net-dumpxml", "creature-n-par"]).stdout)
+        .matches("<host ")
+        .count();
+    assert_eq!(hosts, 20, "every reservation is a static DHCP host");
+    drop(s);
+
+    // Explicit addresses: conflicts name the owner, bad ones are refused.
+    let taken_ip = res[0].2.clone().unwrap();
+    let taken_mac = res[0].1.clone();
+    lab.run(&[
+        "create",
+        "nx-1",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--ip",
+        &taken_ip,
+    ])
+    .code(5)
+    .stderr_has(&format!("machine {}", res[0].0));
+    lab.run(&[
+        "create",
+        "nx-2",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--mac",
+        &taken_mac,
+    ])
+    .code(5)
+    .stderr_has(&format!("machine {}", res[0].0));
+    let bridge_mac = std::fs::read_to_string("/sys/class/net/crbr-n-par/address").unwrap();
+    lab.run(&[
+        "create",
+        "nx-3",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--mac",
+        bridge_mac.trim(),
+    ])
+    .code(5)
+    .stderr_has("host NIC crbr-n-par");
+    lab.run(&[
+        "create",
+        "nx-4",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--mac",
+        "ff:ff:ff:ff:ff:ff",
+    ])
+    .code(2);
+    lab.run(&[
+        "create",
+        "nx-5",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--ip",
+        "10.82.0.1",
+    ])
+    .code(2);
+    lab.run(&[
+        "create",
+        "nx-6",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--ip",
+        "10.99.0.5",
+    ])
+    .code(2);
+    lab.run(&[
+        "create",
+        "nx-7",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-par",
+        "--ip",
+        "10.82.0.77",
+    ])
+    .ok();
+    assert_eq!(reserved_ip(&lab, "nx-7"), "10.82.0.77");
+    for i in 1..=6 {
+        assert!(!std::path::Path::new(&format!("/var/lib/lxc/nx-{i}")).exists());
+    }
+
+    // A /29 runs out: exit 8, nothing created.
+    lab.run(&["net", "create", "n-small", "--subnet", "10.83.0.8/29"])
+        .ok();
+    for i in 0..3 {
+        lab.run(&[
+            "create",
+            &format!("ns-{i}"),
+            "-t",
+            "lxc-busybox",
+            "--network",
+            "n-small",
+        ])
+        .ok();
+    }
+    lab.run(&[
+        "create",
+        "ns-3",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-small",
+    ])
+    .code(8)
+    .stderr_has("no free address");
+    assert!(!std::path::Path::new("/var/lib/lxc/ns-3").exists());
+    assert!(creature::store::Store::open(lab.path())
+        .unwrap()
+        .machine("local", "ns-3")
+        .unwrap()
+        .is_none());
+
+    for i in 0..20 {
+        lab.run(&["delete", &format!("np-{i}"), "--yes"]).ok();
+    }
+    for m in ["nx-7", "ns-0", "ns-1", "ns-2"] {
+        lab.run(&["delete", m, "--yes"]).ok();
+    }
+    lab.run(&["net", "delete", "n-par", "--yes"]).ok();
+    lab.run(&["net", "delete", "n-small", "--yes"]).ok();
+}
+
+#[test]
+fn subnet_auto_avoids_addresses_in_use() {
+    if !super::available("subnet_auto_avoids_addresses_in_use") {
+        return;
+    }
+    let lab = Lab::new();
+    // The subnet auto would pick first, occupied by a dummy interface.
+    let first = creature::net::ipv4::pick_free("n-auto", &[]).unwrap();
+    let addr = format!(
+        "{}/24",
+        std::net::Ipv4Addr::from(u32::from(first.network) + 5)
+    );
+    // A dummy interface where the kernel has the driver, else a bare bridge
+    // (this test only needs an address on some interface).
+    let dummy = Command::new("ip")
+        .args(["link", "add", "crdummy0", "type", "dummy"])
+        .status()
+        .unwrap();
+    if !dummy.success() {
+        sh(&["ip", "link", "add", "crdummy0", "type", "bridge"]);
+    }
+    sh(&["ip", "addr", "add", &addr, "dev", "crdummy0"]);
+    let j = lab
+        .run(&["net", "create", "n-auto", "--subnet", "auto"])
+        .ok();
+    assert!(j.stdout.contains("subnet 10."), "{}", j.stdout);
+    let info = lab
+        .run(&["net", "info", "n-auto", "--format", "json"])
+        .ok()
+        .json();
+    let got: creature::net::ipv4::Subnet = info["subnet"].as_str().unwrap().parse().unwrap();
+    assert!(
+        !got.overlaps(&first),
+        "auto picked {got}, which overlaps the dummy's {first}"
+    );
+    lab.run(&["net", "delete", "n-auto", "--yes"]).ok();
+    sh(&["ip", "link", "del", "crdummy0"]);
+}
+
+/// Proves #37 (network routing): a routed network forwards without NAT,
+/// and a container on it gets its reserved address.
+#[test]
+fn routed_network() {
+    if !super::available("routed_network") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.run(&[
+        "net",
+        "create",
+        "n-route",
+        "--mode",
+        "route",
+        "--subnet",
+        "10.84.0.0/24",
+    ])
+    .ok();
+    let routes = sh(&["ip", "-4", "route", "show", "10.84.0.0/24"]);
+    assert!(routes.contains("dev crbr-n-route"), "{routes}");
+    let nat = String::from_utf8_lossy(
+        &Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        !nat.contains("10.84.0.0/24 ! -d 10.84.0.0/24 -j MASQUERADE"),
+        "a routed network must not masquerade:\n{nat}"
+    );
+    lab.run(&[
+        "launch",
+        "nr-ct",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-route",
+        "--wait",
+        "lease",
+    ])
+    .ok();
+    let ip = reserved_ip(&lab, "nr-ct");
+    wait_until("the container's address", || {
+        String::from_utf8_lossy(&attach("nr-ct", &["ip", "-4", "addr", "show", "eth0"]).stdout)
+            .contains(&format!("inet {ip}/24"))
+    });
+    lab.run(&["delete", "nr-ct", "--yes", "--force"]).ok();
+    lab.run(&["net", "delete", "n-route", "--yes"]).ok();
+}
+
+/// Proves #39 (flat networking): a network on an existing host bridge; the
+/// machine's interface becomes a port of that bridge, and no DHCP is run.
+#[test]
+fn flat_network_on_an_existing_bridge() {
+    if !super::available("flat_network_on_an_existing_bridge") {
+        return;
+    }
+    let lab = Lab::new();
+    sh(&["ip", "link", "add", "br-flat", "type", "bridge"]);
+    sh(&["ip", "link", "set", "br-flat", "up"]);
+    lab.run(&[
+        "net", "create", "n-flat", "--mode", "bridge", "--bridge", "br-flat",
+    ])
+    .ok();
+    lab.run(&[
+        "launch",
+        "nf-ct",
+        "-t",
+        "lxc-busybox",
+        "--network",
+        "n-flat",
+    ])
+    .ok();
+    let ports: Vec<_> = std::fs::read_dir("/sys/class/net/br-flat/brif")
+        .unwrap()
+        .collect();
+    assert_eq!(ports.len(), 1, "the container's veth is a port of br-flat");
+    let s = creature::store::Store::open(lab.path()).unwrap();
+    let nic = &s.nics("local", "nf-ct").unwrap()[0];
+    assert!(nic.ip.is_none(), "flat networks reserve no IP");
+    drop(s);
+    lab.run(&[
+        "net", "create", "n-flat2", "--mode", "bridge", "--bridge", "br-none",
+    ])
+    .code(4);
+    lab.run(&["delete", "nf-ct", "--yes", "--force"]).ok();
+    lab.run(&["net", "delete", "n-flat", "--yes"]).ok();
+    assert!(
+        std::path::Path::new("/sys/class/net/br-flat").exists(),
+        "the host's bridge is not creature's to remove"
+    );
+    sh(&["ip", "link", "del", "br-flat"]);
+}
