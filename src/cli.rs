@@ -561,6 +561,8 @@ pub enum AutostartCommand {
     Run(AutostartRunArgs),
     /// Print the systemd unit with a stop timeout computed from the plan.
     Unit,
+    /// Show the autostart settings of a machine.
+    Show(MachineArg),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -590,6 +592,9 @@ pub struct AutostartRunArgs {
     /// Print the plan without starting anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Machines started at once within a batch (default: the host's CPUs).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Start exactly the machines that were running at the last autostop.
     #[arg(long)]
     pub restore_last_state: bool,
@@ -602,6 +607,10 @@ pub enum AutostopCommand {
         /// Print the plan without stopping anything.
         #[arg(long)]
         dry_run: bool,
+        /// Seconds the whole run may take; what is still running then is
+        /// powered off (default: the plan's worst case).
+        #[arg(long, value_name = "SECONDS")]
+        budget: Option<u64>,
     },
 }
 

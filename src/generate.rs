@@ -52,6 +52,12 @@ pub fn artifacts() -> Vec<(PathBuf, Vec<u8>)> {
         crate::template::doc::markdown().into_bytes(),
     ));
     out.push((PathBuf::from("man/creature-template.5"), template_page()));
+    out.push((
+        PathBuf::from("systemd/creature.service"),
+        crate::autostart::unit::render("/usr/bin/creature", crate::autostart::unit::DEFAULT_STOP_S)
+            .expect("a fixed path renders")
+            .into_bytes(),
+    ));
     out
 }
 

@@ -1,6 +1,7 @@
 //! creature: manage virtual machines and system containers (KVM, QEMU, Xen
 //! through libvirt; LXC through liblxc) from one command.
 
+pub mod autostart;
 pub mod backend;
 pub mod cli;
 pub mod cmd;

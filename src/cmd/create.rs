@@ -167,6 +167,10 @@ fn plan(
             .and_then(|_| crate::backend::lxc::create::create(&drv, name, r, &nics, &mut undo, ctx.global.quiet))
         }
     }
+    .and_then(|_| {
+        let s = crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;
+        store.set_autostart(&host, name, &s)
+    })
     .and_then(|_| store.set_state(&host, name, RecordState::Ready));
     if let Err(e) = made {
         let left = undo.rollback();

@@ -1,5 +1,6 @@
 //! One file per verb group; this one routes parsed commands to them.
 
+mod autostart;
 mod console;
 mod create;
 mod gate;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::names::{self, What};
 
 /// What every verb gets: the global options.
+#[derive(Clone)]
 pub struct Ctx {
     pub global: Global,
 }
@@ -60,15 +62,6 @@ impl Ctx {
     }
 }
 
-/// A verb group that arrives with a later issue: a clear error, never a
-/// silent success.
-fn not_yet(verb: &str) -> Error {
-    Error::other(format!(
-        "`creature {verb}` is not implemented yet in creature {}",
-        env!("CARGO_PKG_VERSION")
-    ))
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(h) = &cli.global.host {
         names::check(What::Host, h)?;
@@ -82,8 +75,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Net(n) => net::run(&ctx, n),
         Command::Template(t) => template::run(&ctx, t),
         Command::Image(i) => image::run(&ctx, i),
-        Command::Autostart(_) => Err(not_yet("autostart")),
-        Command::Autostop(_) => Err(not_yet("autostop")),
+        Command::Autostart(a) => autostart::run(&ctx, a),
+        Command::Autostop(a) => autostart::run_stop(&ctx, a),
         other => machine::run(&ctx, other),
     }
 }

@@ -2,6 +2,7 @@
 //! The backends stay the truth about what runs; this holds what creature
 //! made (machines, NICs, networks, reservations) and an operation journal.
 
+mod autostart;
 mod images;
 mod networks;
 mod schema;

@@ -87,4 +87,24 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (network_id, ip)
     );
     "#,
+    // 4: autostart settings per machine, and which machines the last
+    // autostop found running (for `autostart run --restore-last-state`).
+    r#"
+    CREATE TABLE autostart (
+        machine_id   INTEGER PRIMARY KEY REFERENCES machines (id) ON DELETE CASCADE,
+        enabled      INTEGER NOT NULL DEFAULT 0,
+        priority     INTEGER NOT NULL DEFAULT 0,
+        delay        INTEGER NOT NULL DEFAULT 0,
+        wait         TEXT NOT NULL DEFAULT 'running',
+        wait_timeout INTEGER NOT NULL DEFAULT 120,
+        stop_timeout INTEGER NOT NULL DEFAULT 60,
+        stop_action  TEXT NOT NULL DEFAULT 'shutdown'
+    );
+    CREATE TABLE last_running (
+        host        TEXT NOT NULL,
+        machine     TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (host, machine)
+    );
+    "#,
 ];

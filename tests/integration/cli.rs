@@ -114,18 +114,6 @@ fn interrupted_create_shows_as_incomplete() {
 }
 
 #[test]
-fn not_yet_verbs_fail_loudly() {
-    let d = state_dir();
-    for args in [vec!["autostart", "run"], vec!["autostop", "run"]] {
-        Creature::new(d.path())
-            .args(&args)
-            .run()
-            .code(1)
-            .stderr_has("not implemented yet");
-    }
-}
-
-#[test]
 fn create_off_a_terminal_lists_what_is_missing() {
     let d = state_dir();
     Creature::new(d.path())

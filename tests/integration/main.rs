@@ -4,6 +4,7 @@
 
 mod util;
 
+mod autostart;
 mod cli;
 mod completion;
 mod domain_xml;
