@@ -173,6 +173,11 @@ fn top_sections() -> Roff {
             allowed.join(", ")
         }
     ))]);
+    r.control("SH", ["BOOT AND SHUTDOWN"]);
+    for para in crate::autostart::STORY {
+        r.text([roman(*para)]);
+        r.control("PP", []);
+    }
     r.control("SH", ["FILES"]);
     r.control("TP", []);
     r.text([bold("/var/lib/creature/creature.db")]);

@@ -3,6 +3,7 @@
 //! CREATURE_REQUIRE_REAL=1, a test that cannot run fails; elsewhere it says
 //! it skipped.
 
+mod autostart;
 mod console;
 mod containers;
 mod debian;
