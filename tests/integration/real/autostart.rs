@@ -71,6 +71,9 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// (name, is a VM, priority, create arguments, `autostart enable` arguments)
+type Machine<'a> = (&'a str, bool, &'a str, &'a [&'a str], &'a [&'a str]);
+
 #[test]
 fn boot_and_shutdown_in_priority_order() {
     if !super::available("boot_and_shutdown_in_priority_order") {
@@ -79,8 +82,7 @@ fn boot_and_shutdown_in_priority_order() {
     let lab = Lab::new();
     lab.run(&["net", "create", "n-boot", "--subnet", "10.85.0.0/24"])
         .ok();
-    // (name, vm?, priority, extra create args, enable args)
-    let machines: &[(&str, bool, &str, &[&str], &[&str])] = &[
+    let machines: &[Machine] = &[
         (
             "as-gw",
             true,
