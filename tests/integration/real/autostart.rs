@@ -80,8 +80,15 @@ fn boot_and_shutdown_in_priority_order() {
         return;
     }
     let lab = Lab::new();
-    lab.run(&["net", "create", "n-boot", "--subnet", "10.85.0.0/24"])
-        .ok();
+    lab.run(&[
+        "net",
+        "create",
+        "n-boot",
+        "--subnet",
+        "10.85.0.0/24",
+        "--autostart",
+    ])
+    .ok();
     let machines: &[Machine] = &[
         (
             "as-gw",
@@ -150,7 +157,12 @@ fn boot_and_shutdown_in_priority_order() {
         ]
     );
 
-    lab.run(&["autostart", "run"]).ok();
+    // As after a host boot: the network is down until autostart brings it up,
+    // before any machine (the gateway then waits for its lease on it).
+    lab.run(&["net", "stop", "n-boot", "--yes"]).ok();
+    lab.run(&["autostart", "run"])
+        .ok()
+        .stderr_has("started network n-boot");
     let start: HashMap<&str, f64> = machines
         .iter()
         .map(|m| (m.0, started_at(backend_pid(m.0, m.1))))
