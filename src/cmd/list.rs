@@ -75,6 +75,28 @@ fn observe_libvirt(
     )
 }
 
+/// A row for a machine creature has no record of: made by it (untracked)
+/// or by someone else (foreign).
+fn unrecorded(o: &Observed, backend: Backend, host: &str) -> ListRow {
+    ListRow {
+        record: if o.owner == Owner::Ours {
+            "untracked"
+        } else {
+            "foreign"
+        },
+        name: o.name.clone(),
+        host: host.to_string(),
+        backend,
+        state: o.state.as_str().to_string(),
+        template: None,
+        created_at: None,
+        ips: Vec::new(),
+        cpus: o.cpus,
+        memory_bytes: o.memory_bytes,
+        cpu_time_ns: o.cpu_time_ns,
+    }
+}
+
 fn row(
     rec: &MachineRecord,
     obs: Option<&Observed>,
@@ -134,23 +156,9 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                         Owner::Ours if ty.is_none() => {
                             observed.insert(o.name.clone(), o);
                         }
-                        Owner::Ours | Owner::Foreign => extra.push(ListRow {
-                            record: if o.owner == Owner::Ours {
-                                "untracked"
-                            } else {
-                                "foreign"
-                            },
-                            name: o.name.clone(),
-                            host: ctx.host_name().to_string(),
-                            backend: ty.unwrap_or(o.backend),
-                            state: o.state.as_str().to_string(),
-                            template: None,
-                            created_at: None,
-                            ips: Vec::new(),
-                            cpus: o.cpus,
-                            memory_bytes: o.memory_bytes,
-                            cpu_time_ns: o.cpu_time_ns,
-                        }),
+                        Owner::Ours | Owner::Foreign => {
+                            extra.push(unrecorded(&o, ty.unwrap_or(o.backend), ctx.host_name()))
+                        }
                         Owner::OtherState(_) => {} // another state directory's machine
                     }
                 }
@@ -182,23 +190,9 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                         {
                             observed.insert(o.name.clone(), o);
                         }
-                        Owner::Ours | Owner::Foreign => extra.push(ListRow {
-                            record: if o.owner == Owner::Ours {
-                                "untracked"
-                            } else {
-                                "foreign"
-                            },
-                            name: o.name.clone(),
-                            host: ctx.host_name().to_string(),
-                            backend: Backend::Lxc,
-                            state: o.state.as_str().to_string(),
-                            template: None,
-                            created_at: None,
-                            ips: Vec::new(),
-                            cpus: None,
-                            memory_bytes: None,
-                            cpu_time_ns: None,
-                        }),
+                        Owner::Ours | Owner::Foreign => {
+                            extra.push(unrecorded(&o, Backend::Lxc, ctx.host_name()))
+                        }
                         Owner::OtherState(_) => {}
                     }
                 }

@@ -2,14 +2,11 @@
 //! container through its whole life, its console, refusals on a real
 //! container, and rollback of a failed create.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::vm::Lab;
-use crate::util::bin;
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -17,57 +14,6 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Types a command on the console and waits for its computed answer.
-fn console_says(lab: &Lab, m: &str) {
-    let mut child = Command::new(bin())
-        .args(["console", m])
-        .env("CREATURE_STATE_DIR", lab.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !seen.contains("hello-42") {
-        assert!(
-            Instant::now() < deadline,
-            "no answer on the console; saw:\n{seen}"
-        );
-        stdin.write_all(b"echo hello-$((6*7))\n").unwrap();
-        stdin.flush().unwrap();
-        let until = Instant::now() + Duration::from_secs(2);
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
-                Err(_) => break,
-            }
-        }
-    }
-    stdin.write_all(&[0x1d]).unwrap();
-    stdin.flush().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "console did not leave on Ctrl-]");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success());
 }
 
 /// The host uid and gid a process runs as.
@@ -140,7 +86,7 @@ fn busybox_container_full_lifecycle() {
     lab.run(&["unpause", m]).ok();
     assert_eq!(lab.state(m), "running");
 
-    console_says(&lab, m);
+    super::vm::console_says(&lab, m, b"\n");
     assert_eq!(lab.state(m), "running");
 
     // reboot: a new init process.

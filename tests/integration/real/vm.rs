@@ -1,6 +1,7 @@
 //! Shared helpers for VM tests on the namespace's libvirtd: a private state
 //! directory with the tiny guest imported.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -96,4 +97,57 @@ pub fn virsh(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Types a command on the machine's console, waits for its computed
+/// answer (an echo of the typing does not count), leaves with Ctrl-].
+pub fn console_says(lab: &Lab, m: &str, eol: &[u8]) {
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["console", m])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("hello-42") {
+        assert!(
+            Instant::now() < deadline,
+            "no answer on the console; saw:\n{seen}"
+        );
+        stdin.write_all(b"echo hello-$((6*7))").unwrap();
+        stdin.write_all(eol).unwrap();
+        stdin.flush().unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => break,
+            }
+        }
+    }
+    stdin.write_all(&[0x1d]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "console did not leave on Ctrl-]");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
 }
