@@ -29,3 +29,13 @@ pub fn error(what: &str) -> crate::error::Error {
         format!("interrupted: {what}"),
     )
 }
+
+/// Err(interrupted) once Ctrl-C came: for checks between the steps of a
+/// long operation.
+pub fn check(what: &str) -> crate::error::Result<()> {
+    if requested() {
+        Err(error(what))
+    } else {
+        Ok(())
+    }
+}

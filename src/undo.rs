@@ -4,6 +4,9 @@
 
 use crate::error::Error;
 
+/// What an interrupted create reports: its undo removes everything it made.
+pub const CREATE_INTERRUPTED: &str = "create; everything it made was removed";
+
 type Step = Box<dyn FnOnce() -> Result<(), Error>>;
 
 #[derive(Default)]

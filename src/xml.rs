@@ -92,9 +92,44 @@ fn write(w: &mut Writer<Vec<u8>>, el: &El) {
         .expect("write to Vec");
 }
 
+/// The (unescaped) attributes of every `<tag>` element in a document, in
+/// order: how creature reads the few values it needs from libvirt's XML.
+pub fn attrs_of(xml: &str, tag: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if e.name().as_ref() == tag.as_bytes() => {
+                out.push(
+                    e.attributes()
+                        .flatten()
+                        .filter_map(|a| {
+                            let k = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                            a.unescape_value().ok().map(|v| (k, v.into_owned()))
+                        })
+                        .collect(),
+                );
+            }
+            Ok(Event::Eof) | Err(_) => return out,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::El;
+
+    #[test]
+    fn reads_attributes_of_a_tag() {
+        let a = super::attrs_of(
+            "<n><host mac='m1' ip='1'/><x/><host mac='m&amp;2'/></n>",
+            "host",
+        );
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0]["ip"], "1");
+        assert_eq!(a[1]["mac"], "m&2");
+    }
 
     #[test]
     fn escapes_attributes_and_text() {

@@ -192,10 +192,7 @@ fn start_one(ctx: &Ctx, e: &Entry, ev: &Events) -> Result<()> {
             },
         )?,
         Wait::Tcp(port) => {
-            let ip = Store::open_read_only(&ctx.global.state_dir)?
-                .map(|s| s.nics(ctx.host_name(), &e.name))
-                .transpose()?
-                .unwrap_or_default()
+            let ip = crate::cmd::lifecycle::machine_nics(ctx, &e.name)?
                 .into_iter()
                 .find_map(|n| n.ip)
                 .ok_or_else(|| {

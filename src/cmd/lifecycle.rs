@@ -32,6 +32,14 @@ pub fn open_driver(ctx: &Ctx, backend: Backend) -> Result<Box<dyn Driver>> {
     }
 }
 
+/// A machine's NICs from the state database (none when there is none yet).
+pub fn machine_nics(ctx: &Ctx, name: &str) -> Result<Vec<crate::store::Nic>> {
+    Ok(Store::open_read_only(&ctx.global.state_dir)?
+        .map(|s| s.nics(ctx.host_name(), name))
+        .transpose()?
+        .unwrap_or_default())
+}
+
 const POLL: Duration = Duration::from_millis(200);
 
 /// Poll until `done` says yes, the deadline passes (exit 7) or Ctrl-C (130).
@@ -71,10 +79,7 @@ pub fn wait_started(ctx: &Ctx, drv: &dyn Driver, name: &str, wait: &WaitArgs) ->
             Ok(drv.state(name)? == PowerState::Running)
         }),
         WaitFor::Lease => {
-            let nics = Store::open_read_only(&ctx.global.state_dir)?
-                .map(|s| s.nics(ctx.host_name(), name))
-                .transpose()?
-                .unwrap_or_default();
+            let nics = machine_nics(ctx, name)?;
             let nic = nics.iter().find(|n| n.ip.is_some()).ok_or_else(|| {
                 Error::invalid(format!("--wait lease: machine {name:?} has no NIC with a reserved IP on a creature network"))
             })?;
@@ -245,10 +250,7 @@ struct InfoView<'a> {
 pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
     let drv = open_driver(ctx, rec.backend)?;
     let mut details = drv.details(&rec.name)?;
-    let nics = Store::open_read_only(&ctx.global.state_dir)?
-        .map(|s| s.nics(ctx.host_name(), &rec.name))
-        .transpose()?
-        .unwrap_or_default();
+    let nics = machine_nics(ctx, &rec.name)?;
     // VMs: the addresses dnsmasq leased to their MACs (containers: liblxc's).
     if details.ips.is_empty() && nics.iter().any(|n| n.ip.is_some()) {
         if let Ok(conn) =

@@ -43,7 +43,7 @@ fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
 }
 
 /// Check every argument of `net create` before anything happens.
-fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
+fn plan(a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
     names::check(What::Network, &a.name)?;
     if let Some(b) = &a.bridge {
         net::check_ifname(b)?;
@@ -77,7 +77,6 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
                 "host bridge {bridge:?} does not exist"
             )));
         }
-        let _ = ctx;
         return Ok((
             NetworkSpec {
                 name: a.name.clone(),
@@ -116,7 +115,7 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
 }
 
 fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
-    let (mut spec, auto) = plan(ctx, a)?;
+    let (mut spec, auto) = plan(a)?;
     let host = ctx.host_name().to_string();
     let mut store = Store::open(&ctx.global.state_dir)?;
     if store.network(&host, &a.name)?.is_some() {

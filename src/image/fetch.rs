@@ -17,6 +17,30 @@ pub enum Expected {
     Sha512(String),
 }
 
+impl Expected {
+    /// The digest a template source names, if any.
+    pub fn of(src: &crate::template::schema::Source) -> Option<Expected> {
+        src.sha256
+            .clone()
+            .map(Expected::Sha256)
+            .or_else(|| src.sha512.clone().map(Expected::Sha512))
+    }
+
+    /// Compare with a file's digests; on a mismatch, the message fragment
+    /// "expected ALGO WANT, got GOT".
+    pub fn verify(&self, sha256: &str, sha512: &str) -> std::result::Result<(), String> {
+        let (algo, want, got) = match self {
+            Expected::Sha256(w) => ("sha256", w, sha256),
+            Expected::Sha512(w) => ("sha512", w, sha512),
+        };
+        if want.eq_ignore_ascii_case(got) {
+            Ok(())
+        } else {
+            Err(format!("expected {algo} {want}, got {got}"))
+        }
+    }
+}
+
 const ATTEMPTS: u32 = 6;
 
 /// Reports progress: a bar on a terminal, a few log lines otherwise.
@@ -170,14 +194,10 @@ pub fn download(
     }
     progress.finish();
     let (sha256, sha512) = crate::image::cache::digests(&tmp.path)?;
-    let (algo, want, got) = match expected {
-        Expected::Sha256(w) => ("sha256", w, &sha256),
-        Expected::Sha512(w) => ("sha512", w, &sha512),
-    };
-    if !want.eq_ignore_ascii_case(got) {
-        return Err(Error::other(format!(
-            "checksum mismatch for {url}: expected {algo} {want}, got {got}; nothing was cached"
-        )));
-    }
+    expected.verify(&sha256, &sha512).map_err(|m| {
+        Error::other(format!(
+            "checksum mismatch for {url}: {m}; nothing was cached"
+        ))
+    })?;
     Ok((tmp, sha256))
 }

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod fetch;
 pub mod format;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 

@@ -9,7 +9,6 @@ use crate::backend::libvirt::domain_xml::{self, DiskSpec, DomainSpec, Meta};
 use crate::backend::libvirt::machine::LibvirtDriver;
 use crate::backend::libvirt::{map_error, storage};
 use crate::error::{Context, Error, Kind, Result};
-use crate::image::{self, Cache, Expected};
 use crate::interrupt;
 use crate::matrix::Backend;
 use crate::size::Size;
@@ -18,20 +17,13 @@ use crate::template::schema::{DiskBus, DiskFormat, Firmware, Source};
 use crate::template::Resolved;
 use crate::undo::{fail_point, Undo};
 
-/// A file a machine is made from, located in the cache or on the host.
+/// A file a machine is made from, with its format: recorded at import for
+/// cached images, read once with qemu-img for host paths.
 struct Located {
     path: PathBuf,
     format: String,
     virtual_size: u64,
     image: Option<String>,
-}
-
-fn check_interrupt() -> Result<()> {
-    if interrupt::requested() {
-        Err(interrupt::error("create; everything it made was removed"))
-    } else {
-        Ok(())
-    }
 }
 
 fn locate(
@@ -41,69 +33,20 @@ fn locate(
     src: &Source,
     quiet: bool,
 ) -> Result<Located> {
-    let cache = Cache::new(state_dir);
-    let image_name = match (&src.image, &src.url, &src.path) {
-        (Some(i), _, _) => i.clone(),
-        (None, Some(url), _) => match store.image_by_source(url)? {
-            Some(n) => n,
-            None => {
-                let expected = src
-                    .sha256
-                    .clone()
-                    .map(Expected::Sha256)
-                    .or_else(|| src.sha512.clone().map(Expected::Sha512))
-                    .ok_or_else(|| Error::invalid(format!("{url}: no checksum")))?;
-                // Named after the template; another image of that name gets a
-                // suffix from the URL.
-                let name = if store.image(template)?.is_none() {
-                    template.to_string()
-                } else {
-                    use sha2::Digest;
-                    let h = crate::image::cache::hex(&sha2::Sha256::digest(url.as_bytes()));
-                    format!("{template}-{}", &h[..8])
-                };
-                image::pull(store, &cache, &name, url, &expected, quiet)?.name
-            }
-        },
-        (None, None, Some(p)) => {
-            let f = image::format::inspect(Path::new(p), p)?;
-            return Ok(Located {
-                path: PathBuf::from(p),
-                format: f.format,
-                virtual_size: f.virtual_size,
-                image: None,
-            });
-        }
-        (None, None, None) => return Err(Error::invalid("a source names nothing")),
-    };
-    let rec = store.image(&image_name)?.ok_or_else(|| {
-        Error::not_found(format!(
-            "image {image_name:?} is not in the cache (add it with `creature image import` or `creature image pull`)"
-        ))
-    })?;
-    let file = match &src.file {
-        Some(f) => rec.files.iter().find(|x| &x.file == f).ok_or_else(|| {
-            Error::not_found(format!(
-                "image {image_name:?} has no file {f:?} (it has {})",
-                rec.files
-                    .iter()
-                    .map(|x| x.file.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?,
-        None if rec.files.len() == 1 => &rec.files[0],
+    let l = crate::image::source::locate(store, state_dir, template, src, quiet)?;
+    let (format, virtual_size) = match l.format {
+        Some(f) => f,
         None => {
-            return Err(Error::invalid(format!(
-                "image {image_name:?} has several files; say which with `file`"
-            )))
+            let label = l.path.display().to_string();
+            let f = crate::image::format::inspect(&l.path, &label)?;
+            (f.format, f.virtual_size)
         }
     };
     Ok(Located {
-        path: cache.blob(&file.sha256),
-        format: file.format.clone(),
-        virtual_size: file.virtual_size,
-        image: Some(image_name),
+        path: l.path,
+        format,
+        virtual_size,
+        image: l.image,
     })
 }
 
@@ -146,14 +89,14 @@ pub fn create(
     for l in kernel.iter().chain(initrd.iter()) {
         images.extend(l.image.clone());
     }
-    check_interrupt()?;
+    interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let pool_name = storage::pool_name(&drv.state_dir);
     let pool = storage::ensure_pool(&drv.conn, &pool_name, &drv.state_dir.join("disks"))?;
     let mut disks = Vec::new();
     let mut volumes = Vec::new();
     for (i, d) in t.disks.iter().enumerate() {
-        check_interrupt()?;
+        interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
         let vol = format!("{name}-disk{i}.qcow2");
         let xml = match &d.source {
             Some(src) => {
@@ -221,7 +164,7 @@ pub fn create(
     for img in &images {
         store.use_image(host, name, img)?;
     }
-    check_interrupt()?;
+    interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let logs = LibvirtDriver::logs_dir(&drv.state_dir);
     std::fs::DirBuilder::new()
@@ -294,7 +237,7 @@ pub fn create(
             }
         });
     }
-    check_interrupt()?;
+    interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
     fail_point("ready")?;
     Ok(())
 }

@@ -352,17 +352,7 @@ impl LibvirtDriver {
 }
 
 fn domain_type_of(xml: &str) -> Option<Backend> {
-    let mut r = quick_xml::Reader::from_str(xml);
-    loop {
-        match r.read_event() {
-            Ok(quick_xml::events::Event::Start(e)) if e.name().as_ref() == b"domain" => {
-                let t = e.try_get_attribute("type").ok()??;
-                return Backend::parse(&String::from_utf8_lossy(&t.value));
-            }
-            Ok(quick_xml::events::Event::Eof) | Err(_) => return None,
-            _ => {}
-        }
-    }
+    Backend::parse(crate::xml::attrs_of(xml, "domain").first()?.get("type")?)
 }
 
 /// Disks (target, path, format) and MACs from domain XML.

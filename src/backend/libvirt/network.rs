@@ -133,28 +133,10 @@ pub fn hosts(conn: &Connect, libvirt_name: &str) -> Result<Vec<(String, String)>
     let x = n
         .xml_desc(0)
         .map_err(|e| map_error("cannot read the network", e))?;
-    let mut r = quick_xml::Reader::from_str(&x);
-    let mut out = Vec::new();
-    loop {
-        match r.read_event() {
-            Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e))
-                if e.name().as_ref() == b"host" =>
-            {
-                let get = |k: &str| {
-                    e.try_get_attribute(k)
-                        .ok()
-                        .flatten()
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-                };
-                if let (Some(m), Some(ip)) = (get("mac"), get("ip")) {
-                    out.push((m, ip));
-                }
-            }
-            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    Ok(out)
+    Ok(crate::xml::attrs_of(&x, "host")
+        .into_iter()
+        .filter_map(|mut a| Some((a.remove("mac")?, a.remove("ip")?)))
+        .collect())
 }
 
 /// A lease dnsmasq handed out.
@@ -203,36 +185,21 @@ pub fn leases(conn: &Connect, libvirt_name: &str) -> Result<Vec<Lease>> {
 
 /// Bridge names and subnets libvirt networks already use (for `--subnet auto`).
 pub fn used_subnets(conn: &Connect) -> Vec<crate::net::ipv4::Subnet> {
-    let nets = conn.list_all_networks(0).unwrap_or_default();
     let mut out = Vec::new();
-    for n in nets {
+    for n in conn.list_all_networks(0).unwrap_or_default() {
         let Ok(x) = n.xml_desc(0) else { continue };
-        let mut r = quick_xml::Reader::from_str(&x);
-        loop {
-            match r.read_event() {
-                Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e))
-                    if e.name().as_ref() == b"ip" =>
-                {
-                    let get = |k: &str| {
-                        e.try_get_attribute(k)
-                            .ok()
-                            .flatten()
-                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
-                    };
-                    if let (Some(a), Some(m)) = (get("address"), get("netmask")) {
-                        if let (Ok(a), Ok(m)) = (
-                            a.parse::<std::net::Ipv4Addr>(),
-                            m.parse::<std::net::Ipv4Addr>(),
-                        ) {
-                            out.push(crate::net::ipv4::Subnet::new(
-                                a,
-                                u32::from(m).count_ones() as u8,
-                            ));
-                        }
-                    }
-                }
-                Ok(quick_xml::events::Event::Eof) | Err(_) => break,
-                _ => {}
+        for a in crate::xml::attrs_of(&x, "ip") {
+            let addr = a
+                .get("address")
+                .and_then(|v| v.parse::<std::net::Ipv4Addr>().ok());
+            let mask = a
+                .get("netmask")
+                .and_then(|v| v.parse::<std::net::Ipv4Addr>().ok());
+            if let (Some(addr), Some(mask)) = (addr, mask) {
+                out.push(crate::net::ipv4::Subnet::new(
+                    addr,
+                    u32::from(mask).count_ones() as u8,
+                ));
             }
         }
     }

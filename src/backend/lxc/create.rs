@@ -12,14 +12,6 @@ use crate::template::schema::RootfsKind;
 use crate::template::Resolved;
 use crate::undo::{fail_point, Undo};
 
-fn check_interrupt() -> Result<()> {
-    if interrupt::requested() {
-        Err(interrupt::error("create; everything it made was removed"))
-    } else {
-        Ok(())
-    }
-}
-
 pub fn create(
     drv: &LxcDriver,
     name: &str,
@@ -107,7 +99,9 @@ pub fn create(
                 .source
                 .as_ref()
                 .ok_or_else(|| Error::invalid("rootfs.source is required"))?;
-            let path = source_file(drv, src, &r.name, quiet)?;
+            let mut store = crate::store::Store::open(&drv.state_dir)?;
+            let path =
+                crate::image::source::locate(&mut store, &drv.state_dir, &r.name, src, quiet)?.path;
             if rootfs_spec.kind == RootfsKind::Tarball {
                 rootfs::unpack_tarball(&path, &root)?;
             } else {
@@ -125,7 +119,7 @@ pub fn create(
             rootfs::init_of(&root)
         }
     };
-    check_interrupt()?;
+    interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
     fail_point("rootfs")?;
 
     let spec = ContainerSpec {
@@ -154,67 +148,7 @@ pub fn create(
     // liblxc must accept what was written.
     let c = drv.open(name)?;
     drop(c);
-    check_interrupt()?;
+    interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
     fail_point("ready")?;
     Ok(())
-}
-
-/// The local file or directory a tarball or dir root filesystem comes from:
-/// a path (checked against its checksum when one is given), a cached image,
-/// or a URL pulled into the image cache.
-fn source_file(
-    drv: &LxcDriver,
-    src: &crate::template::schema::Source,
-    template: &str,
-    quiet: bool,
-) -> Result<std::path::PathBuf> {
-    use crate::image::{self, Cache, Expected};
-    let cache = Cache::new(&drv.state_dir);
-    let expected = src
-        .sha256
-        .clone()
-        .map(Expected::Sha256)
-        .or_else(|| src.sha512.clone().map(Expected::Sha512));
-    if let Some(p) = &src.path {
-        let p = std::path::PathBuf::from(p);
-        if let Some(e) = &expected {
-            if p.is_file() {
-                let (s256, s512) = crate::image::cache::digests(&p)?;
-                let (want, got) = match e {
-                    Expected::Sha256(w) => (w, s256),
-                    Expected::Sha512(w) => (w, s512),
-                };
-                if !want.eq_ignore_ascii_case(&got) {
-                    return Err(Error::invalid(format!(
-                        "checksum mismatch for {}: expected {want}, got {got}",
-                        p.display()
-                    )));
-                }
-            }
-        }
-        if !p.exists() {
-            return Err(Error::not_found(format!("{} does not exist", p.display())));
-        }
-        return Ok(p);
-    }
-    let mut store = crate::store::Store::open(&drv.state_dir)?;
-    let name = match (&src.image, &src.url) {
-        (Some(i), _) => i.clone(),
-        (None, Some(url)) => match store.image_by_source(url)? {
-            Some(n) => n,
-            None => {
-                let e = expected.ok_or_else(|| Error::invalid(format!("{url}: no checksum")))?;
-                image::pull(&mut store, &cache, template, url, &e, quiet)?.name
-            }
-        },
-        _ => return Err(Error::invalid("rootfs.source names nothing")),
-    };
-    let rec = store
-        .image(&name)?
-        .ok_or_else(|| Error::not_found(format!("image {name:?} is not in the cache")))?;
-    let f = rec
-        .files
-        .first()
-        .ok_or_else(|| Error::other(format!("image {name:?} has no files")))?;
-    Ok(cache.blob(&f.sha256))
 }

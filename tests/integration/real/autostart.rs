@@ -71,6 +71,24 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// The machine names of each batch of a `--dry-run --format json` plan.
+fn batch_names(plan: &serde_json::Value) -> Vec<Vec<String>> {
+    let names = |b: &serde_json::Value| {
+        b["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    plan["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(names)
+        .collect()
+}
+
 /// (name, is a VM, priority, create arguments, `autostart enable` arguments)
 type Machine<'a> = (&'a str, bool, &'a str, &'a [&'a str], &'a [&'a str]);
 
@@ -135,19 +153,7 @@ fn boot_and_shutdown_in_priority_order() {
         .run(&["autostart", "run", "--dry-run", "--format", "json"])
         .ok()
         .json();
-    let planned: Vec<Vec<String>> = plan["batches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            b["machines"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
+    let planned = batch_names(&plan);
     assert_eq!(
         planned,
         vec![
@@ -261,19 +267,7 @@ fn boot_and_shutdown_in_priority_order() {
         .run(&["autostop", "run", "--dry-run", "--format", "json"])
         .ok()
         .json();
-    let stop_batches: Vec<Vec<String>> = stop_plan["batches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            b["machines"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
+    let stop_batches = batch_names(&stop_plan);
     assert_eq!(
         stop_batches,
         vec![
