@@ -237,7 +237,9 @@ pub struct StopArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// Seconds to wait for a graceful shutdown.
+    /// Seconds to wait for a graceful shutdown. The request (ACPI power
+    /// button, or the container's halt signal) is repeated every 5 s, so a
+    /// machine that was still booting when it came is not missed.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
 

@@ -16,6 +16,7 @@ use crate::cli::{
     WaitFor,
 };
 use crate::cmd::lifecycle::{open_driver, wait_started};
+use crate::cmd::shutdown::Shutdown;
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
@@ -359,9 +360,7 @@ fn autostart_run(ctx: &Ctx, a: &AutostartRunArgs) -> Result<()> {
 fn stop_one(ctx: &Ctx, e: &Entry, ev: &Events) -> Result<()> {
     let drv = open_driver(ctx, e.backend)?;
     let t = Instant::now();
-    let gone =
-        |d: &dyn crate::backend::Driver| -> Result<bool> { Ok(!d.state(&e.name)?.is_active()) };
-    if gone(drv.as_ref())? {
+    if !drv.state(&e.name)?.is_active() {
         return Ok(());
     }
     match e.settings.stop_action {
@@ -387,10 +386,10 @@ fn stop_one(ctx: &Ctx, e: &Entry, ev: &Events) -> Result<()> {
         },
         StopAction::Shutdown => {}
     }
-    drv.request_shutdown(&e.name)?;
+    let mut request = Shutdown::request(drv.as_ref(), &e.name)?;
     let deadline = t + Duration::from_secs(e.settings.stop_timeout);
     while Instant::now() < deadline {
-        if gone(drv.as_ref())? {
+        if request.done()? {
             ev.say(&format!(
                 "{}: stopped after {:.1}s",
                 e.name,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::backend::libvirt::machine::LibvirtDriver;
 use crate::backend::{Details, Driver, PowerState};
 use crate::cli::{WaitArgs, WaitFor};
+use crate::cmd::shutdown::Shutdown;
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
@@ -122,11 +123,11 @@ pub fn stop(ctx: &Ctx, rec: &MachineRecord, timeout: u64, force: bool) -> Result
         ctx.say(&format!("powered off {name}"));
         return Ok(());
     }
-    drv.request_shutdown(name)?;
+    let mut request = Shutdown::request(drv.as_ref(), name)?;
     let graceful = wait_for(
         &format!("stopping {name}"),
         Duration::from_secs(timeout),
-        || Ok(!drv.state(name)?.is_active()),
+        || request.done(),
     );
     match graceful {
         Ok(()) => {

@@ -12,6 +12,7 @@ mod list;
 mod machine;
 pub mod matrix;
 mod net;
+mod shutdown;
 mod template;
 
 use crate::cli::{Cli, Command, Global};

@@ -179,6 +179,35 @@ fn stop_force_path_for_a_guest_ignoring_acpi() {
     lab.run(&["delete", m, "--yes"]).ok();
 }
 
+/// A stop right after start: the first power-button press reaches a guest
+/// that has no ACPI handler yet and is lost; creature presses again until
+/// the guest goes down, so the stop is graceful, not a timeout.
+#[test]
+fn stop_during_boot_is_repeated_until_the_guest_listens() {
+    if !super::available("stop_during_boot_is_repeated_until_the_guest_listens") {
+        return;
+    }
+    let lab = Lab::new();
+    let m = "lc-early";
+    lab.run(&["create", m, "-t", "tiny"]).ok();
+    lab.run(&["start", m, "--wait", "none"]).ok();
+    assert!(
+        !lab.log(m).contains(BOOTED),
+        "the guest booted too fast to test this"
+    );
+    lab.run(&["stop", m, "--timeout", "60"])
+        .ok()
+        .stdout_has("stopped lc-early");
+    assert_eq!(lab.state(m), "shut-off");
+    let log = lab.log(m);
+    let (booted, off) = (log.find(BOOTED), log.find("power button, powering off"));
+    assert!(
+        matches!((booted, off), (Some(b), Some(o)) if b < o),
+        "expected a boot and then a graceful power-off:\n{log}"
+    );
+    lab.run(&["delete", m, "--yes"]).ok();
+}
+
 /// A failure injected at each step of create leaves nothing behind.
 #[test]
 fn failed_create_leaves_nothing() {
