@@ -55,11 +55,17 @@ fn observe_libvirt(
         BACKEND_DEADLINE,
         move || {
             let drv = LibvirtDriver::open(backend, &uri, &state_dir)?;
-            let mut out = Vec::new();
-            for mut o in drv.observe_all()? {
+            let all = drv.observe_all()?;
+            let saved = if all.iter().any(|o| o.state == PowerState::ShutOff) {
+                drv.saved_names()?
+            } else {
+                Default::default()
+            };
+            let mut out = Vec::with_capacity(all.len());
+            for mut o in all {
                 let ty = if known.contains(&o.name) {
                     o.owner = Owner::Ours;
-                    if o.state == PowerState::ShutOff && drv.has_saved_image(&o.name) {
+                    if o.state == PowerState::ShutOff && saved.contains(&o.name) {
                         o.state = PowerState::Saved;
                     }
                     None
@@ -233,12 +239,9 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         })
         .collect();
     if let Some(s) = &store {
+        let mut ips = s.ips_by_machine(ctx.host_name())?;
         for r in rows.iter_mut() {
-            r.ips = s
-                .nics(ctx.host_name(), &r.name)?
-                .into_iter()
-                .filter_map(|n| n.ip)
-                .collect();
+            r.ips = ips.remove(&r.name).unwrap_or_default();
         }
     }
     rows.extend(extra);

@@ -207,6 +207,40 @@ mod nics {
     }
 
     #[test]
+    fn ips_by_machine_equals_each_machines_nics() {
+        let d = dir();
+        let mut s = Store::open(d.path()).unwrap();
+        net(&mut s, "lan", "10.52.0.0/24");
+        net(&mut s, "dmz", "10.53.0.0/24");
+        for (m, nets) in [
+            ("two", &["lan", "dmz"][..]),
+            ("one", &["dmz"][..]),
+            ("none", &[][..]),
+        ] {
+            let reqs: Vec<_> = nets.iter().map(|n| req(n)).collect();
+            s.begin_create_with_nics("local", m, Backend::Qemu, None, &reqs, "h", &HashMap::new())
+                .unwrap();
+        }
+        let all = s.ips_by_machine("local").unwrap();
+        for m in ["two", "one", "none"] {
+            let one_by_one: Vec<String> = s
+                .nics("local", m)
+                .unwrap()
+                .into_iter()
+                .filter_map(|n| n.ip)
+                .collect();
+            assert_eq!(all.get(m).cloned().unwrap_or_default(), one_by_one, "{m}");
+        }
+        assert_eq!(all["two"].len(), 2);
+        assert!(
+            all["two"][0].starts_with("10.52."),
+            "NIC order: {:?}",
+            all["two"]
+        );
+        assert!(s.ips_by_machine("elsewhere").unwrap().is_empty());
+    }
+
+    #[test]
     fn twenty_parallel_creates_get_distinct_macs_and_ips() {
         let d = dir();
         net(&mut Store::open(d.path()).unwrap(), "lan", "10.50.0.0/24");
