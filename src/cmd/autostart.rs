@@ -1,7 +1,7 @@
 //! `creature autostart enable|disable|show|run|unit` and `autostop run`:
 //! the plans of src/autostart carried out through each backend's Driver.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::autostart::plan::{self, Batch, Entry};
 use crate::autostart::settings::{self, Settings, Wait};
+use crate::backend::Driver;
 use crate::cli::{
     AutostartCommand, AutostartRunArgs, AutostartSettings, AutostopCommand, Format, WaitArgs,
     WaitFor,
@@ -20,6 +21,7 @@ use crate::cmd::shutdown::Shutdown;
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
+use crate::matrix::Backend;
 use crate::names::{self, What};
 use crate::output::{self, Table};
 use crate::store::{RecordState, Store};
@@ -410,16 +412,32 @@ fn stop_one(ctx: &Ctx, e: &Entry, ev: &Events) -> Result<()> {
 fn autostop_run(ctx: &Ctx, dry_run: bool, budget: Option<u64>) -> Result<()> {
     let all = entries(ctx)?;
     // Only what runs is stopped; what ran is remembered for --restore-last-state.
+    // One connection per backend, not per machine.
+    let mut drivers: HashMap<Backend, Option<Box<dyn Driver>>> = HashMap::new();
     let mut running = Vec::new();
     for e in all {
-        let active = open_driver(ctx, e.backend)
-            .and_then(|d| d.state(&e.name))
-            .map(|s| s.is_active())
-            .unwrap_or(false);
+        let drv = drivers
+            .entry(e.backend)
+            .or_insert_with(|| match open_driver(ctx, e.backend) {
+                Ok(d) => Some(d),
+                Err(err) => {
+                    ctx.note(&format!(
+                        "{} machines are not stopped: {}",
+                        e.backend,
+                        err.message()
+                    ));
+                    None
+                }
+            });
+        let active = drv
+            .as_ref()
+            .and_then(|d| d.state(&e.name).ok())
+            .is_some_and(|s| s.is_active());
         if active {
             running.push(e);
         }
     }
+    drop(drivers);
     let batches = plan::stop(running.clone());
     if dry_run {
         return show_plan(ctx, "stop", &batches);
