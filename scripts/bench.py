@@ -153,11 +153,12 @@ def import_guest(state):
     cr(state, "image", "import", f"{GUEST}/vmlinuz", f"{GUEST}/initrd.img", "--name", "tiny-guest", "-q")
 
 
-def wait_until(what, ok, limit=300):
+def wait_until(what, ok, limit=300, missing=None):
+    """Poll ok(); on timeout, missing() names what is still not there."""
     deadline = time.monotonic() + limit
     while not ok():
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench: {what}: not done after {limit} s")
+            raise SystemExit(f"bench: {what}: not done after {limit} s" + (f"; still waiting for {missing()}" if missing else ""))
         time.sleep(0.05)
 
 
@@ -413,17 +414,25 @@ def case_shutdown():
         open(script, "w").write(text)
         os.chmod(script, 0o755)
 
-    def vm_leased(v):
-        return "creature-test-guest: lease eth0" in cr_out(s, "log", v)
+    def leases(v):
+        # The serial log keeps every boot: count this boot's line, not any.
+        argv, env = creature("log", v, state=s)
+        r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # Exit 4: no log yet (the machine has never run), so no lease either.
+        return r.stdout.decode(errors="replace").count("creature-test-guest: lease eth0") if r.returncode == 0 else 0
 
     def all_running():
         # Booted and listening (the guest's acpid starts before it asks for
         # its lease): both tools then stop machines that can hear them.
+        before = {v: leases(v) for v in vms}
         for c in cts:
             run(["lxc-start", "-n", c], check=False)
         for v in vms:
             run(["virsh", "-c", "qemu:///system", "start", v], check=False)
-        wait_until("every machine up", lambda: all(ct_leased(c) for c in cts) and all(vm_leased(v) for v in vms))
+        wait_until("every machine up",
+                   lambda: all(ct_leased(c) for c in cts) and all(leases(v) > before[v] for v in vms),
+                   missing=lambda: [c for c in cts if not ct_leased(c)]
+                   + [f"{v} (leases {leases(v)}, before {before[v]})" for v in vms if leases(v) <= before[v]])
 
     stop_argv, stop_env = creature("autostop", "run", "-q", state=s)
     for parallel in (0, 5):
