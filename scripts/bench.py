@@ -43,8 +43,8 @@ CLEANUP = []  # functions run at exit (servers, machines outside TEMP)
 WHY_SLOWER = {
     "startup": "a few milliseconds each, mostly process start-up: loading the shared libraries (creature links "
                "libvirt and liblxc, virsh links libvirt). A difference this size is within the run-to-run noise.",
-    "boot": "with 30 busybox containers the time is the containers' own DHCP (udhcpc retries once a second); "
-            "both tools start them all within the first second, so neither can be much faster.",
+    "boot": "the time ends with the containers' own DHCP (busybox udhcpc, one second between attempts), "
+            "which no starter can hurry.",
 }
 
 # --- measuring -----------------------------------------------------------------

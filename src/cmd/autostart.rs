@@ -231,14 +231,23 @@ fn start_one(ctx: &Ctx, e: &Entry, ev: &Events) -> Result<()> {
     Ok(())
 }
 
-/// Run `work` over a batch's machines, `concurrency` at a time; the names that failed.
+/// Announce batch `index` (from 0) and run `work` over its machines,
+/// `concurrency` at a time; the names that failed.
 fn run_batch(
     ctx: &Ctx,
+    index: usize,
     batch: &Batch,
     concurrency: usize,
     ev: &Events,
     work: fn(&Ctx, &Entry, &Events) -> Result<()>,
 ) -> Vec<(String, Error)> {
+    let names: Vec<&str> = batch.machines.iter().map(|m| m.name.as_str()).collect();
+    ev.say(&format!(
+        "batch {} (priority {}): {}",
+        index + 1,
+        batch.priority,
+        names.join(", ")
+    ));
     let queue = Arc::new(Mutex::new(
         batch.machines.iter().cloned().collect::<VecDeque<_>>(),
     ));
@@ -340,14 +349,7 @@ fn autostart_run(ctx: &Ctx, a: &AutostartRunArgs) -> Result<()> {
     let ev = Events::new("autostart", total, ctx.global.quiet);
     let mut failed = Vec::new();
     for (i, b) in batches.iter().enumerate() {
-        let names: Vec<&str> = b.machines.iter().map(|m| m.name.as_str()).collect();
-        ev.say(&format!(
-            "batch {} (priority {}): {}",
-            i + 1,
-            b.priority,
-            names.join(", ")
-        ));
-        failed.extend(run_batch(ctx, b, concurrency, &ev, start_one));
+        failed.extend(run_batch(ctx, i, b, concurrency, &ev, start_one));
         if interrupt::requested() {
             ev.finish();
             return Err(interrupt::error("autostart"));
@@ -437,13 +439,13 @@ fn autostop_run(ctx: &Ctx, dry_run: bool, budget: Option<u64>) -> Result<()> {
             running.push(e);
         }
     }
-    drop(drivers);
-    let batches = plan::stop(running.clone());
+    drop(drivers); // the stops below open their own, one per worker thread
+    let names: Vec<String> = running.iter().map(|e| e.name.clone()).collect();
+    let batches = plan::stop(running);
     if dry_run {
         return show_plan(ctx, "stop", &batches);
     }
     interrupt::catch();
-    let names: Vec<String> = running.iter().map(|e| e.name.clone()).collect();
     Store::open(&ctx.global.state_dir)?.set_last_running(ctx.host_name(), &names)?;
     let budget = Duration::from_secs(budget.unwrap_or_else(|| plan::total(&batches).as_secs()));
     let deadline = Instant::now() + budget;
@@ -459,14 +461,7 @@ fn autostop_run(ctx: &Ctx, dry_run: bool, budget: Option<u64>) -> Result<()> {
                 .stop_timeout
                 .min(left.saturating_sub(plan::FORCE_MARGIN_S));
         }
-        let names: Vec<&str> = b.machines.iter().map(|m| m.name.as_str()).collect();
-        ev.say(&format!(
-            "batch {} (priority {}): {}",
-            i + 1,
-            b.priority,
-            names.join(", ")
-        ));
-        failed.extend(run_batch(ctx, &b, b.machines.len(), &ev, stop_one));
+        failed.extend(run_batch(ctx, i, &b, b.machines.len(), &ev, stop_one));
     }
     ev.finish();
     summarize("autostop", failed)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::backend::Driver;
 use crate::error::Result;
 
-pub const RESEND: Duration = Duration::from_secs(5);
+const RESEND: Duration = Duration::from_secs(5);
 
 pub struct Shutdown<'a> {
     drv: &'a dyn Driver,

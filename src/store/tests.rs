@@ -177,11 +177,25 @@ mod nics {
     }
 
     fn req(net: &str) -> NicRequest {
+        nic(net, None, None)
+    }
+
+    fn nic(net: &str, mac: Option<alloc::Mac>, ip: Option<Ipv4Addr>) -> NicRequest {
         NicRequest {
             network: net.into(),
-            mac: None,
-            ip: None,
+            mac,
+            ip,
         }
+    }
+
+    /// A create on host "local" with no host NICs to keep clear of.
+    fn create(
+        s: &mut Store,
+        name: &str,
+        backend: Backend,
+        nics: &[NicRequest],
+    ) -> crate::error::Result<Vec<crate::store::Nic>> {
+        s.begin_create_with_nics("local", name, backend, None, nics, "h", &HashMap::new())
     }
 
     #[test]
@@ -192,16 +206,7 @@ mod nics {
         s.begin_create("local", "first", Backend::Qemu, None)
             .unwrap();
         s.set_state("local", "first", RecordState::Ready).unwrap();
-        s.begin_create_with_nics(
-            "local",
-            "second",
-            Backend::Lxc,
-            None,
-            &[req("lan")],
-            "h",
-            &HashMap::new(),
-        )
-        .unwrap();
+        create(&mut s, "second", Backend::Lxc, &[req("lan")]).unwrap();
         assert_eq!(s.nics("local", "second").unwrap().len(), 1);
         assert!(s.nics("local", "first").unwrap().is_empty());
     }
@@ -218,8 +223,7 @@ mod nics {
             ("none", &[][..]),
         ] {
             let reqs: Vec<_> = nets.iter().map(|n| req(n)).collect();
-            s.begin_create_with_nics("local", m, Backend::Qemu, None, &reqs, "h", &HashMap::new())
-                .unwrap();
+            create(&mut s, m, Backend::Qemu, &reqs).unwrap();
         }
         let all = s.ips_by_machine("local").unwrap();
         for m in ["two", "one", "none"] {
@@ -249,17 +253,9 @@ mod nics {
                 let p = d.path().to_path_buf();
                 std::thread::spawn(move || {
                     let mut s = Store::open(&p).unwrap();
-                    s.begin_create_with_nics(
-                        "local",
-                        &format!("m{i}"),
-                        Backend::Qemu,
-                        None,
-                        &[req("lan")],
-                        "h",
-                        &HashMap::new(),
-                    )
-                    .unwrap()
-                    .remove(0)
+                    create(&mut s, &format!("m{i}"), Backend::Qemu, &[req("lan")])
+                        .unwrap()
+                        .remove(0)
                 })
             })
             .collect();
@@ -275,43 +271,14 @@ mod nics {
         let mut s = Store::open(d.path()).unwrap();
         net(&mut s, "tiny", "10.60.0.8/29"); // range .12-.14
         for i in 0..3 {
-            s.begin_create_with_nics(
-                "local",
-                &format!("m{i}"),
-                Backend::Lxc,
-                None,
-                &[req("tiny")],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap();
+            create(&mut s, &format!("m{i}"), Backend::Lxc, &[req("tiny")]).unwrap();
         }
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "m3",
-                Backend::Lxc,
-                None,
-                &[req("tiny")],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(&mut s, "m3", Backend::Lxc, &[req("tiny")]).unwrap_err();
         assert_eq!(e.kind(), Kind::Exhausted);
         assert!(s.machine("local", "m3").unwrap().is_none());
         // A released address is held back while its lease may live on.
         s.remove_machine("local", "m0").unwrap();
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "m4",
-                Backend::Lxc,
-                None,
-                &[req("tiny")],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(&mut s, "m4", Backend::Lxc, &[req("tiny")]).unwrap_err();
         assert_eq!(e.kind(), Kind::Exhausted);
     }
 
@@ -320,72 +287,34 @@ mod nics {
         let d = dir();
         let mut s = Store::open(d.path()).unwrap();
         net(&mut s, "lan", "10.70.0.0/24");
-        let first = s
-            .begin_create_with_nics(
-                "local",
-                "web",
-                Backend::Qemu,
-                None,
-                &[NicRequest {
-                    network: "lan".into(),
-                    mac: None,
-                    ip: Some(Ipv4Addr::new(10, 70, 0, 20)),
-                }],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap()
-            .remove(0);
+        let first = create(
+            &mut s,
+            "web",
+            Backend::Qemu,
+            &[nic("lan", None, Some(Ipv4Addr::new(10, 70, 0, 20)))],
+        )
+        .unwrap()
+        .remove(0);
         let mac = alloc::parse(&first.mac).unwrap();
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "db",
-                Backend::Qemu,
-                None,
-                &[NicRequest {
-                    network: "lan".into(),
-                    mac: Some(mac),
-                    ip: None,
-                }],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(&mut s, "db", Backend::Qemu, &[nic("lan", Some(mac), None)]).unwrap_err();
         assert_eq!(e.kind(), Kind::Conflict);
         assert!(e.message().contains("machine web"), "{}", e.message());
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "db",
-                Backend::Qemu,
-                None,
-                &[NicRequest {
-                    network: "lan".into(),
-                    mac: None,
-                    ip: Some(Ipv4Addr::new(10, 70, 0, 20)),
-                }],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(
+            &mut s,
+            "db",
+            Backend::Qemu,
+            &[nic("lan", None, Some(Ipv4Addr::new(10, 70, 0, 20)))],
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), Kind::Conflict);
         assert!(e.message().contains("machine web"));
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "db",
-                Backend::Qemu,
-                None,
-                &[NicRequest {
-                    network: "lan".into(),
-                    mac: None,
-                    ip: Some(Ipv4Addr::new(10, 70, 0, 1)),
-                }],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(
+            &mut s,
+            "db",
+            Backend::Qemu,
+            &[nic("lan", None, Some(Ipv4Addr::new(10, 70, 0, 1)))],
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), Kind::Invalid, "the gateway is refused");
         let external: HashMap<alloc::Mac, String> =
             [([0x52, 0x54, 0, 1, 2, 3], "host NIC eth9".to_string())].into();
@@ -395,11 +324,7 @@ mod nics {
                 "db",
                 Backend::Qemu,
                 None,
-                &[NicRequest {
-                    network: "lan".into(),
-                    mac: Some([0x52, 0x54, 0, 1, 2, 3]),
-                    ip: None,
-                }],
+                &[nic("lan", Some([0x52, 0x54, 0, 1, 2, 3]), None)],
                 "h",
                 &external,
             )
@@ -409,17 +334,7 @@ mod nics {
             s.machine("local", "db").unwrap().is_none(),
             "failed creates leave no record"
         );
-        let e = s
-            .begin_create_with_nics(
-                "local",
-                "x",
-                Backend::Qemu,
-                None,
-                &[req("nosuch")],
-                "h",
-                &HashMap::new(),
-            )
-            .unwrap_err();
+        let e = create(&mut s, "x", Backend::Qemu, &[req("nosuch")]).unwrap_err();
         assert_eq!(e.kind(), Kind::NotFound);
     }
 }

@@ -128,15 +128,7 @@ fn ctrl_c_leaves_no_partial_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::util::interrupt(child);
     assert!(String::from_utf8_lossy(&out.stderr).contains("partial file was removed"));
     assert!(tmp_files(d.path()).is_empty(), "{:?}", tmp_files(d.path()));
     let j = Creature::new(d.path())

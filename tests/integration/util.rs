@@ -107,6 +107,35 @@ impl Creature {
     }
 }
 
+/// Run another program; it must succeed (its stderr is the failure message).
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Ctrl-C a running creature (SIGINT) and return its output once it has
+/// exited with 130, the interrupted exit code.
+#[track_caller]
+pub fn interrupt(child: std::process::Child) -> Output {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A temporary state directory (0700, as creature wants it).
 pub fn state_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")

@@ -34,10 +34,7 @@ fn qemu_console_types_and_reads() {
 
     // What was typed on the console reached the log being followed.
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(follow.id() as i32, libc::SIGINT) };
-    let followed = follow.wait_with_output().unwrap();
-    assert_eq!(followed.status.code(), Some(130));
+    let followed = crate::util::interrupt(follow);
     let text = String::from_utf8_lossy(&followed.stdout);
     assert!(
         text.contains("creature-test-guest: booted") && text.contains("hello-42"),

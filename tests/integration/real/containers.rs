@@ -44,14 +44,7 @@ fn busybox_container_full_lifecycle() {
         .stdout_has("created ct-box (lxc, template lxc-busybox)");
     let dir = Path::new("/var/lib/lxc").join(m);
     assert!(dir.join("config").exists() && dir.join("rootfs/bin/busybox").exists());
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    let row = j
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == m)
-        .cloned()
-        .unwrap();
+    let row = lab.list_row(m);
     assert_eq!(row["backend"], "lxc");
     assert_eq!(row["state"], "shut-off");
 
@@ -146,23 +139,8 @@ fn failed_container_create_leaves_nothing() {
     assert!(!Path::new("/var/lib/lxc/ct-priv").exists());
 
     // A container creature did not make is foreign and never touched.
-    let out = Command::new("lxc-create")
-        .args(["-n", "ct-foreign", "-t", "busybox"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    let f = j
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "ct-foreign")
-        .unwrap()
-        .clone();
+    crate::util::run_ok(Command::new("lxc-create").args(["-n", "ct-foreign", "-t", "busybox"]));
+    let f = lab.list_row("ct-foreign");
     assert_eq!(f["record"], "foreign");
     assert_eq!(f["backend"], "lxc");
     lab.run(&["create", "ct-foreign", "-t", "lxc-busybox"])

@@ -27,14 +27,7 @@ fn qemu_machine_full_lifecycle() {
     ])
     .ok()
     .stdout_has("created lc-qemu (qemu, template tiny)");
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    let row = j
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == m)
-        .cloned()
-        .unwrap();
+    let row = lab.list_row(m);
     assert_eq!(row["state"], "shut-off");
     assert_eq!(row["record"], "ok");
     assert_eq!(row["backend"], "qemu");
@@ -71,15 +64,7 @@ fn qemu_machine_full_lifecycle() {
     lab.run(&["suspend", m]).ok();
     assert_eq!(lab.state(m), "saved");
     assert!(std::path::Path::new(&format!("/var/lib/libvirt/qemu/save/{m}.save")).exists());
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    assert_eq!(
-        j.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == m)
-            .unwrap()["state"],
-        "saved"
-    );
+    assert_eq!(lab.list_row(m)["state"], "saved");
     lab.run(&["restore", m]).ok();
     assert_eq!(lab.state(m), "running");
     let t = last_tick(&lab.log(m)).unwrap();
@@ -267,15 +252,7 @@ fn failed_create_leaves_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::interrupt(child);
     assert!(
         !vol.exists(),
         "the disk of an interrupted create was left behind"
@@ -323,14 +300,7 @@ fn failed_create_leaves_nothing() {
     )
     .unwrap();
     assert!(virsh(&["define", xml.to_str().unwrap()]).status.success());
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    let f = j
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "lc-foreign")
-        .unwrap()
-        .clone();
+    let f = lab.list_row("lc-foreign");
     assert_eq!(f["record"], "foreign");
     assert_eq!(f["state"], "shut-off");
     lab.run(&["create", "lc-foreign", "-t", "tiny"])
@@ -345,14 +315,7 @@ fn failed_create_leaves_nothing() {
     assert!(virsh(&["undefine", "lc-foreign"]).status.success());
     // A record whose domain is gone shows as missing.
     crate::util::seed(lab.path(), &[("lc-ghost", creature::matrix::Backend::Qemu)]);
-    let j = lab.run(&["list", "--format", "json"]).ok().json();
-    let ghost = j
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "lc-ghost")
-        .unwrap()
-        .clone();
+    let ghost = lab.list_row("lc-ghost");
     assert_eq!(ghost["record"], "missing");
     assert_eq!(ghost["state"], "-");
     lab.run(&["delete", "lc-ghost", "--yes"]).ok();

@@ -97,14 +97,7 @@ fn vm_and_container_get_their_reserved_ips() {
         .unwrap()
         .iter()
         .any(|i| i == ct_ip.as_str()));
-    let list = lab.run(&["list", "--format", "json"]).ok().json();
-    let vm_row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "nd-vm")
-        .unwrap()
-        .clone();
+    let vm_row = lab.list_row("nd-vm");
     assert_eq!(vm_row["ips"][0], vm_ip.as_str());
     // A network in use is not deleted.
     lab.run(&["net", "delete", "n-dhcp", "--yes"])

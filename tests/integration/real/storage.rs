@@ -9,18 +9,10 @@ use std::time::Duration;
 use creature::backend::libvirt::{self, storage};
 use creature::matrix::Backend;
 
-use crate::util::{state_dir, Creature};
+use crate::util::{run_ok, state_dir, Creature};
 
 fn qemu_img_info(path: &str) -> serde_json::Value {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "-U", path])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new("qemu-img").args(["info", "--output=json", "-U", path]));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

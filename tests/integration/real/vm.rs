@@ -73,6 +73,17 @@ impl Lab {
         }
     }
 
+    /// The machine's row of `list --format json`.
+    pub fn list_row(&self, name: &str) -> serde_json::Value {
+        let j = self.run(&["list", "--format", "json"]).ok().json();
+        j.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {j}"))
+            .clone()
+    }
+
     pub fn state(&self, name: &str) -> String {
         let j = self.run(&["info", name, "--format", "json"]).ok().json();
         j["state"].as_str().unwrap().to_string()
