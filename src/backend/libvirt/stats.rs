@@ -1,6 +1,6 @@
 //! `virConnectGetAllDomainStats`: state, vCPUs, memory and CPU time of every
-//! domain in one call. The virt crate returns raw records; reading their
-//! typed parameters is the only unsafe code here.
+//! domain in one call, made here directly: reading the records' typed
+//! parameters and freeing them is the only unsafe code.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -21,21 +21,60 @@ pub struct DomStats {
     pub cpu_time_ns: Option<u64>,
 }
 
+/// libvirt's record array, freed with the records in it: the virt crate's
+/// `all_domain_stats` frees only the array and leaks every record (and its
+/// domain reference), so the call is made here.
+struct Records {
+    list: *mut sys::virDomainStatsRecordPtr,
+    len: usize,
+}
+
+impl Records {
+    fn get(&self) -> &[sys::virDomainStatsRecordPtr] {
+        if self.list.is_null() {
+            return &[];
+        }
+        // SAFETY: libvirt returned `len` record pointers in `list`, which
+        // lives until drop.
+        unsafe { std::slice::from_raw_parts(self.list, self.len) }
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        if !self.list.is_null() {
+            // SAFETY: the NULL-terminated array from virConnectGetAllDomainStats,
+            // freed once; it frees each record's domain and parameters too.
+            unsafe { sys::virDomainStatsRecordListFree(self.list) }
+        }
+    }
+}
+
 pub fn all(conn: &Connect) -> Result<Vec<DomStats>> {
     let kinds = sys::VIR_DOMAIN_STATS_STATE
         | sys::VIR_DOMAIN_STATS_CPU_TOTAL
         | sys::VIR_DOMAIN_STATS_BALLOON
         | sys::VIR_DOMAIN_STATS_VCPU;
-    let records = conn
-        .all_domain_stats(kinds, 0)
-        .map_err(|e| map_error("cannot read domain statistics", e))?;
-    let mut out = Vec::with_capacity(records.len());
-    for rec in records {
-        // SAFETY: libvirt returned these records; each has a domain and
-        // `nparams` typed parameters, valid until the record is freed (the
-        // virt crate never frees them).
+    let mut list: *mut sys::virDomainStatsRecordPtr = std::ptr::null_mut();
+    // SAFETY: a live connection and an out-pointer libvirt fills on success.
+    let n = unsafe { sys::virConnectGetAllDomainStats(conn.as_ptr(), kinds, &mut list, 0) };
+    if n < 0 {
+        return Err(map_error(
+            "cannot read domain statistics",
+            virt::error::Error::last_error(),
+        ));
+    }
+    let records = Records {
+        list,
+        len: n as usize,
+    };
+    let mut out = Vec::with_capacity(records.len);
+    for &rec in records.get() {
+        // SAFETY: each record has a domain and `nparams` typed parameters,
+        // valid until `records` is dropped; nothing read here outlives it
+        // (names and fields are copied).
         unsafe {
-            let r = &*rec.ptr;
+            let r = &*rec;
             let name_ptr = sys::virDomainGetName(r.dom);
             let name = if name_ptr.is_null() {
                 continue;
@@ -64,4 +103,36 @@ pub fn all(conn: &Connect) -> Result<Vec<DomStats>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the connection still holds after `f` and the caller's own
+    /// reference are gone: every leaked domain keeps one.
+    fn refs_left_after(f: impl FnOnce(&Connect)) -> i32 {
+        let conn = Connect::open(Some("test:///default")).expect("libvirt's test driver");
+        // SAFETY: an extra reference on a live connection, released below.
+        let ptr = unsafe { conn.as_ptr() };
+        assert_eq!(unsafe { sys::virConnectRef(ptr) }, 0);
+        f(&conn);
+        drop(conn);
+        // SAFETY: the extra reference taken above; the return value is the
+        // number of references left after it.
+        unsafe { sys::virConnectClose(ptr) }
+    }
+
+    #[test]
+    fn all_reads_the_test_domain_and_frees_its_records() {
+        let left = refs_left_after(|conn| {
+            let stats = all(conn).unwrap();
+            let test = stats
+                .iter()
+                .find(|s| s.name == "test")
+                .expect("the test driver's domain");
+            assert_eq!(test.state, Some(sys::VIR_DOMAIN_RUNNING as i32));
+        });
+        assert_eq!(left, 0, "domain references leaked by the stats records");
+    }
 }
