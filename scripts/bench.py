@@ -99,17 +99,22 @@ def stats(xs):
 def compare(case, a_label, a, b_label, b, setup=None, pairs=None):
     """a, b: functions returning (seconds, rss) for one run; setup() before each, untimed."""
     pairs = pairs or PAIRS
-    for f in (a, b):  # warm-up: caches, first connections
+    def one(f, label, what):
+        setup and setup()
+        x, y = f()
+        # Progress on stderr: a whole run takes half an hour.
+        print(f"bench:   {what} {label}: {x:.3f}s", file=sys.stderr, flush=True)
+        return x, y
+
+    for f, label in ((a, a_label), (b, b_label)):  # warm-up: caches, first connections
         if f:
-            setup and setup()
-            f()
+            one(f, label, "warm-up")
     aw, ar, bw, br = [], [], [], []
-    for _ in range(pairs):
-        for f, w, r in ((a, aw, ar), (b, bw, br)):
+    for i in range(pairs):
+        for f, label, w, r in ((a, a_label, aw, ar), (b, b_label, bw, br)):
             if not f:
                 continue
-            setup and setup()
-            x, y = f()
+            x, y = one(f, label, f"pair {i + 1}/{pairs}")
             w.append(x)
             r.append(y)
     row = {"case": case, "a": a_label, "b": b_label, "a_s": stats(aw), "a_rss": max(ar), "pairs": pairs,
@@ -371,6 +376,13 @@ def boot_setup():
     return BOOT
 
 
+GUESTS_LIST = "/var/lib/libvirt/libvirt-guests"
+
+
+def lxc_state(c):
+    return subprocess.run(["lxc-info", "-n", c, "-sH"], stdout=subprocess.PIPE).stdout.decode().strip()
+
+
 def ct_leased(c):
     out = subprocess.run(["lxc-info", "-n", c, "-iH"], stdout=subprocess.PIPE).stdout.decode()
     return "10.91." in out
@@ -414,38 +426,73 @@ def case_shutdown():
         open(script, "w").write(text)
         os.chmod(script, 0o755)
 
-    def leases(v):
-        # The serial log keeps every boot: count this boot's line, not any.
+    def boots(v):
+        """{boot id: leased} of every boot in the VM's serial log."""
+        # The log keeps earlier boots (and virtlogd may rotate it), so a boot
+        # is told apart by the boot id the guest prints, not by a line count.
         argv, env = creature("log", v, state=s)
         r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        # Exit 4: no log yet (the machine has never run), so no lease either.
-        return r.stdout.decode(errors="replace").count("creature-test-guest: lease eth0") if r.returncode == 0 else 0
+        seen, last = {}, None
+        # Exit 4: no log yet (the machine has never run), so no boot either.
+        for line in r.stdout.decode(errors="replace").splitlines() if r.returncode == 0 else []:
+            if "creature-test-guest: booted " in line:
+                last = line.split("booted ", 1)[1].strip()
+                seen[last] = False
+            elif "creature-test-guest: lease eth0" in line and last:
+                seen[last] = True
+        return seen
+
+    def vm_state(v):
+        r = subprocess.run(["virsh", "-c", "qemu:///system", "domstate", v], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        return r.stdout.decode(errors="replace").strip()
 
     def all_running():
         # Booted and listening (the guest's acpid starts before it asks for
         # its lease): both tools then stop machines that can hear them.
-        before = {v: leases(v) for v in vms}
+        before = {v: set(boots(v)) for v in vms}
+        # libvirt-guests.sh's stop does nothing while the list of guests to
+        # restore from the last stop exists; its start at boot removes it.
+        if os.path.exists(GUESTS_LIST):
+            os.remove(GUESTS_LIST)
         for c in cts:
             run(["lxc-start", "-n", c], check=False)
         for v in vms:
-            run(["virsh", "-c", "qemu:///system", "start", v], check=False)
+            # Every machine was stopped by the run before: a start that fails is the bench's fault.
+            run(["virsh", "-c", "qemu:///system", "start", v])
+
+        def vm_up(v):
+            return any(leased for boot, leased in boots(v).items() if boot not in before[v])
+
         wait_until("every machine up",
-                   lambda: all(ct_leased(c) for c in cts) and all(leases(v) > before[v] for v in vms),
+                   lambda: all(ct_leased(c) for c in cts) and all(vm_up(v) for v in vms),
                    missing=lambda: [c for c in cts if not ct_leased(c)]
-                   + [f"{v} (leases {leases(v)}, before {before[v]})" for v in vms if leases(v) <= before[v]])
+                   + [f"{v} ({vm_state(v)}; boots {len(boots(v))}, before {len(before[v])})"
+                      for v in vms if not vm_up(v)])
+
+    def all_stopped(who, measured):
+        """A run counts only when every machine is down when it returns."""
+        up = [c for c in cts if lxc_state(c) != "STOPPED"] + [v for v in vms if vm_state(v) != "shut off"]
+        if up:
+            raise SystemExit(f"bench: {who} returned with machines still up: {up}")
+        return measured
 
     stop_argv, stop_env = creature("autostop", "run", "-q", state=s)
     for parallel in (0, 5):
         guests_script(parallel)
         label = "libvirt-guests defaults" if parallel == 0 else "libvirt-guests PARALLEL_SHUTDOWN=5"
         compare(f"shut down 30 containers + 5 VMs ({label})", "creature autostop run",
-                lambda: timed(stop_argv, stop_env),
+                lambda: all_stopped("creature autostop run", timed(stop_argv, stop_env)),
                 f"lxc-autostart -s + libvirt-guests.sh stop ({'sequential' if parallel == 0 else 'parallel 5'})",
-                lambda: seq([["lxc-autostart", "-s"], [script, "stop"]]), setup=all_running)
+                lambda: all_stopped("the peer", seq([["lxc-autostart", "-s"], [script, "stop"]])), setup=all_running)
     CURRENT.notes.append(
         "libvirt-guests.sh is Debian's script with URIS=qemu:///system and ON_SHUTDOWN=shutdown; creature stops "
-        "containers and VMs by priority batches, here one batch of 35. Every machine has booted (VMs: their DHCP "
-        "lease is in the serial log) before each run.")
+        "containers and VMs by priority batches, here one batch of 35. Every machine has booted (VMs: a DHCP "
+        "lease after a new boot id in the serial log) before each run, and a run counts only if every machine is "
+        "down when it returns.")
+    CURRENT.notes.append(
+        "libvirt-guests.sh stop does nothing while /var/lib/libvirt/libvirt-guests (the guests to restore, written "
+        "by the last stop) exists; its start at boot removes the file, so the bench removes it before each run.")
     CURRENT.notes.append(
         "the peer's time is mostly lxc-autostart -s, which stops the containers one after another (a busybox "
         "container takes about 2.3 s to stop: its init's own shutdown); PARALLEL_SHUTDOWN only speeds up the "
