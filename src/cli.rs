@@ -597,7 +597,7 @@ pub struct AutostartRunArgs {
     /// Machines started at once within a batch (default: the host's CPUs).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Start exactly the machines that were running at the last autostop.
+    /// Start exactly the machines autostop found running since the last autostart run.
     #[arg(long)]
     pub restore_last_state: bool,
 }

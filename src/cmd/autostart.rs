@@ -356,6 +356,11 @@ fn autostart_run(ctx: &Ctx, a: &AutostartRunArgs) -> Result<()> {
         }
     }
     ev.finish();
+    // Like libvirt-guests' start, which removes its list after trying every
+    // guest: the next autostop records afresh, whether or not all started.
+    if Store::open_read_only(&ctx.global.state_dir)?.is_some() {
+        Store::open(&ctx.global.state_dir)?.autostart_ran(ctx.host_name())?;
+    }
     summarize("autostart", failed)
 }
 
@@ -446,7 +451,7 @@ fn autostop_run(ctx: &Ctx, dry_run: bool, budget: Option<u64>) -> Result<()> {
         return show_plan(ctx, "stop", &batches);
     }
     interrupt::catch();
-    Store::open(&ctx.global.state_dir)?.set_last_running(ctx.host_name(), &names)?;
+    Store::open(&ctx.global.state_dir)?.record_autostop(ctx.host_name(), &names)?;
     let budget = Duration::from_secs(budget.unwrap_or_else(|| plan::total(&batches).as_secs()));
     let deadline = Instant::now() + budget;
     let ev = Events::new("autostop", names.len(), ctx.global.quiet);

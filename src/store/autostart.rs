@@ -1,4 +1,5 @@
-//! Autostart settings and the machines the last autostop found running.
+//! Autostart settings and the machines autostop found running since the last
+//! autostart run.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -72,22 +73,49 @@ impl Store {
             .collect()
     }
 
-    pub fn set_last_running(&mut self, host: &str, names: &[String]) -> Result<()> {
+    /// Record what an autostop found running. The record lasts until an
+    /// autostart run uses it: a second autostop before that (run by hand,
+    /// then again by the unit at shutdown) adds to it, so the machines the
+    /// first one stopped are not forgotten.
+    pub fn record_autostop(&mut self, host: &str, names: &[String]) -> Result<()> {
+        let failed = || "cannot record the running machines".to_string();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .context(Kind::Other, || "cannot lock the state database".into())?;
-        tx.execute("DELETE FROM last_running WHERE host = ?1", params![host])
-            .context(Kind::Other, || "cannot record the running machines".into())?;
+        let now = crate::time::rfc3339_now();
+        let pending: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM stop_pending WHERE host = ?1)",
+                params![host],
+                |r| r.get(0),
+            )
+            .context(Kind::Other, failed)?;
+        if !pending {
+            tx.execute("DELETE FROM last_running WHERE host = ?1", params![host])
+                .context(Kind::Other, failed)?;
+            tx.execute(
+                "INSERT INTO stop_pending (host, since) VALUES (?1, ?2)",
+                params![host, now],
+            )
+            .context(Kind::Other, failed)?;
+        }
         for n in names {
             tx.execute(
-                "INSERT INTO last_running (host, machine, recorded_at) VALUES (?1, ?2, ?3)",
-                params![host, n, crate::time::rfc3339_now()],
+                "INSERT OR REPLACE INTO last_running (host, machine, recorded_at) VALUES (?1, ?2, ?3)",
+                params![host, n, now],
             )
-            .context(Kind::Other, || "cannot record the running machines".into())?;
+            .context(Kind::Other, failed)?;
         }
-        tx.commit()
-            .context(Kind::Other, || "cannot record the running machines".into())
+        tx.commit().context(Kind::Other, failed)
+    }
+
+    /// An autostart run has used the record: the next autostop replaces it.
+    pub fn autostart_ran(&mut self, host: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM stop_pending WHERE host = ?1", params![host])
+            .map(|_| ())
+            .context(Kind::Other, || "cannot record the autostart run".into())
     }
 
     pub fn last_running(&self, host: &str) -> Result<Vec<String>> {

@@ -107,4 +107,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (host, machine)
     );
     "#,
+    // 5: an autostop whose record no autostart run has used yet: a second
+    // autostop adds to that record instead of replacing it with nothing.
+    r#"
+    CREATE TABLE stop_pending (
+        host  TEXT PRIMARY KEY,
+        since TEXT NOT NULL
+    );
+    "#,
 ];

@@ -338,3 +338,27 @@ mod nics {
         assert_eq!(e.kind(), Kind::NotFound);
     }
 }
+
+#[test]
+fn a_second_autostop_adds_to_the_record_until_an_autostart_uses_it() {
+    let d = dir();
+    let mut s = Store::open(d.path()).unwrap();
+    let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    s.record_autostop("local", &names(&["a", "b"])).unwrap();
+    // Run by hand, then by the unit at shutdown: nothing runs any more.
+    s.record_autostop("local", &[]).unwrap();
+    assert_eq!(s.last_running("local").unwrap(), names(&["a", "b"]));
+    s.record_autostop("local", &names(&["b", "c"])).unwrap();
+    assert_eq!(s.last_running("local").unwrap(), names(&["a", "b", "c"]));
+    // Another host's record is its own.
+    s.record_autostop("other", &names(&["z"])).unwrap();
+    s.autostart_ran("other").unwrap();
+    s.record_autostop("other", &[]).unwrap();
+    assert!(s.last_running("other").unwrap().is_empty());
+    assert_eq!(s.last_running("local").unwrap(), names(&["a", "b", "c"]));
+    // Once an autostart ran, the next autostop starts a new record.
+    s.autostart_ran("local").unwrap();
+    assert_eq!(s.last_running("local").unwrap(), names(&["a", "b", "c"]));
+    s.record_autostop("local", &names(&["c"])).unwrap();
+    assert_eq!(s.last_running("local").unwrap(), names(&["c"]));
+}

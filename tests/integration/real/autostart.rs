@@ -303,6 +303,10 @@ fn boot_and_shutdown_in_priority_order() {
         "as-ct2 waited for as-stub: {down:?}"
     );
 
+    // A second autostop (the unit's, after one by hand) finds nothing
+    // running and must not make the first one's record forgotten.
+    lab.run(&["autostop", "run"]).ok();
+
     // Exactly the machines that were running come back.
     lab.run(&["autostart", "run", "--restore-last-state"]).ok();
     for (name, _, _, _, _) in machines {
