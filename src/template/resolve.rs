@@ -283,6 +283,13 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         })?;
         use crate::template::schema::RootfsKind as K;
         match rootfs.kind {
+            K::Busybox | K::Tarball | K::Dir if rootfs.overlay == Some(true) => {
+                return Err(field_err(
+                    name,
+                    "rootfs.overlay",
+                    "only a debootstrap root filesystem has a cached tree to lay an overlay on",
+                ));
+            }
             K::Busybox => {}
             K::Debootstrap => {
                 let release = rootfs.release.as_deref().unwrap_or("");

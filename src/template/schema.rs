@@ -175,6 +175,9 @@ pub struct Rootfs {
     /// Map the container's root to an unprivileged host range (/etc/subuid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unprivileged: Option<bool>,
+    /// debootstrap: an overlay on the cached tree instead of a copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -50,10 +50,52 @@ pub enum Init {
     Systemd,
 }
 
+/// Where the root filesystem is: a directory of its own, or an overlay whose
+/// changes go to `upper` over a cached tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RootfsPath {
+    Dir(String),
+    Overlay { lower: String, upper: String },
+}
+
+impl RootfsPath {
+    fn value(&self) -> Result<String> {
+        match self {
+            RootfsPath::Dir(p) => Ok(format!("dir:{p}")),
+            RootfsPath::Overlay { lower, upper } => {
+                // liblxc splits an overlay path at ':', with no escape.
+                if let Some(p) = [lower, upper].into_iter().find(|p| p.contains(':')) {
+                    return Err(Error::invalid(format!(
+                        "{p:?} cannot be part of an overlay root filesystem: it contains ':'"
+                    )));
+                }
+                Ok(format!("overlay:{lower}:{upper}"))
+            }
+        }
+    }
+
+    /// Read back from `lxc.rootfs.path`, which liblxc may return without
+    /// its type prefix: a ':' left means two layers (a creature directory
+    /// path never holds one).
+    pub fn parse(value: &str) -> RootfsPath {
+        let rest = value
+            .strip_prefix("overlay:")
+            .or_else(|| value.strip_prefix("dir:"))
+            .unwrap_or(value);
+        match rest.rsplit_once(':') {
+            Some((lower, upper)) => RootfsPath::Overlay {
+                lower: lower.to_string(),
+                upper: upper.to_string(),
+            },
+            None => RootfsPath::Dir(rest.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
     pub name: String,
-    pub rootfs: String,
+    pub rootfs: RootfsPath,
     pub memory_bytes: u64,
     pub cpus: u32,
     pub cgroups: Cgroups,
@@ -101,7 +143,7 @@ pub fn render(s: &ContainerSpec) -> Result<String> {
     }
     c.set("lxc.arch", "linux64")?;
     c.set("lxc.uts.name", &s.name)?;
-    c.set("lxc.rootfs.path", &format!("dir:{}", s.rootfs))?;
+    c.set("lxc.rootfs.path", &s.rootfs.value()?)?;
     c.set("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed")?;
     c.set("lxc.autodev", "1")?;
     match s.init {
@@ -167,7 +209,7 @@ mod tests {
     fn spec() -> ContainerSpec {
         ContainerSpec {
             name: "box-1".into(),
-            rootfs: "/var/lib/lxc/box-1/rootfs".into(),
+            rootfs: RootfsPath::Dir("/var/lib/lxc/box-1/rootfs".into()),
             memory_bytes: 64 << 20,
             cpus: 2,
             cgroups: Cgroups::V1,
@@ -213,6 +255,34 @@ mod tests {
         assert!(c.contains("lxc.include = /usr/share/lxc/config/userns.conf\n"));
         assert!(c.contains("lxc.signal.halt = SIGRTMIN+3\n"));
         assert!(!c.contains("apparmor"));
+    }
+
+    #[test]
+    fn overlay_rootfs_names_both_layers_and_refuses_a_colon() {
+        let mut s = spec();
+        s.rootfs = RootfsPath::Overlay {
+            lower: "/var/lib/creature/images/rootfs/k/tree".into(),
+            upper: "/var/lib/lxc/box-1/delta".into(),
+        };
+        let c = render(&s).unwrap();
+        let line = "lxc.rootfs.path = overlay:/var/lib/creature/images/rootfs/k/tree:/var/lib/lxc/box-1/delta\n";
+        assert!(c.contains(line), "{c}");
+        let value = line.trim_end().split(" = ").nth(1).unwrap();
+        assert_eq!(RootfsPath::parse(value), s.rootfs);
+        // As liblxc hands it back: without the type.
+        assert_eq!(
+            RootfsPath::parse(value.strip_prefix("overlay:").unwrap()),
+            s.rootfs
+        );
+        let dir = RootfsPath::Dir("/var/lib/lxc/a/rootfs".into());
+        assert_eq!(RootfsPath::parse("dir:/var/lib/lxc/a/rootfs"), dir);
+        assert_eq!(RootfsPath::parse("/var/lib/lxc/a/rootfs"), dir);
+        s.rootfs = RootfsPath::Overlay {
+            lower: "/srv/a:b/tree".into(),
+            upper: "/var/lib/lxc/box-1/delta".into(),
+        };
+        let e = render(&s).unwrap_err();
+        assert!(e.message().contains("contains ':'"), "{}", e.message());
     }
 
     #[test]

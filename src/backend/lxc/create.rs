@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 
-use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init};
+use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init, RootfsPath};
 use crate::backend::lxc::driver::{LxcDriver, Marker, MARKER};
 use crate::backend::lxc::{debootstrap, rootfs};
 use crate::error::{Context, Error, Kind, Result};
@@ -67,6 +67,7 @@ pub fn create(
         _ => None,
     };
     let root = dir.join("rootfs");
+    let mut path = RootfsPath::Dir(root.display().to_string());
     let init = match rootfs_spec.kind {
         RootfsKind::Busybox => {
             rootfs::build_busybox(&root, name)?;
@@ -79,15 +80,26 @@ pub fn create(
             let cache = debootstrap::Cache::new(&drv.state_dir, debootstrap::Key::of(rootfs_spec));
             let started = std::time::Instant::now();
             let (tree, origin) = cache.tree_for(idmap.as_ref(), quiet)?;
-            debootstrap::copy_tree(&tree, &root)?;
-            std::fs::write(root.join("etc/hostname"), format!("{name}\n"))
-                .context(Kind::Other, || "cannot write /etc/hostname".into())?;
+            let overlay = rootfs_spec.overlay == Some(true);
+            if overlay {
+                let upper = dir.join("delta");
+                rootfs::overlay_on(&tree, &upper, &dir.join("work"), name)?;
+                path = RootfsPath::Overlay {
+                    lower: tree.display().to_string(),
+                    upper: upper.display().to_string(),
+                };
+            } else {
+                debootstrap::copy_tree(&tree, &root)?;
+                std::fs::write(root.join("etc/hostname"), format!("{name}\n"))
+                    .context(Kind::Other, || "cannot write /etc/hostname".into())?;
+            }
             if !quiet {
                 eprintln!(
                     "root filesystem: {} in {:.1} s",
-                    match origin {
-                        debootstrap::Origin::Built => "built with debootstrap and cached",
-                        debootstrap::Origin::Cached => "copied from the cache",
+                    match (origin, overlay) {
+                        (debootstrap::Origin::Built, _) => "built with debootstrap and cached",
+                        (debootstrap::Origin::Cached, false) => "copied from the cache",
+                        (debootstrap::Origin::Cached, true) => "an overlay on the cache",
                     },
                     started.elapsed().as_secs_f64()
                 );
@@ -124,7 +136,7 @@ pub fn create(
 
     let spec = ContainerSpec {
         name: name.to_string(),
-        rootfs: root.display().to_string(),
+        rootfs: path,
         memory_bytes: r.memory.0,
         cpus: r.cpus,
         cgroups: Cgroups::detect(),

@@ -334,6 +334,7 @@ mod tests {
             packages: pkgs.iter().map(|s| s.to_string()).collect(),
             source: None,
             unprivileged: None,
+            overlay: None,
         }
     }
 

@@ -211,9 +211,13 @@ impl Driver for LxcDriver {
         let rootfs = c.config_item("lxc.rootfs.path").unwrap_or_default();
         c.destroy()?;
         removed.push(format!("container {name}"));
-        let rootfs = rootfs.strip_prefix("dir:").unwrap_or(&rootfs);
-        if !rootfs.is_empty() {
-            removed.push(format!("root filesystem {rootfs}"));
+        use crate::backend::lxc::config::RootfsPath;
+        match RootfsPath::parse(&rootfs) {
+            RootfsPath::Dir(p) if p.is_empty() => {}
+            RootfsPath::Dir(p) => removed.push(format!("root filesystem {p}")),
+            RootfsPath::Overlay { upper, .. } => removed.push(format!(
+                "root filesystem changes {upper} (the cached tree stays)"
+            )),
         }
         Ok(removed)
     }

@@ -1,6 +1,6 @@
 //! A Debian container from debootstrap, created twice: the first create
 //! builds the root filesystem from the packages and caches it, the second
-//! copies it. The packages were downloaded outside the namespace
+//! copies it; a third lays an overlay on it. The packages were downloaded outside the namespace
 //! (scripts/test: `creature image pull lxc-debian`). Both durations are
 //! written to target/creature-bench/ for the benchmark, never asserted.
 
@@ -80,4 +80,66 @@ fn debian_container_from_the_rootfs_cache() {
     lab.run(&["stop", "dt2", "--timeout", "60"]).ok();
     lab.run(&["delete", "dt1", "--yes"]).ok();
     lab.run(&["delete", "dt2", "--yes"]).ok();
+
+    // An overlay on the cached (shifted) tree: changes land in the
+    // container's upper layer, never in the cache, and delete keeps the cache.
+    let tree = std::fs::read_dir(&ours.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tree-")
+        })
+        .expect("the unprivileged tree in the cache");
+    let tree_hostname = std::fs::read(tree.join("etc/hostname")).unwrap();
+    lab.run(&[
+        "create",
+        "dt3",
+        "-t",
+        "lxc-debian",
+        "--set",
+        "rootfs.overlay=true",
+    ])
+    .ok()
+    .stderr_has("an overlay on the cache");
+    let dir = Path::new("/var/lib/lxc/dt3");
+    assert!(
+        !dir.join("rootfs").exists(),
+        "an overlay container has no copy"
+    );
+    lab.run(&["start", "dt3", "--wait", "running"]).ok();
+    let attach = |cmd: &str| {
+        let o = std::process::Command::new("lxc-attach")
+            .args(["-n", "dt3", "--", "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(attach("cat /etc/hostname"), "dt3\n");
+    assert!(attach("cat /etc/debian_version").starts_with("12."));
+    attach("echo changed > /root/overlay-probe");
+    let probe = dir.join("delta/root/overlay-probe");
+    let meta = std::fs::metadata(&probe).expect("the change in the upper layer");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), 100000, "written by the container's root");
+    assert!(
+        !tree.join("root/overlay-probe").exists(),
+        "the cache changed"
+    );
+    assert_eq!(
+        std::fs::read(tree.join("etc/hostname")).unwrap(),
+        tree_hostname
+    );
+    lab.run(&["stop", "dt3", "--timeout", "60"]).ok();
+    lab.run(&["delete", "dt3", "--yes"])
+        .ok()
+        .stdout_has("(the cached tree stays)");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(
+        tree.join("etc/debian_version").exists(),
+        "delete removed the cache"
+    );
 }
