@@ -299,22 +299,14 @@ mod nics {
         let e = create(&mut s, "db", Backend::Qemu, &[nic("lan", Some(mac), None)]).unwrap_err();
         assert_eq!(e.kind(), Kind::Conflict);
         assert!(e.message().contains("machine web"), "{}", e.message());
-        let e = create(
-            &mut s,
-            "db",
-            Backend::Qemu,
-            &[nic("lan", None, Some(Ipv4Addr::new(10, 70, 0, 20)))],
-        )
-        .unwrap_err();
+        let with_ip = |s: &mut Store, last: u8| {
+            let ip = Some(Ipv4Addr::new(10, 70, 0, last));
+            create(s, "db", Backend::Qemu, &[nic("lan", None, ip)]).unwrap_err()
+        };
+        let e = with_ip(&mut s, 20);
         assert_eq!(e.kind(), Kind::Conflict);
         assert!(e.message().contains("machine web"));
-        let e = create(
-            &mut s,
-            "db",
-            Backend::Qemu,
-            &[nic("lan", None, Some(Ipv4Addr::new(10, 70, 0, 1)))],
-        )
-        .unwrap_err();
+        let e = with_ip(&mut s, 1);
         assert_eq!(e.kind(), Kind::Invalid, "the gateway is refused");
         let external: HashMap<alloc::Mac, String> =
             [([0x52, 0x54, 0, 1, 2, 3], "host NIC eth9".to_string())].into();

@@ -67,32 +67,33 @@ pub fn create(
         _ => None,
     };
     let root = dir.join("rootfs");
-    let mut path = RootfsPath::Dir(root.display().to_string());
-    let init = match rootfs_spec.kind {
+    let own_dir = RootfsPath::Dir(root.display().to_string());
+    let (init, rootfs_path) = match rootfs_spec.kind {
         RootfsKind::Busybox => {
             rootfs::build_busybox(&root, name)?;
             if let Some(m) = &idmap {
                 crate::backend::lxc::idmap::shift_tree(&root, m)?;
             }
-            Init::Busybox
+            (Init::Busybox, own_dir)
         }
         RootfsKind::Debootstrap => {
             let cache = debootstrap::Cache::new(&drv.state_dir, debootstrap::Key::of(rootfs_spec));
             let started = std::time::Instant::now();
             let (tree, origin) = cache.tree_for(idmap.as_ref(), quiet)?;
             let overlay = rootfs_spec.overlay == Some(true);
-            if overlay {
+            let rootfs_path = if overlay {
                 let upper = dir.join("delta");
                 rootfs::overlay_on(&tree, &upper, &dir.join("work"), name)?;
-                path = RootfsPath::Overlay {
+                RootfsPath::Overlay {
                     lower: tree.display().to_string(),
                     upper: upper.display().to_string(),
-                };
+                }
             } else {
                 debootstrap::copy_tree(&tree, &root)?;
                 std::fs::write(root.join("etc/hostname"), format!("{name}\n"))
                     .context(Kind::Other, || "cannot write /etc/hostname".into())?;
-            }
+                own_dir
+            };
             if !quiet {
                 eprintln!(
                     "root filesystem: {} in {:.1} s",
@@ -104,7 +105,7 @@ pub fn create(
                     started.elapsed().as_secs_f64()
                 );
             }
-            Init::Systemd
+            (Init::Systemd, rootfs_path)
         }
         RootfsKind::Tarball | RootfsKind::Dir => {
             let src = rootfs_spec
@@ -128,7 +129,7 @@ pub fn create(
             if let Some(m) = &idmap {
                 crate::backend::lxc::idmap::shift_tree(&root, m)?;
             }
-            rootfs::init_of(&root)
+            (rootfs::init_of(&root), own_dir)
         }
     };
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
@@ -136,7 +137,7 @@ pub fn create(
 
     let spec = ContainerSpec {
         name: name.to_string(),
-        rootfs: path,
+        rootfs: rootfs_path,
         memory_bytes: r.memory.0,
         cpus: r.cpus,
         cgroups: Cgroups::detect(),

@@ -152,25 +152,28 @@ pub fn init_of(root: &Path) -> crate::backend::lxc::config::Init {
 /// container's root owns its changes; the container's hostname is its first.
 pub fn overlay_on(tree: &Path, upper: &Path, work: &Path, hostname: &str) -> Result<()> {
     use std::os::unix::fs::{chown, MetadataExt};
-    let like = |dir: &Path, model: &Path| -> Result<()> {
+    let owned = |path: &Path, m: &fs::Metadata| {
+        chown(path, Some(m.uid()), Some(m.gid())).context(Kind::Other, || {
+            format!("cannot set the owner of {}", path.display())
+        })
+    };
+    // A new directory with the owner and mode of `model`'s: the merged
+    // directory takes the upper one's.
+    let like = |dir: &Path, model: &Path| -> Result<fs::Metadata> {
         let m = fs::metadata(model)
             .context(Kind::Other, || format!("cannot read {}", model.display()))?;
         fs::create_dir(dir).context(Kind::Other, || format!("cannot create {}", dir.display()))?;
-        // The merged directory takes the upper one's owner and mode.
-        chown(dir, Some(m.uid()), Some(m.gid()))
-            .and_then(|_| fs::set_permissions(dir, fs::Permissions::from_mode(m.mode() & 0o7777)))
+        owned(dir, &m)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(m.mode() & 0o7777))
             .context(Kind::Other, || {
-                format!("cannot set the owner of {}", dir.display())
-            })
+                format!("cannot set the mode of {}", dir.display())
+            })?;
+        Ok(m)
     };
     like(upper, tree)?;
     like(work, tree)?;
-    like(&upper.join("etc"), &tree.join("etc"))?;
+    let etc = like(&upper.join("etc"), &tree.join("etc"))?;
     let host = upper.join("etc/hostname");
     write(&host, &format!("{hostname}\n"), 0o644)?;
-    let m = fs::metadata(tree.join("etc"))
-        .context(Kind::Other, || "cannot read the cached tree's /etc".into())?;
-    chown(&host, Some(m.uid()), Some(m.gid())).context(Kind::Other, || {
-        format!("cannot set the owner of {}", host.display())
-    })
+    owned(&host, &etc)
 }

@@ -94,10 +94,9 @@ type Machine<'a> = (&'a str, bool, &'a str, &'a [&'a str], &'a [&'a str]);
 
 #[test]
 fn boot_and_shutdown_in_priority_order() {
-    if !super::available("boot_and_shutdown_in_priority_order") {
+    let Some(lab) = Lab::if_available("boot_and_shutdown_in_priority_order") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     lab.run(&[
         "net",
         "create",

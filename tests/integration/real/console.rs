@@ -10,10 +10,9 @@ use crate::util::bin;
 
 #[test]
 fn qemu_console_types_and_reads() {
-    if !super::available("qemu_console_types_and_reads") {
+    let Some(lab) = Lab::if_available("qemu_console_types_and_reads") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "con-qemu";
     lab.run(&["create", m, "-t", "tiny"]).ok();
     lab.run(&["start", m]).ok();

@@ -34,10 +34,9 @@ fn pid(lab: &Lab, m: &str) -> Option<i64> {
 /// status and the console (#28, Nova: unknown) for lxc.
 #[test]
 fn busybox_container_full_lifecycle() {
-    if !super::available("busybox_container_full_lifecycle") {
+    let Some(lab) = Lab::if_available("busybox_container_full_lifecycle") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "ct-box";
     lab.run(&["create", m, "-t", "lxc-busybox"])
         .ok()
@@ -102,10 +101,9 @@ fn busybox_container_full_lifecycle() {
 
 #[test]
 fn failed_container_create_leaves_nothing() {
-    if !super::available("failed_container_create_leaves_nothing") {
+    let Some(lab) = Lab::if_available("failed_container_create_leaves_nothing") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     for step in ["rootfs", "define", "ready"] {
         let m = format!("ct-fail-{step}");
         lab.c()
@@ -156,10 +154,9 @@ fn failed_container_create_leaves_nothing() {
 /// Root filesystems from a checksummed tarball and from a directory.
 #[test]
 fn tarball_and_directory_root_filesystems() {
-    if !super::available("tarball_and_directory_root_filesystems") {
+    let Some(lab) = Lab::if_available("tarball_and_directory_root_filesystems") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let tree = lab.path().join("tree");
     creature::backend::lxc::rootfs::build_busybox(&tree, "t").unwrap();
     let tarball = lab.path().join("rootfs.tar.gz");

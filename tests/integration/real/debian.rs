@@ -10,7 +10,7 @@ use std::time::Instant;
 use creature::backend::lxc::debootstrap::{Cache, Key};
 use creature::template::{self, HostLimits, Library};
 
-use super::vm::Lab;
+use super::vm::{attach, Lab};
 
 fn prefetched() -> Option<PathBuf> {
     std::env::var_os("CREATURE_TEST_DEBIAN_STATE").map(PathBuf::from)
@@ -18,10 +18,9 @@ fn prefetched() -> Option<PathBuf> {
 
 #[test]
 fn debian_container_from_the_rootfs_cache() {
-    if !super::available("debian_container_from_the_rootfs_cache") {
+    let Some(lab) = Lab::if_available("debian_container_from_the_rootfs_cache") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let r = template::resolve(&Library::new(None), "lxc-debian", &[], HostLimits::local()).unwrap();
     let key = Key::of(r.template.rootfs.as_ref().unwrap());
     let from = Cache::new(
@@ -60,10 +59,7 @@ fn debian_container_from_the_rootfs_cache() {
     .unwrap();
 
     lab.run(&["start", "dt2", "--wait", "running"]).ok();
-    let v = std::process::Command::new("lxc-attach")
-        .args(["-n", "dt2", "--", "cat", "/etc/debian_version"])
-        .output()
-        .unwrap();
+    let v = attach("dt2", &["cat", "/etc/debian_version"]);
     assert!(
         String::from_utf8_lossy(&v.stdout).starts_with("12."),
         "{v:?}"
@@ -110,17 +106,14 @@ fn debian_container_from_the_rootfs_cache() {
         "an overlay container has no copy"
     );
     lab.run(&["start", "dt3", "--wait", "running"]).ok();
-    let attach = |cmd: &str| {
-        let o = std::process::Command::new("lxc-attach")
-            .args(["-n", "dt3", "--", "sh", "-c", cmd])
-            .output()
-            .unwrap();
+    let in_dt3 = |cmd: &str| {
+        let o = attach("dt3", &["sh", "-c", cmd]);
         assert!(o.status.success(), "{cmd}: {o:?}");
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert_eq!(attach("cat /etc/hostname"), "dt3\n");
-    assert!(attach("cat /etc/debian_version").starts_with("12."));
-    attach("echo changed > /root/overlay-probe");
+    assert_eq!(in_dt3("cat /etc/hostname"), "dt3\n");
+    assert!(in_dt3("cat /etc/debian_version").starts_with("12."));
+    in_dt3("echo changed > /root/overlay-probe");
     let probe = dir.join("delta/root/overlay-probe");
     let meta = std::fs::metadata(&probe).expect("the change in the upper layer");
     use std::os::unix::fs::MetadataExt;

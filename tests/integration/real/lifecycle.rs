@@ -12,10 +12,9 @@ const BOOTED: &str = "creature-test-guest: booted";
 /// instance status, serial logs and image storage for qemu.
 #[test]
 fn qemu_machine_full_lifecycle() {
-    if !super::available("qemu_machine_full_lifecycle") {
+    let Some(lab) = Lab::if_available("qemu_machine_full_lifecycle") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "lc-qemu";
     lab.run(&[
         "create",
@@ -132,10 +131,9 @@ fn qemu_machine_full_lifecycle() {
 /// --force powers it off.
 #[test]
 fn stop_force_path_for_a_guest_ignoring_acpi() {
-    if !super::available("stop_force_path_for_a_guest_ignoring_acpi") {
+    let Some(lab) = Lab::if_available("stop_force_path_for_a_guest_ignoring_acpi") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "lc-stubborn";
     lab.run(&[
         "create",
@@ -169,10 +167,10 @@ fn stop_force_path_for_a_guest_ignoring_acpi() {
 /// the guest goes down, so the stop is graceful, not a timeout.
 #[test]
 fn stop_during_boot_is_repeated_until_the_guest_listens() {
-    if !super::available("stop_during_boot_is_repeated_until_the_guest_listens") {
+    let Some(lab) = Lab::if_available("stop_during_boot_is_repeated_until_the_guest_listens")
+    else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "lc-early";
     lab.run(&["create", m, "-t", "tiny"]).ok();
     lab.run(&["start", m, "--wait", "none"]).ok();
@@ -196,10 +194,9 @@ fn stop_during_boot_is_repeated_until_the_guest_listens() {
 /// A failure injected at each step of create leaves nothing behind.
 #[test]
 fn failed_create_leaves_nothing() {
-    if !super::available("failed_create_leaves_nothing") {
+    let Some(lab) = Lab::if_available("failed_create_leaves_nothing") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     for step in ["overlay", "define", "ready"] {
         let m = format!("lc-fail-{step}");
         lab.c()
@@ -348,10 +345,9 @@ fn failed_create_leaves_nothing() {
 /// slow to boot a guest here; docs/testing.md says so).
 #[test]
 fn kvm_machine_defined_and_started() {
-    if !super::available("kvm_machine_defined_and_started") {
+    let Some(lab) = Lab::if_available("kvm_machine_defined_and_started") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     let m = "lc-kvm";
     lab.run(&["create", m, "-t", "tiny-kvm"]).ok();
     let dumpxml = virsh(&["dumpxml", m]);

@@ -6,24 +6,11 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::vm::{virsh, Lab};
+use super::vm::{attach, virsh, Lab};
+use crate::util::run_ok;
 
 fn sh(args: &[&str]) -> String {
-    let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn attach(ct: &str, cmd: &[&str]) -> std::process::Output {
-    Command::new("lxc-attach")
-        .args(["-n", ct, "--"])
-        .args(cmd)
-        .output()
-        .unwrap()
+    String::from_utf8_lossy(&run_ok(Command::new(args[0]).args(&args[1..])).stdout).into_owned()
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -44,10 +31,9 @@ fn reserved_ip(lab: &Lab, m: &str) -> String {
 
 #[test]
 fn vm_and_container_get_their_reserved_ips() {
-    if !super::available("vm_and_container_get_their_reserved_ips") {
+    let Some(lab) = Lab::if_available("vm_and_container_get_their_reserved_ips") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     lab.run(&["net", "create", "n-dhcp", "--subnet", "10.81.0.0/24"])
         .ok();
     lab.run(&["create", "nd-vm", "-t", "tiny", "--network", "n-dhcp"])
@@ -124,10 +110,9 @@ fn vm_and_container_get_their_reserved_ips() {
 
 #[test]
 fn parallel_creates_conflicts_and_exhaustion() {
-    if !super::available("parallel_creates_conflicts_and_exhaustion") {
+    let Some(lab) = Lab::if_available("parallel_creates_conflicts_and_exhaustion") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     lab.run(&["net", "create", "n-par", "--subnet", "10.82.0.0/24"])
         .ok();
     let handles: Vec<_> = (0..20)
@@ -290,10 +275,9 @@ fn parallel_creates_conflicts_and_exhaustion() {
 
 #[test]
 fn subnet_auto_avoids_addresses_in_use() {
-    if !super::available("subnet_auto_avoids_addresses_in_use") {
+    let Some(lab) = Lab::if_available("subnet_auto_avoids_addresses_in_use") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     // The subnet auto would pick first, occupied by a dummy interface.
     let first = creature::net::ipv4::pick_free("n-auto", &[]).unwrap();
     let addr = format!(
@@ -331,10 +315,9 @@ fn subnet_auto_avoids_addresses_in_use() {
 /// and a container on it gets its reserved address.
 #[test]
 fn routed_network() {
-    if !super::available("routed_network") {
+    let Some(lab) = Lab::if_available("routed_network") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     lab.run(&[
         "net",
         "create",
@@ -383,10 +366,9 @@ fn routed_network() {
 /// machine's interface becomes a port of that bridge, and no DHCP is run.
 #[test]
 fn flat_network_on_an_existing_bridge() {
-    if !super::available("flat_network_on_an_existing_bridge") {
+    let Some(lab) = Lab::if_available("flat_network_on_an_existing_bridge") else {
         return;
-    }
-    let lab = Lab::new();
+    };
     sh(&["ip", "link", "add", "br-flat", "type", "bridge"]);
     sh(&["ip", "link", "set", "br-flat", "up"]);
     lab.run(&[

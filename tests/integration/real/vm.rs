@@ -20,6 +20,12 @@ pub fn guest_dir() -> PathBuf {
 
 impl Lab {
     /// A state directory QEMU can reach, with the tiny guest imported.
+    /// The lab of a real-backend test, or None where the test skips (see
+    /// `real::available`, which fails it instead where it must run).
+    pub fn if_available(test: &str) -> Option<Lab> {
+        super::available(test).then(Lab::new)
+    }
+
     pub fn new() -> Lab {
         let dir = state_dir();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
@@ -161,4 +167,13 @@ pub fn console_says(lab: &Lab, m: &str, eol: &[u8]) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success());
+}
+
+/// Run `cmd` inside container `ct` (lxc-attach); the caller judges the result.
+pub fn attach(ct: &str, cmd: &[&str]) -> std::process::Output {
+    std::process::Command::new("lxc-attach")
+        .args(["-n", ct, "--"])
+        .args(cmd)
+        .output()
+        .unwrap()
 }
