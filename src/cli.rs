@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
+use crate::backend::Backend;
 use crate::complete;
+use crate::net::NetMode;
+use crate::op::Op;
+use crate::wait::Wait;
 
 const AFTER_HELP: &str = "\
 Exit status: 0 ok, 1 other error, 2 invalid input, 3 refused by the support matrix, \
@@ -41,7 +45,7 @@ pub struct Global {
         global = true,
         env = "CREATURE_STATE_DIR",
         value_name = "DIR",
-        default_value = "/var/lib/creature"
+        default_value = crate::DEFAULT_STATE_DIR
     )]
     pub state_dir: PathBuf,
 
@@ -197,23 +201,33 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
-    /// What to wait for after starting.
-    #[arg(long, value_enum, default_value_t = WaitFor::Running)]
-    pub wait: WaitFor,
+    /// What to wait for after starting: none, running, lease (the machine
+    /// holds its DHCP lease) or tcp:PORT (a port of its reserved IP answers).
+    #[arg(long, value_name = "WAIT", default_value = "running", value_parser = parse_wait,
+          add = ArgValueCandidates::new(complete::waits))]
+    pub wait: Wait,
 
     /// Seconds to wait before giving up (exit 7).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub wait_timeout: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WaitFor {
-    /// Return as soon as the start was requested.
-    None,
-    /// Wait until the backend reports the machine running.
-    Running,
-    /// Wait until the machine holds its DHCP lease.
-    Lease,
+/// A network mode by name; the names come from `NetMode::ALL`.
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = NetMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(NetMode::ALL.map(NetMode::as_str))
+        .map(|s| s.parse().expect("one of the possible values"))
+}
+
+fn parse_wait(s: &str) -> Result<Wait, String> {
+    s.parse().map_err(|e: crate::Error| e.message().to_string())
+}
+
+/// A backend by name; the names come from `Backend::ALL`.
+fn backend_parser() -> impl clap::builder::TypedValueParser<Value = Backend> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Backend::ALL.map(Backend::as_str))
+        .map(|s| Backend::parse(&s).expect("one of the possible values"))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -451,8 +465,9 @@ pub struct NetCreateArgs {
     #[arg(long, value_name = "CIDR|auto", default_value = "auto")]
     pub subnet: String,
 
-    /// How the network reaches the outside.
-    #[arg(long, value_enum, default_value_t = NetMode::Nat)]
+    /// How the network reaches the outside: nat, route, isolated, or bridge
+    /// (flat, on an existing host bridge).
+    #[arg(long, value_parser = mode_parser(), default_value = "nat")]
     pub mode: NetMode,
 
     /// DHCP range as FIRST-LAST (default: the upper half of the subnet).
@@ -470,14 +485,6 @@ pub struct NetCreateArgs {
     /// Start the network at host boot.
     #[arg(long)]
     pub autostart: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NetMode {
-    Nat,
-    Route,
-    Isolated,
-    Bridge,
 }
 
 #[derive(Debug, Subcommand)]
@@ -625,8 +632,8 @@ pub enum HostCommand {
     /// Control the backend's host services.
     Service {
         /// Backend whose services to control.
-        #[arg(long, value_parser = ["kvm", "qemu", "lxc", "xen"], default_value = "qemu")]
-        backend: String,
+        #[arg(long, value_parser = backend_parser(), default_value = "qemu")]
+        backend: Backend,
         #[arg(value_enum)]
         action: ServiceAction,
     },
@@ -643,8 +650,8 @@ pub enum ServiceAction {
 #[derive(Debug, Args, Clone)]
 pub struct MatrixArgs {
     /// Only this backend.
-    #[arg(long, value_parser = ["kvm", "qemu", "lxc", "xen"])]
-    pub backend: Option<String>,
+    #[arg(long, value_parser = backend_parser())]
+    pub backend: Option<Backend>,
 
     /// Only this feature (its id, e.g. suspend, or its row number).
     #[arg(long, value_name = "FEATURE")]
@@ -658,8 +665,130 @@ pub struct GenerateArgs {
     pub out: PathBuf,
 }
 
+/// The command line with what the support matrix says about each verb:
+/// one source for `--help`, completions and man pages.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    annotate(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parse the process's arguments against `command()` (exits on usage errors).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+/// Where an operation lives on the command line, from its word: the verb
+/// path, then the option (with its value) it is, if it is one.
+fn location(
+    op: Op,
+) -> (
+    Vec<&'static str>,
+    Option<(&'static str, Option<&'static str>)>,
+) {
+    let mut words = op.word().split(' ');
+    let mut path = Vec::new();
+    let mut option = None;
+    while let Some(w) = words.next() {
+        match w.strip_prefix("--") {
+            Some(arg) => {
+                option = Some((arg, words.next()));
+                break;
+            }
+            None => path.push(w),
+        }
+    }
+    (path, option)
+}
+
+/// Append the matrix's word to every verb, option and value it governs.
+fn annotate(mut cmd: clap::Command) -> clap::Command {
+    use std::collections::BTreeMap;
+    // Notes by verb path; display's protocols share the verb, so each
+    // protocol's note is named.
+    let mut verbs: BTreeMap<Vec<&str>, Vec<(Op, String)>> = BTreeMap::new();
+    for op in Op::ALL {
+        let Some(note) = crate::op::help_note(op.feature()) else {
+            continue;
+        };
+        let (path, option) = location(*op);
+        match option {
+            None => verbs.entry(path).or_default().push((*op, note)),
+            Some((arg, value)) => {
+                let label = value.map(|v| format!("{v}: ")).unwrap_or_default();
+                // Options of `create` hold for `launch` too.
+                let paths = if path.is_empty() {
+                    vec![vec!["create"], vec!["launch"]]
+                } else {
+                    vec![path]
+                };
+                for p in paths {
+                    cmd = edit(cmd, &p, &mut |c: clap::Command| {
+                        let id = c
+                            .get_arguments()
+                            .find(|a| a.get_long() == Some(arg))
+                            .map(|a| a.get_id().clone());
+                        match id {
+                            Some(id) => c.mut_arg(id, |a| {
+                                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                                a.help(format!("{help} [{label}{note}]"))
+                            }),
+                            None => c,
+                        }
+                    });
+                }
+            }
+        }
+    }
+    for (path, notes) in verbs {
+        let tag = if notes.iter().all(|(o, _)| o.refused_everywhere()) {
+            if notes
+                .iter()
+                .all(|(o, _)| crate::matrix::missing_everywhere(o.feature()))
+            {
+                " [refused: Nova marks it missing everywhere]"
+            } else {
+                " [not implemented yet]"
+            }
+        } else {
+            ""
+        };
+        let text = if notes.len() == 1 {
+            notes[0].1.clone()
+        } else {
+            notes
+                .iter()
+                .map(|(o, n)| format!("{}: {n}", o.feature().id()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        cmd = edit(cmd, &path, &mut |c: clap::Command| {
+            let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+            let long = c
+                .get_long_about()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| about.clone());
+            c.about(format!("{about}{tag}"))
+                .long_about(format!("{long}\n\nSupport matrix: {text}"))
+        });
+    }
+    cmd
+}
+
+/// Apply `f` to the subcommand at `path` (the root when empty).
+fn edit(
+    cmd: clap::Command,
+    path: &[&str],
+    f: &mut dyn FnMut(clap::Command) -> clap::Command,
+) -> clap::Command {
+    match path.split_first() {
+        None => f(cmd),
+        // Template keys (`autostart stop_action = "suspend"`) are no verbs.
+        Some((first, _)) if cmd.find_subcommand(first).is_none() => cmd,
+        Some((first, rest)) => {
+            let first = first.to_string();
+            cmd.mut_subcommand(first, |c| edit(c, rest, f))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -667,5 +796,50 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         super::command().debug_assert();
+    }
+
+    /// Help says what the matrix says: a verb no backend allows is tagged in
+    /// the list of verbs, and its own help has the sentence.
+    #[test]
+    fn help_is_annotated_from_the_matrix() {
+        let cmd = super::command();
+        let sub = |p: &[&str]| {
+            let mut c = &cmd;
+            for w in p {
+                c = c.find_subcommand(w).unwrap();
+            }
+            c.clone()
+        };
+        let about = |p: &[&str]| sub(p).get_about().unwrap().to_string();
+        let long = |p: &[&str]| sub(p).get_long_about().unwrap().to_string();
+        assert!(about(&["set-password"]).ends_with("[refused: Nova marks it missing everywhere]"));
+        assert!(about(&["host", "maintenance"]).contains("missing everywhere"));
+        assert!(about(&["snapshot"]).ends_with("[not implemented yet]"));
+        assert!(
+            long(&["suspend"]).contains("Allowed today on: qemu."),
+            "{}",
+            long(&["suspend"])
+        );
+        assert!(long(&["display"]).contains("rdp: Refused on every backend"));
+        assert!(!about(&["start"]).contains('['));
+        let inject = sub(&["create"])
+            .get_arguments()
+            .find(|a| a.get_long() == Some("inject-file"))
+            .unwrap()
+            .get_help()
+            .unwrap()
+            .to_string();
+        assert!(inject.contains("Not implemented yet"), "{inject}");
+        let stop_action = sub(&["autostart", "enable"])
+            .get_arguments()
+            .find(|a| a.get_long() == Some("stop-action"))
+            .unwrap()
+            .get_help()
+            .unwrap()
+            .to_string();
+        assert!(
+            stop_action.contains("suspend: Allowed today on: qemu."),
+            "{stop_action}"
+        );
     }
 }

@@ -30,6 +30,13 @@ pub fn machines() -> Vec<CompletionCandidate> {
     })
 }
 
+pub fn waits() -> Vec<CompletionCandidate> {
+    ["none", "running", "lease", "tcp:"]
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
 pub fn networks() -> Vec<CompletionCandidate> {
     from_store(|s| s.network_names().unwrap_or_default())
 }

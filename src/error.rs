@@ -118,6 +118,12 @@ impl Error {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(Kind::NotFound, message)
     }
+    /// The one wording of a machine creature has no record of.
+    pub fn machine_not_found(name: &str, host: &str) -> Self {
+        Self::not_found(format!(
+            "machine {name:?} not found on host {host} (see `creature list`)"
+        ))
+    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(Kind::Conflict, message)
     }

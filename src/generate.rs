@@ -11,6 +11,10 @@ use clap_mangen::Man;
 use crate::error::Kind;
 use crate::matrix::{Backend, Feature};
 
+/// The date on every man page: the release's, changed with the version
+/// (a build date would make the committed pages stale every day).
+const MAN_DATE: &str = "2026-12-02";
+
 /// The environment variable the shell sets when it calls creature back.
 pub const COMPLETE_VAR: &str = "COMPLETE";
 
@@ -65,7 +69,17 @@ pub fn artifacts() -> Vec<(PathBuf, Vec<u8>)> {
 /// docs/templates.md.
 fn template_page() -> Vec<u8> {
     let mut r = Roff::new();
-    r.control("TH", ["CREATURE-TEMPLATE", "5", "", "", "creature manual"]);
+    let source = format!("creature {}", env!("CARGO_PKG_VERSION"));
+    r.control(
+        "TH",
+        [
+            "CREATURE-TEMPLATE",
+            "5",
+            MAN_DATE,
+            &source,
+            "creature manual",
+        ],
+    );
     r.control("SH", ["NAME"]);
     r.text([roman("creature-template - machine templates for creature")]);
     r.control("SH", ["DESCRIPTION"]);
@@ -89,7 +103,7 @@ fn template_page() -> Vec<u8> {
     r.text([roman(
         "creature(1), creature-template(1), creature-create(1)",
     )]);
-    r.render().into_bytes()
+    crate::roff_lint::clean(&r.render()).into_bytes()
 }
 
 fn completions() -> Vec<(PathBuf, Vec<u8>)> {
@@ -124,7 +138,15 @@ fn collect(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>, top: bool) {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         collect(sub, out, false);
     }
-    let man = Man::new(cmd.clone()).manual("creature manual");
+    let title = cmd
+        .get_display_name()
+        .unwrap_or_else(|| cmd.get_name())
+        .to_uppercase();
+    let man = Man::new(cmd.clone())
+        .title(title)
+        .date(MAN_DATE)
+        .source(format!("creature {}", env!("CARGO_PKG_VERSION")))
+        .manual("creature manual");
     let mut buf = Vec::new();
     man.render(&mut buf).expect("writing to a Vec cannot fail");
     if top {
@@ -132,7 +154,11 @@ fn collect(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>, top: bool) {
             .to_writer(&mut buf)
             .expect("writing to a Vec cannot fail");
     }
-    out.push((PathBuf::from("man").join(man.get_filename()), buf));
+    let page = crate::roff_lint::clean(&String::from_utf8(buf).expect("roff is UTF-8"));
+    out.push((
+        PathBuf::from("man").join(man.get_filename()),
+        page.into_bytes(),
+    ));
 }
 
 /// Sections only creature(1) has: exit status, the matrix rule, files.
@@ -174,9 +200,11 @@ fn top_sections() -> Roff {
         }
     ))]);
     r.control("SH", ["BOOT AND SHUTDOWN"]);
-    for para in crate::autostart::STORY {
+    for (i, para) in crate::autostart::STORY.iter().enumerate() {
+        if i > 0 {
+            r.control("PP", []);
+        }
         r.text([roman(*para)]);
-        r.control("PP", []);
     }
     r.control("SH", ["FILES"]);
     r.control("TP", []);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::backend::{libvirt, lxc};
 use crate::error::Result;
-use crate::matrix::Backend;
 
 #[derive(Debug, Serialize)]
 pub struct HostInfo {

@@ -16,12 +16,16 @@ pub mod interrupt;
 pub mod matrix;
 pub mod names;
 pub mod net;
+pub mod op;
 pub mod output;
+pub mod roff_lint;
+pub mod shutdown;
 pub mod size;
 pub mod store;
 pub mod template;
 pub mod time;
 pub mod undo;
+pub mod wait;
 pub mod xml;
 
 pub use error::{Error, Kind, Result};

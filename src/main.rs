@@ -1,10 +1,8 @@
-use clap::Parser;
-
 fn main() {
     clap_complete::CompleteEnv::with_factory(creature::cli::command)
         .var(creature::generate::COMPLETE_VAR)
         .complete();
-    let cli = creature::cli::Cli::parse();
+    let cli = creature::cli::parse();
     if let Err(e) = creature::run(cli) {
         eprintln!("error: {e}");
         for cause in e.causes() {

@@ -9,52 +9,9 @@
 //! real-backend test proves creature's implementation. Everything else is
 //! refused with exit code 3 before any side effect.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::error::{Error, Kind, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Kvm,
-    Qemu,
-    Lxc,
-    Xen,
-}
-
-impl Backend {
-    pub const ALL: [Backend; 4] = [Backend::Kvm, Backend::Qemu, Backend::Lxc, Backend::Xen];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Kvm => "kvm",
-            Backend::Qemu => "qemu",
-            Backend::Lxc => "lxc",
-            Backend::Xen => "xen",
-        }
-    }
-
-    /// The Nova column this backend is mapped to.
-    pub fn nova_column(self) -> &'static str {
-        match self {
-            Backend::Kvm => "Libvirt KVM (x86)",
-            Backend::Qemu => "Libvirt QEMU (x86)",
-            Backend::Lxc => "Libvirt LXC",
-            Backend::Xen => "Libvirt Xen",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Backend> {
-        Backend::ALL.into_iter().find(|b| b.as_str() == s)
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::backend::Backend;
 
 /// A Nova cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,100 +368,12 @@ impl Effective {
     }
 }
 
-/// What the operation is being done to, for the refusal message.
-#[derive(Debug, Clone, Copy)]
-pub enum Subject<'a> {
-    Machine(&'a str),
-    Backend,
-}
-
-/// The gate every matrix-governed operation passes before any lock,
-/// connection, file write or prompt. Returns the partial note to print, if any.
-pub fn require(
-    op: &str,
-    subject: Subject<'_>,
-    backend: Backend,
-    feature: Feature,
-) -> Result<Option<&'static str>> {
-    let who = match subject {
-        Subject::Machine(m) => format!("machine {m:?} (backend {backend})"),
-        Subject::Backend => format!("backend {backend}"),
-    };
-    let cell = feature.nova().get(backend);
-    match feature.effective(backend) {
-        Effective::Allowed { note, .. } => Ok(note),
-        Effective::Refused(r) => {
-            let why = match r {
-                Refusal::Missing => format!(
-                    "the support matrix marks {:?} (#{}) missing for {}",
-                    feature.title(),
-                    feature.number(),
-                    backend
-                ),
-                Refusal::Unknown => format!(
-                    "the support matrix marks {:?} (#{}) unknown for {} and creature has not proven it",
-                    feature.title(),
-                    feature.number(),
-                    backend
-                ),
-                Refusal::NotImplemented => format!(
-                    "{:?} (#{}, Nova: {}) is not implemented yet for backend {}",
-                    feature.title(),
-                    feature.number(),
-                    cell.word(),
-                    backend
-                ),
-            };
-            Err(Error::new(
-                Kind::Refused,
-                format!(
-                    "{op} refused for {who}: {why} (see `creature matrix --feature {}`)",
-                    feature.id()
-                ),
-            ))
-        }
-    }
-}
-
 /// Nova marks the feature missing for every backend: it can never run, so
 /// the refusal needs no machine lookup.
 pub fn missing_everywhere(feature: Feature) -> bool {
     Backend::ALL
         .iter()
         .all(|b| feature.nova().get(*b) == Cell::Missing)
-}
-
-/// No backend allows the feature today (missing, unknown or not implemented).
-pub fn refused_everywhere(feature: Feature) -> bool {
-    Backend::ALL
-        .iter()
-        .all(|b| !feature.effective(*b).allowed())
-}
-
-/// The refusal for an operation no backend allows (no machine lookup needed).
-pub fn refuse_everywhere(op: &str, machine: Option<&str>, feature: Feature) -> Error {
-    let cells: Vec<String> = Backend::ALL
-        .iter()
-        .map(|b| format!("{b}: {}", feature.effective(*b).word()))
-        .collect();
-    let who = machine
-        .map(|m| format!(" for machine {m:?}"))
-        .unwrap_or_default();
-    let why = if missing_everywhere(feature) {
-        "marks it missing for every backend"
-    } else {
-        "allows it on no backend yet"
-    };
-    Error::new(
-        Kind::Refused,
-        format!(
-            "{op} refused{who}: {:?} (#{}): the support matrix {why} ({}) (see `creature matrix --feature {}`)",
-            feature.title(),
-            feature.number(),
-            cells.join(", "),
-            feature.id()
-        ),
-    )
 }
 
 #[cfg(test)]
@@ -526,7 +395,7 @@ mod tests {
             Feature::SetPassword.effective(Backend::Qemu),
             Effective::Refused(Refusal::Missing)
         );
-        assert!(refused_everywhere(Feature::SetPassword));
+        assert!(missing_everywhere(Feature::SetPassword));
     }
 
     #[test]
@@ -539,37 +408,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn refusal_names_operation_machine_backend_and_cell() {
-        let e = require(
-            "suspend",
-            Subject::Machine("box1"),
-            Backend::Lxc,
-            Feature::Suspend,
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), Kind::Refused);
-        let m = e.message();
-        for part in ["suspend", "\"box1\"", "lxc", "missing", "Suspend instance"] {
-            assert!(m.contains(part), "{m} lacks {part}");
-        }
-    }
-
-    #[test]
-    fn not_implemented_is_refused_with_its_own_words() {
-        let e = require(
-            "start",
-            Subject::Machine("vm"),
-            Backend::Xen,
-            Feature::Launch,
-        )
-        .unwrap_err();
-        assert!(
-            e.message().contains("not implemented yet for backend xen"),
-            "{}",
-            e.message()
-        );
     }
 }

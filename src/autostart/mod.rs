@@ -2,6 +2,7 @@
 //! and their execution, and the systemd unit that runs them.
 
 pub mod plan;
+pub mod run;
 pub mod settings;
 pub mod unit;
 

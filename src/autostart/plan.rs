@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::autostart::settings::{Settings, Wait};
-use crate::matrix::Backend;
+use crate::backend::Backend;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Entry {

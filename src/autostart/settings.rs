@@ -1,53 +1,13 @@
 //! Autostart settings of one machine: from the template's `[autostart]`,
 //! changed later with `creature autostart enable|disable`.
 
-use std::str::FromStr;
-
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::matrix::{self, Backend, Feature, Subject};
+use crate::op::{Op, Who};
 use crate::template::schema::{Autostart, StopAction};
-
-/// What the next batch waits for after this machine starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Wait {
-    None,
-    Running,
-    Lease,
-    Tcp(u16),
-}
-
-impl FromStr for Wait {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Wait> {
-        match s {
-            "none" => Ok(Wait::None),
-            "running" => Ok(Wait::Running),
-            "lease" => Ok(Wait::Lease),
-            _ => s
-                .strip_prefix("tcp:")
-                .and_then(|p| p.parse::<u16>().ok())
-                .filter(|p| *p > 0)
-                .map(Wait::Tcp)
-                .ok_or_else(|| {
-                    Error::invalid(format!("wait {s:?}: use none, running, lease or tcp:PORT"))
-                }),
-        }
-    }
-}
-
-impl std::fmt::Display for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Wait::None => f.write_str("none"),
-            Wait::Running => f.write_str("running"),
-            Wait::Lease => f.write_str("lease"),
-            Wait::Tcp(p) => write!(f, "tcp:{p}"),
-        }
-    }
-}
+pub use crate::wait::Wait;
 
 pub fn action_str(a: StopAction) -> &'static str {
     match a {
@@ -120,12 +80,7 @@ impl Settings {
     /// against the support matrix when it is set.
     pub fn check(&self, machine: &str, backend: Backend) -> Result<()> {
         if self.stop_action == StopAction::Suspend {
-            matrix::require(
-                "autostart --stop-action suspend",
-                Subject::Machine(machine),
-                backend,
-                Feature::Suspend,
-            )?;
+            Op::StopActionSuspend.require(Who::Machine(machine), backend)?;
         }
         Ok(())
     }
@@ -134,16 +89,6 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn waits_parse_and_print() {
-        for w in ["none", "running", "lease", "tcp:22"] {
-            assert_eq!(w.parse::<Wait>().unwrap().to_string(), w);
-        }
-        for bad in ["tcp:0", "tcp:x", "soon", "tcp:70000"] {
-            assert!(bad.parse::<Wait>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn suspend_is_refused_for_lxc() {

@@ -1,16 +1,63 @@
 //! Backends: libvirt (kvm, qemu, xen) and liblxc (lxc), behind one
-//! interface for the lifecycle verbs, as Incus shares one instance
-//! interface between containers and VMs.
+//! interface, as Incus shares one instance interface between containers and
+//! VMs. Verbs get a driver from `open` and never ask which backend it is.
 
+pub mod console;
+mod host;
+mod kind;
 pub mod libvirt;
 pub mod lxc;
+pub mod taken;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::matrix::Backend;
+pub use console::Console;
+pub use host::Host;
+pub use kind::Backend;
+
+use crate::error::{Error, Result};
+use crate::store::{Nic, Store};
+use crate::template::Resolved;
+use crate::undo::Undo;
+
+/// The driver for machines of `backend` on `host`.
+pub fn open(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
+    match backend {
+        Backend::Kvm | Backend::Qemu | Backend::Xen => Ok(Box::new(
+            libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?,
+        )),
+        Backend::Lxc => Ok(Box::new(lxc::driver::LxcDriver::new(host.state_dir()))),
+    }
+}
+
+/// What one create is asked to make. The machine's record exists already
+/// (`creating`) with its NICs allocated; the caller marks it ready.
+pub struct CreateJob<'a> {
+    pub host: &'a str,
+    pub name: &'a str,
+    pub resolved: &'a Resolved,
+    pub nics: &'a [Nic],
+    pub quiet: bool,
+}
+
+/// The answer a driver gives for an operation its matrix column refuses:
+/// the gate stops those first, so reaching one is a bug.
+fn past_the_matrix(backend: Backend, op: &str) -> Error {
+    Error::other(format!(
+        "internal error: {op} reached the {backend} driver past the support matrix"
+    ))
+}
+
+/// A verb asked of a machine in a state it cannot take it in (exit 5).
+pub(crate) fn wrong_state(name: &str, op: &str, st: PowerState) -> Error {
+    Error::conflict(format!(
+        "cannot {op} machine {name:?}: it is {}",
+        st.as_str()
+    ))
+}
 
 /// Power state as the backend reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,10 +145,16 @@ pub struct Details {
     pub ips: Vec<String>,
 }
 
-/// The lifecycle of machines of one backend on one host.
+/// The machines of one backend on one host. An operation the backend's
+/// matrix column refuses keeps its default body: the gate never lets a
+/// command reach it.
 pub trait Driver {
     fn backend(&self) -> Backend;
     fn state(&self, name: &str) -> Result<PowerState>;
+    /// Refuse (exit 5) a name the backend already knows, before any record.
+    fn ensure_free(&self, name: &str) -> Result<()>;
+    /// Make the machine; every step registers its undo.
+    fn create(&self, job: &CreateJob<'_>, store: &mut Store, undo: &mut Undo) -> Result<()>;
     fn start(&self, name: &str) -> Result<()>;
     /// Ask the guest to shut down (ACPI power button, SIGPWR…); returns at once.
     fn request_shutdown(&self, name: &str) -> Result<()>;
@@ -110,13 +163,23 @@ pub trait Driver {
     fn reboot(&self, name: &str) -> Result<()>;
     fn pause(&self, name: &str) -> Result<()>;
     fn unpause(&self, name: &str) -> Result<()>;
-    fn suspend(&self, name: &str) -> Result<()>;
-    fn restore(&self, name: &str) -> Result<()>;
+    fn suspend(&self, _name: &str) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "suspend"))
+    }
+    fn restore(&self, _name: &str) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "restore"))
+    }
     /// Remove the machine and what creature made for it; says what went.
     fn remove(&self, name: &str) -> Result<Vec<String>>;
     fn details(&self, name: &str) -> Result<Details>;
-    /// Every machine of this backend on the host, in as few calls as possible.
-    fn observe_all(&self) -> Result<Vec<Observed>>;
+    /// Every machine of this backend's engine on the host, in as few calls
+    /// as possible, with ownership decided (`known`: the names creature has
+    /// records of, whose ownership needs no further call).
+    fn observe(&self, known: &BTreeSet<String>) -> Result<Vec<Observed>>;
+    /// The running machine's interactive console.
+    fn console(&self, name: &str) -> Result<Console>;
     /// File the serial console is logged to.
-    fn serial_log(&self, name: &str) -> Result<PathBuf>;
+    fn serial_log(&self, _name: &str) -> Result<PathBuf> {
+        Err(past_the_matrix(self.backend(), "log"))
+    }
 }

@@ -5,10 +5,9 @@
 use std::io::{IsTerminal, Read, Write};
 use std::sync::Mutex;
 
-use crate::backend::libvirt::machine::LibvirtDriver;
+use crate::backend::Driver;
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
-use crate::matrix::Backend;
 use crate::store::MachineRecord;
 
 const ESCAPE: u8 = 0x1d; // Ctrl-]
@@ -56,64 +55,8 @@ impl Drop for RawMode {
     }
 }
 
-/// The two ends a console can have: a libvirt stream or a pty master.
-enum Channel {
-    Stream(virt::stream::Stream),
-    Pty(std::fs::File),
-}
-
-impl Channel {
-    fn duplicate(&self) -> Result<Channel> {
-        Ok(match self {
-            Channel::Stream(s) => Channel::Stream(s.clone()),
-            Channel::Pty(f) => Channel::Pty(
-                f.try_clone()
-                    .map_err(|e| Error::other("cannot duplicate the console").caused_by(e))?,
-            ),
-        })
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
-        match self {
-            Channel::Stream(s) => s.recv(buf).ok().filter(|n| *n > 0).map(|n| n as usize),
-            Channel::Pty(f) => f.read(buf).ok().filter(|n| *n > 0),
-        }
-    }
-
-    fn send(&mut self, data: &[u8]) -> Result<usize> {
-        match self {
-            Channel::Stream(s) => s
-                .send(data)
-                .map(|n| n.max(0) as usize)
-                .map_err(|e| Error::other("cannot write to the console").caused_by(e.message())),
-            Channel::Pty(f) => f
-                .write(data)
-                .map_err(|e| Error::other("cannot write to the console").caused_by(e)),
-        }
-    }
-}
-
-pub fn run(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
-    let mut stream = match rec.backend {
-        Backend::Kvm | Backend::Qemu | Backend::Xen => Channel::Stream(
-            LibvirtDriver::open(rec.backend, &ctx.uri(rec.backend)?, &ctx.global.state_dir)?
-                .open_console(&rec.name)?,
-        ),
-        Backend::Lxc => {
-            let drv = crate::backend::lxc::driver::LxcDriver::new(&ctx.global.state_dir);
-            let c = drv.ours(&rec.name)?;
-            let st = crate::backend::lxc::driver::power_state(&c.state());
-            if !st.is_active() {
-                return Err(Error::conflict(format!(
-                    "cannot attach to the console of machine {:?}: it is {}",
-                    rec.name,
-                    st.as_str()
-                )));
-            }
-            // tty1 runs the container's login shell (see its inittab).
-            Channel::Pty(c.console_fd(1)?)
-        }
-    };
+pub fn run(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord) -> Result<()> {
+    let mut stream = drv.console(&rec.name)?;
     let tty = std::io::stdin().is_terminal();
     if tty && !ctx.global.quiet {
         eprint!("Connected to {} (Ctrl-] to leave)\r\n", rec.name);

@@ -4,13 +4,13 @@
 
 use std::io::IsTerminal;
 
-use crate::backend::libvirt::machine::LibvirtDriver;
-use crate::backend::lxc::driver::LxcDriver;
+use crate::backend::{self, CreateJob};
 use crate::cli::{CreateArgs, WaitArgs};
+use crate::cmd::gate::{self, Subject};
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
-use crate::matrix::{self, Backend, Feature, Subject};
 use crate::names::{self, What};
+use crate::op::Op;
 use crate::size::Size;
 use crate::store::{RecordState, Store};
 use crate::template::{self, HostLimits, Library, Resolved};
@@ -54,8 +54,9 @@ fn check_names(a: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs, wait: Option<&WaitArgs>) -> Result<()> {
+pub fn run(ctx: &Ctx, op: Op, args: &CreateArgs, wait: Option<&WaitArgs>) -> Result<()> {
     check_names(args)?;
+    let op_word = op.word();
     let mut missing = Vec::new();
     if args.name.is_none() {
         missing.push("MACHINE");
@@ -66,12 +67,12 @@ pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs, wait: Option<&WaitArgs>) -> R
     let args = if missing.is_empty() {
         args.clone()
     } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        let a = wizard(op, args)?;
-        eprintln!("equivalent command: {}", one_line(op, &a));
+        let a = wizard(op_word, args)?;
+        eprintln!("equivalent command: {}", one_line(op_word, &a));
         a
     } else {
         return Err(Error::invalid(format!(
-            "{op}: missing {} (no terminal to ask on; see `creature {op} --help`)",
+            "{op_word}: missing {} (no terminal to ask on; see `creature {op_word} --help`)",
             missing.join(" and ")
         )));
     };
@@ -86,87 +87,71 @@ pub fn run(ctx: &Ctx, op: &str, args: &CreateArgs, wait: Option<&WaitArgs>) -> R
     plan(ctx, op, name, &args, &resolved, wait)
 }
 
-/// The matrix checks for everything the create will do, then the work:
-/// record `creating`, the backend's steps, record `ready`. A failure or
-/// Ctrl-C undoes every step taken, newest first.
+/// The gate for everything the create will do, then the work: record
+/// `creating`, the backend's steps, record `ready`. A failure or Ctrl-C
+/// undoes every step taken, newest first. One store, one driver, one
+/// network connection, all opened here and handed down.
 fn plan(
     ctx: &Ctx,
-    op: &str,
+    op: Op,
     name: &str,
     args: &CreateArgs,
     r: &Resolved,
     wait: Option<&WaitArgs>,
 ) -> Result<()> {
-    let note = matrix::require(op, Subject::Machine(name), r.backend, Feature::Launch)?;
+    let subject = Subject::New {
+        name,
+        backend: r.backend,
+    };
+    gate::check(ctx, op, subject)?;
     if !args.inject_file.is_empty() {
-        matrix::require(
-            "--inject-file",
-            Subject::Machine(name),
-            r.backend,
-            Feature::InjectFiles,
-        )?;
-    }
-    if let Some(n) = note {
-        ctx.note(&format!("{op} on {} is partial: {n}", r.backend));
+        gate::check(ctx, Op::InjectFile, subject)?;
     }
     crate::interrupt::catch();
-    let host = ctx.host_name().to_string();
+    let target = ctx.host()?;
+    let host = target.name().to_string();
+    let requests = nic_requests(r)?;
+    let drv = backend::open(r.backend, &target)?;
+    drv.ensure_free(name)?;
     let mut store = Store::open(&ctx.global.state_dir)?;
     let mut undo = Undo::new();
-    let requests = nic_requests(r)?;
     // Networks are libvirt networks for every backend.
     let net_conn = if requests.is_empty() {
         None
     } else {
         Some(crate::backend::libvirt::open(
-            &ctx.uri(Backend::Qemu)?,
+            &target.network_uri()?,
             std::time::Duration::from_secs(30),
         )?)
     };
-    let external = if requests.is_empty() {
-        Default::default()
-    } else {
-        crate::net::taken::external_macs(net_conn.as_ref())
+    let external = match &net_conn {
+        None => Default::default(),
+        Some(c) => crate::backend::taken::external_macs(Some(c)),
     };
-    let host_id = crate::net::taken::host_id();
-    let made = match r.backend {
-        Backend::Kvm | Backend::Qemu | Backend::Xen => {
-            let drv = LibvirtDriver::open(r.backend, &ctx.uri(r.backend)?, &ctx.global.state_dir)?;
-            if drv.conn.lookup_domain_by_name(name).is_ok() {
-                return Err(Error::conflict(format!(
-                    "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
-                )));
-            }
-            let nics = store.begin_create_with_nics(&host, name, r.backend, Some(&r.name), &requests, &host_id, &external)?;
-            crate::net::reserve::push(&drv.conn, name, &nics, &mut undo).and_then(|_| {
-                {
-                    let job = crate::backend::libvirt::create::Job {
-                        host: &host,
-                        name,
-                        resolved: r,
-                        nics: &nics,
-                        quiet: ctx.global.quiet,
-                    };
-                    crate::backend::libvirt::create::create(&drv, &mut store, &job, &mut undo)
-                }
-            })
-        }
-        Backend::Lxc => {
-            let drv = LxcDriver::new(&ctx.global.state_dir);
-            if drv.dir(name).exists() {
-                return Err(Error::conflict(format!(
-                    "a container named {name:?} already exists in {} (see `creature list`); choose another name",
-                    drv.lxcpath
-                )));
-            }
-            let nics = store.begin_create_with_nics(&host, name, r.backend, Some(&r.name), &requests, &host_id, &external)?;
-            match &net_conn {
-                Some(c) => crate::net::reserve::push(c, name, &nics, &mut undo),
-                None => Ok(()),
-            }
-            .and_then(|_| crate::backend::lxc::create::create(&drv, name, r, &nics, &mut undo, ctx.global.quiet))
-        }
+    let host_id = crate::backend::taken::host_id();
+    let job_nics = store.begin_create_with_nics(
+        &host,
+        name,
+        r.backend,
+        Some(&r.name),
+        &requests,
+        &host_id,
+        &external,
+    )?;
+    let made = match &net_conn {
+        Some(c) => crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo),
+        None => Ok(()),
     }
+    .and_then(|_| {
+        let job = CreateJob {
+            host: &host,
+            name,
+            resolved: r,
+            nics: &job_nics,
+            quiet: ctx.global.quiet,
+        };
+        drv.create(&job, &mut store, &mut undo)
+    })
     .and_then(|_| {
         let s = crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;
         store.set_autostart(&host, name, &s)
@@ -186,14 +171,17 @@ fn plan(
     }
     undo.commit();
     ctx.say(&format!(
-        "created {name} ({}, template {})",
-        r.backend, r.name
+        "{} {name} ({}, template {})",
+        Op::Create.past(),
+        r.backend,
+        r.name
     ));
     if let Some(w) = wait {
         let rec = store
             .machine(&host, name)?
             .ok_or_else(|| Error::other("the new machine's record vanished"))?;
-        crate::cmd::lifecycle::start(ctx, &rec, w)?;
+        drop(store);
+        crate::cmd::lifecycle::start(ctx, &target, drv.as_ref(), &rec, w)?;
     }
     Ok(())
 }
@@ -207,9 +195,7 @@ fn nic_requests(r: &Resolved) -> Result<Vec<crate::store::NicRequest>> {
             Ok(crate::store::NicRequest {
                 network: n.network.clone(),
                 mac: match &n.mac {
-                    Some(m) => {
-                        Some(crate::template::resolve::check_mac(m).map_err(Error::invalid)?)
-                    }
+                    Some(m) => Some(m.parse().map_err(Error::invalid)?),
                     None => None,
                 },
                 ip: match &n.ip {

@@ -1,40 +1,166 @@
-//! The gate every machine verb passes: name check, then the support matrix,
-//! all before any lock, connection, write or prompt. The only thing read is
-//! the machine's record (read-only), to learn its backend.
+//! The gate every operation passes, in the same order for every verb:
+//! names (exit 2), then the support matrix where no lookup is needed (an
+//! operation no backend allows: exit 3), then the machine's record
+//! (read-only; exit 4), then the matrix cell of its backend (exit 3). An
+//! operation on a given backend (a new machine, `host service`) goes
+//! straight to that backend's cell, whose refusal says more. Only
+//! what passes goes on to locks, connections, writes and prompts.
 
+use crate::backend::Backend;
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
-use crate::matrix::{self, Feature, Subject};
 use crate::names::{self, What};
+use crate::op::{Op, Target, Who};
 use crate::store::{MachineRecord, Store};
 
-/// Validate the name, find the machine's backend, and check the matrix.
-pub fn machine(ctx: &Ctx, op: &str, name: &str, feature: Feature) -> Result<MachineRecord> {
-    names::check(What::Machine, name)?;
-    if matrix::missing_everywhere(feature) {
-        return Err(matrix::refuse_everywhere(op, Some(name), feature));
+/// What an operation is asked to act on.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A machine creature has a record of, by name.
+    Machine(&'a str),
+    /// A machine about to be made, on this backend.
+    New { name: &'a str, backend: Backend },
+    /// A backend of the host.
+    Backend(Backend),
+    /// The host itself.
+    Host,
+}
+
+impl Subject<'_> {
+    fn target(&self) -> Target {
+        match self {
+            Subject::Machine(_) => Target::Machine,
+            Subject::New { .. } => Target::NewMachine,
+            Subject::Backend(_) => Target::Backend,
+            Subject::Host => Target::Host,
+        }
     }
-    let record = Store::open_read_only(&ctx.global.state_dir)?
-        .map(|s| s.machine(ctx.host_name(), name))
-        .transpose()?
-        .flatten()
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "machine {name:?} not found on host {} (see `creature list`)",
-                ctx.host_name()
-            ))
-        })?;
-    let note = matrix::require(op, Subject::Machine(name), record.backend, feature)?;
-    if let Some(note) = note {
-        ctx.note(&format!("{op} on {} is partial: {note}", record.backend));
+}
+
+/// Check `op` on `subject`; returns the machine's record for a `Machine`.
+pub fn check(ctx: &Ctx, op: Op, subject: Subject<'_>) -> Result<Option<MachineRecord>> {
+    debug_assert_eq!(op.target(), subject.target(), "{op:?}");
+    let name = match subject {
+        Subject::Machine(n) | Subject::New { name: n, .. } => Some(n),
+        Subject::Backend(_) | Subject::Host => None,
+    };
+    if let Some(n) = name {
+        names::check(What::Machine, n)?;
+    }
+    // Where the backend must be looked up (or there is none), an operation
+    // no backend allows is refused first; a known backend gets its own cell.
+    let lookup = matches!(subject, Subject::Machine(_) | Subject::Host);
+    if lookup && op.refused_everywhere() {
+        return Err(op.refuse_everywhere(name));
+    }
+    let (backend, record) = match subject {
+        Subject::Machine(n) => {
+            let rec = Store::open_read_only(&ctx.global.state_dir)?
+                .map(|s| s.machine(ctx.host_name(), n))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| Error::machine_not_found(n, ctx.host_name()))?;
+            (Some(rec.backend), Some(rec))
+        }
+        Subject::New { backend, .. } | Subject::Backend(backend) => (Some(backend), None),
+        Subject::Host => (None, None),
+    };
+    if let Some(b) = backend {
+        let who = name.map(Who::Machine).unwrap_or(Who::Backend);
+        if let Some(note) = op.require(who, b)? {
+            ctx.note(&format!("{} on {b} is partial: {note}", op.word()));
+        }
     }
     Ok(record)
 }
 
-/// An operation no backend offers yet, and that needs no machine.
-pub fn host_feature(op: &str, feature: Feature) -> Result<()> {
-    if matrix::refused_everywhere(feature) {
-        return Err(matrix::refuse_everywhere(op, None, feature));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    fn ctx(dir: &std::path::Path) -> Ctx {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from(
+            ["creature", "--quiet", "--state-dir"]
+                .into_iter()
+                .chain([dir.to_str().unwrap(), "list"]),
+        );
+        Ctx { global: cli.global }
     }
-    Ok(())
+
+    /// Every operation on a machine is decided the same way: exit 3 without
+    /// a lookup when no backend allows it, else exit 4 for an unknown
+    /// machine, else its backend's cell; and nothing is created.
+    #[test]
+    fn every_machine_op_is_gated_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = dir.path().join("state");
+        let c = ctx(&sd);
+        for op in Op::ALL.iter().filter(|o| o.target() == Target::Machine) {
+            let e = check(&c, *op, Subject::Machine("nosuch")).unwrap_err();
+            let want = if op.refused_everywhere() {
+                Kind::Refused
+            } else {
+                Kind::NotFound
+            };
+            assert_eq!(e.kind(), want, "{op:?}: {}", e.message());
+            let e = check(&c, *op, Subject::Machine("Bad_Name")).unwrap_err();
+            assert_eq!(e.kind(), Kind::Invalid, "{op:?}");
+        }
+        assert!(
+            !sd.exists(),
+            "a refusal or lookup created the state directory"
+        );
+
+        let mut store = Store::open(&sd).unwrap();
+        for b in Backend::ALL {
+            let name = format!("m-{b}");
+            store.begin_create("local", &name, b, None).unwrap();
+            store
+                .set_state("local", &name, crate::store::RecordState::Ready)
+                .unwrap();
+        }
+        drop(store);
+        for op in Op::ALL.iter().filter(|o| o.target() == Target::Machine) {
+            for b in Backend::ALL {
+                let name = format!("m-{b}");
+                let got = check(&c, *op, Subject::Machine(&name));
+                let allowed = op.feature().effective(b).allowed();
+                match got {
+                    Ok(rec) => {
+                        assert!(allowed, "{op:?} on {b} passed the gate");
+                        assert_eq!(rec.unwrap().backend, b);
+                    }
+                    Err(e) => {
+                        assert!(!allowed, "{op:?} on {b}: {}", e.message());
+                        assert_eq!(e.kind(), Kind::Refused, "{op:?} on {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ops_without_a_machine_are_gated_by_the_matrix_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        for op in Op::ALL {
+            let subject = match op.target() {
+                Target::Host => Subject::Host,
+                Target::Backend => Subject::Backend(Backend::Lxc),
+                Target::NewMachine => Subject::New {
+                    name: "new",
+                    backend: Backend::Lxc,
+                },
+                Target::Machine => continue,
+            };
+            let got = check(&c, *op, subject);
+            let allowed = match op.target() {
+                Target::Host => !op.refused_everywhere(),
+                _ => op.feature().effective(Backend::Lxc).allowed(),
+            };
+            assert_eq!(got.is_ok(), allowed, "{op:?}");
+        }
+    }
 }

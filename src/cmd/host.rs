@@ -2,11 +2,14 @@
 
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::cli::HostCommand;
+use crate::cmd::gate::Subject;
 use crate::cmd::{gate, Ctx};
 use crate::error::{Error, Result};
 use crate::host::{self, HostInfo};
-use crate::matrix::{self, Backend, Feature, Subject};
+use crate::matrix::Feature;
+use crate::op::Op;
 use crate::output::{self, Table};
 
 #[derive(Serialize)]
@@ -60,13 +63,11 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
             })
         }
         HostCommand::Maintenance => {
-            gate::host_feature("host maintenance", Feature::HostMaintenance)
-                .and_then(|_| Err(Error::other("host maintenance has no implementation")))
+            gate::check(ctx, Op::HostMaintenance, Subject::Host)?;
+            Err(Error::other("host maintenance has no implementation"))
         }
         HostCommand::Service { backend, .. } => {
-            let b = Backend::parse(&backend)
-                .ok_or_else(|| Error::invalid(format!("unknown backend {backend:?}")))?;
-            matrix::require("host service", Subject::Backend, b, Feature::ServiceControl)?;
+            gate::check(ctx, Op::HostService, Subject::Backend(backend))?;
             Err(Error::other("host service has no implementation"))
         }
     }

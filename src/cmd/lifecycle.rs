@@ -2,36 +2,20 @@
 //! `Driver` of the machine's backend.
 
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::libvirt::machine::LibvirtDriver;
-use crate::backend::{Details, Driver, PowerState};
-use crate::cli::{WaitArgs, WaitFor};
-use crate::cmd::shutdown::Shutdown;
+use crate::backend::{Backend, Details, Driver, Host, PowerState};
+use crate::cli::WaitArgs;
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
-use crate::matrix::Backend;
+use crate::op::Op;
 use crate::output::{self, Table};
+use crate::shutdown::Shutdown;
 use crate::store::{MachineRecord, RecordState, Store};
-
-pub fn open_driver(ctx: &Ctx, backend: Backend) -> Result<Box<dyn Driver>> {
-    match backend {
-        Backend::Kvm | Backend::Qemu | Backend::Xen => {
-            let uri = ctx.uri(backend)?;
-            Ok(Box::new(LibvirtDriver::open(
-                backend,
-                &uri,
-                &ctx.global.state_dir,
-            )?))
-        }
-        Backend::Lxc => Ok(Box::new(crate::backend::lxc::driver::LxcDriver::new(
-            &ctx.global.state_dir,
-        ))),
-    }
-}
+use crate::wait::{self, Wait};
 
 /// A machine's NICs from the state database (none when there is none yet).
 pub fn machine_nics(ctx: &Ctx, name: &str) -> Result<Vec<crate::store::Nic>> {
@@ -41,63 +25,29 @@ pub fn machine_nics(ctx: &Ctx, name: &str) -> Result<Vec<crate::store::Nic>> {
         .unwrap_or_default())
 }
 
-const POLL: Duration = Duration::from_millis(200);
-
-/// Poll until `done` says yes, the deadline passes (exit 7) or Ctrl-C (130).
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done()? {
-            return Ok(());
-        }
-        if interrupt::requested() {
-            return Err(interrupt::error(what));
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                Kind::Timeout,
-                format!("{what}: not done after {} s", limit.as_secs()),
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-pub fn start(ctx: &Ctx, rec: &MachineRecord, wait: &WaitArgs) -> Result<()> {
+pub fn start(
+    ctx: &Ctx,
+    host: &Host,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    wait: &WaitArgs,
+) -> Result<()> {
     ready(rec)?;
-    let drv = open_driver(ctx, rec.backend)?;
     drv.start(&rec.name)?;
-    wait_started(ctx, drv.as_ref(), &rec.name, wait)?;
-    ctx.say(&format!("started {}", rec.name));
+    let nics = match wait.wait {
+        Wait::Lease | Wait::Tcp(_) => machine_nics(ctx, &rec.name)?,
+        Wait::None | Wait::Running => Vec::new(),
+    };
+    wait::until_started(
+        host,
+        drv,
+        &rec.name,
+        &nics,
+        wait.wait,
+        Duration::from_secs(wait.wait_timeout),
+    )?;
+    ctx.say(&format!("{} {}", Op::Start.past(), rec.name));
     Ok(())
-}
-
-pub fn wait_started(ctx: &Ctx, drv: &dyn Driver, name: &str, wait: &WaitArgs) -> Result<()> {
-    let limit = Duration::from_secs(wait.wait_timeout);
-    match wait.wait {
-        WaitFor::None => Ok(()),
-        WaitFor::Running => wait_for(&format!("waiting for {name} to run"), limit, || {
-            Ok(drv.state(name)? == PowerState::Running)
-        }),
-        WaitFor::Lease => {
-            let nics = machine_nics(ctx, name)?;
-            let nic = nics.iter().find(|n| n.ip.is_some()).ok_or_else(|| {
-                Error::invalid(format!("--wait lease: machine {name:?} has no NIC with a reserved IP on a creature network"))
-            })?;
-            let conn =
-                crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(30))?;
-            let net = crate::net::libvirt_name(&nic.network);
-            wait_for(
-                &format!("waiting for {name} to take its DHCP lease"),
-                limit,
-                || {
-                    Ok(crate::backend::libvirt::network::leases(&conn, &net)?
-                        .iter()
-                        .any(|l| l.mac.eq_ignore_ascii_case(&nic.mac)))
-                },
-            )
-        }
-    }
 }
 
 fn ready(rec: &MachineRecord) -> Result<()> {
@@ -114,17 +64,22 @@ fn ready(rec: &MachineRecord) -> Result<()> {
     Ok(())
 }
 
-pub fn stop(ctx: &Ctx, rec: &MachineRecord, timeout: u64, force: bool) -> Result<()> {
+pub fn stop(
+    ctx: &Ctx,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    timeout: u64,
+    force: bool,
+) -> Result<()> {
     ready(rec)?;
-    let drv = open_driver(ctx, rec.backend)?;
     let name = &rec.name;
     if force && timeout == 0 {
         drv.force_off(name)?;
         ctx.say(&format!("powered off {name}"));
         return Ok(());
     }
-    let mut request = Shutdown::request(drv.as_ref(), name)?;
-    let graceful = wait_for(
+    let mut request = Shutdown::request(drv, name)?;
+    let graceful = wait::poll(
         &format!("stopping {name}"),
         Duration::from_secs(timeout),
         || request.done(),
@@ -151,21 +106,21 @@ pub fn stop(ctx: &Ctx, rec: &MachineRecord, timeout: u64, force: bool) -> Result
 }
 
 /// reboot, pause, unpause, suspend, restore: one driver call each.
-pub fn simple(ctx: &Ctx, rec: &MachineRecord, op: &str) -> Result<()> {
+pub fn simple(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, op: Op) -> Result<()> {
     ready(rec)?;
-    let drv = open_driver(ctx, rec.backend)?;
     let name = &rec.name;
-    let done = match op {
-        "reboot" => drv.reboot(name).map(|_| "rebooting"),
-        "pause" => drv.pause(name).map(|_| "paused"),
-        "unpause" => drv.unpause(name).map(|_| "unpaused"),
-        "suspend" => drv.suspend(name).map(|_| "suspended"),
-        "restore" => drv.restore(name).map(|_| "restored"),
+    match op {
+        Op::Reboot => drv.reboot(name),
+        Op::Pause => drv.pause(name),
+        Op::Unpause => drv.unpause(name),
+        Op::Suspend => drv.suspend(name),
+        Op::Restore => drv.restore(name),
         other => Err(Error::other(format!(
-            "internal error: no lifecycle verb {other}"
+            "internal error: {} is not a one-call lifecycle verb",
+            other.word()
         ))),
     }?;
-    ctx.say(&format!("{done} {name}"));
+    ctx.say(&format!("{} {name}", op.past()));
     Ok(())
 }
 
@@ -193,13 +148,25 @@ pub fn confirm(ctx: &Ctx, question: &str) -> Result<()> {
     }
 }
 
-pub fn delete(ctx: &Ctx, rec: &MachineRecord, force: bool) -> Result<()> {
-    let name = &rec.name;
+/// Asked before anything is opened: a "no" leaves everything as it was.
+pub fn confirm_delete(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
     confirm(
         ctx,
-        &format!("delete machine {name} ({}) and its disks?", rec.backend),
-    )?;
-    let drv = open_driver(ctx, rec.backend)?;
+        &format!(
+            "delete machine {} ({}) and its disks?",
+            rec.name, rec.backend
+        ),
+    )
+}
+
+pub fn delete(
+    ctx: &Ctx,
+    host: &Host,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    force: bool,
+) -> Result<()> {
+    let name = &rec.name;
     let st = match drv.state(name) {
         Ok(s) => s,
         Err(e) if e.kind() == Kind::NotFound => PowerState::ShutOff,
@@ -216,9 +183,8 @@ pub fn delete(ctx: &Ctx, rec: &MachineRecord, force: bool) -> Result<()> {
     let nics = store.nics(ctx.host_name(), name)?;
     let mut removed = drv.remove(name)?;
     if nics.iter().any(|n| n.ip.is_some()) {
-        let conn =
-            crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(30))?;
-        for r in crate::net::reserve::release(&conn, name, &nics) {
+        let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+        for r in crate::backend::libvirt::reserve::release(&conn, name, &nics) {
             removed.push(format!("reservation {r}"));
         }
     }
@@ -248,14 +214,13 @@ struct InfoView<'a> {
     details: Details,
 }
 
-pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
-    let drv = open_driver(ctx, rec.backend)?;
+pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Result<()> {
     let mut details = drv.details(&rec.name)?;
     let nics = machine_nics(ctx, &rec.name)?;
     // VMs: the addresses dnsmasq leased to their MACs (containers: liblxc's).
     if details.ips.is_empty() && nics.iter().any(|n| n.ip.is_some()) {
         if let Ok(conn) =
-            crate::backend::libvirt::open(&ctx.uri(Backend::Qemu)?, Duration::from_secs(10))
+            crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(10))
         {
             for n in &nics {
                 if let Ok(ls) = crate::backend::libvirt::network::leases(
@@ -336,8 +301,7 @@ pub fn info(ctx: &Ctx, rec: &MachineRecord) -> Result<()> {
     })
 }
 
-pub fn log(ctx: &Ctx, rec: &MachineRecord, follow: bool) -> Result<()> {
-    let drv = open_driver(ctx, rec.backend)?;
+pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool) -> Result<()> {
     let path = drv.serial_log(&rec.name)?;
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -348,7 +312,7 @@ pub fn log(ctx: &Ctx, rec: &MachineRecord, follow: bool) -> Result<()> {
             )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            wait_for(
+            wait::poll(
                 "waiting for the serial log",
                 Duration::from_secs(u64::MAX / 4),
                 || Ok(path.exists()),
@@ -384,6 +348,6 @@ pub fn log(ctx: &Ctx, rec: &MachineRecord, follow: bool) -> Result<()> {
         if f.stream_position().unwrap_or(0) > len {
             let _ = f.seek(SeekFrom::Start(0));
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::libvirt::machine::LibvirtDriver;
-use crate::backend::{Driver, Observed, Owner, PowerState};
+use crate::backend::{self, Backend, Host, Observed, Owner};
 use crate::cli::ListArgs;
 use crate::cmd::Ctx;
 use crate::deadline;
 use crate::error::{Error, Result};
-use crate::matrix::Backend;
 use crate::output::{self, Table};
 use crate::store::{MachineRecord, RecordState, Store};
 
@@ -41,44 +39,25 @@ pub struct ListRow {
 
 const BACKEND_DEADLINE: Duration = Duration::from_secs(10);
 
-/// What one libvirt connection reports, with ownership resolved for the
-/// domains creature has no record of.
-fn observe_libvirt(
-    ctx: &Ctx,
-    backend: Backend,
-    known: BTreeSet<String>,
-) -> Result<Vec<(Observed, Option<Backend>)>> {
-    let uri = ctx.uri(backend)?;
-    let state_dir = ctx.global.state_dir.clone();
-    deadline::run(
-        &format!("libvirt at {}", uri.0),
-        BACKEND_DEADLINE,
-        move || {
-            let drv = LibvirtDriver::open(backend, &uri, &state_dir)?;
-            let all = drv.observe_all()?;
-            let saved = if all.iter().any(|o| o.state == PowerState::ShutOff) {
-                drv.saved_names()?
-            } else {
-                Default::default()
-            };
-            let mut out = Vec::with_capacity(all.len());
-            for mut o in all {
-                let ty = if known.contains(&o.name) {
-                    o.owner = Owner::Ours;
-                    if o.state == PowerState::ShutOff && saved.contains(&o.name) {
-                        o.state = PowerState::Saved;
-                    }
-                    None
-                } else {
-                    let (owner, ty) = drv.owner_and_type(&o.name);
-                    o.owner = owner;
-                    ty
-                };
-                out.push((o, ty));
-            }
-            Ok(out)
-        },
-    )
+/// kvm and qemu machines are domains of one libvirt driver: one pass
+/// serves both.
+fn engine(b: Backend) -> Backend {
+    match b {
+        Backend::Kvm => Backend::Qemu,
+        other => other,
+    }
+}
+
+/// What one backend's engine reports, within the deadline.
+fn observe(host: &Host, engine: Backend, known: BTreeSet<String>) -> Result<Vec<Observed>> {
+    let label = match engine {
+        Backend::Lxc => "liblxc".to_string(),
+        b => format!("libvirt at {}", host.uri(b)?.0),
+    };
+    let host = host.clone();
+    deadline::run(&label, BACKEND_DEADLINE, move || {
+        backend::open(engine, &host)?.observe(&known)
+    })
 }
 
 /// A row for a machine creature has no record of: made by it (untracked)
@@ -130,40 +109,37 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             "`creature list --all-hosts` is not implemented yet",
         ));
     }
+    let host = ctx.host()?;
     let store = Store::open_read_only(&ctx.global.state_dir)?;
     let records = match &store {
         Some(s) => s.machines(Some(ctx.host_name()))?,
         None => Vec::new(),
     };
-    // kvm and qemu share one connection; xen is asked only when it has machines.
-    let mut groups: BTreeMap<&'static str, (Backend, BTreeSet<String>)> = BTreeMap::new();
-    groups.insert("qemu", (Backend::Qemu, BTreeSet::new()));
+    // qemu (with kvm) and lxc are always asked, so machines creature did not
+    // make show up; xen only when creature has machines there.
+    let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
+    engines.insert(Backend::Qemu, BTreeSet::new());
+    engines.insert(Backend::Lxc, BTreeSet::new());
     for r in &records {
-        let key = match r.backend {
-            Backend::Kvm | Backend::Qemu => "qemu",
-            Backend::Xen => "xen",
-            Backend::Lxc => continue,
-        };
-        groups
-            .entry(key)
-            .or_insert((r.backend, BTreeSet::new()))
-            .1
+        engines
+            .entry(engine(r.backend))
+            .or_default()
             .insert(r.name.clone());
     }
-    let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
+    let mut observed: BTreeMap<(Backend, String), Observed> = BTreeMap::new();
     let mut extra: Vec<ListRow> = Vec::new();
-    let mut failed: BTreeSet<&'static str> = BTreeSet::new();
-    for (key, (backend, known)) in groups {
+    let mut failed: BTreeSet<Backend> = BTreeSet::new();
+    for (eng, known) in engines {
         let needed = !known.is_empty();
-        match observe_libvirt(ctx, backend, known) {
+        match observe(&host, eng, known.clone()) {
             Ok(list) => {
-                for (o, ty) in list {
+                for o in list {
                     match &o.owner {
-                        Owner::Ours if ty.is_none() => {
-                            observed.insert(o.name.clone(), o);
+                        Owner::Ours if known.contains(&o.name) => {
+                            observed.insert((eng, o.name.clone()), o);
                         }
                         Owner::Ours | Owner::Foreign => {
-                            extra.push(unrecorded(&o, ty.unwrap_or(o.backend), ctx.host_name()))
+                            extra.push(unrecorded(&o, o.backend, ctx.host_name()))
                         }
                         Owner::OtherState(_) => {} // another state directory's machine
                     }
@@ -171,70 +147,26 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
             }
             Err(e) => {
                 if needed {
-                    ctx.note(&format!("{key} machines: state unknown: {}", e.message()));
+                    ctx.note(&format!("{eng} machines: state unknown: {}", e.message()));
                 }
-                failed.insert(key);
-            }
-        }
-    }
-    // Containers: one local pass over the lxc path, with its own deadline.
-    let mut lxc_failed = false;
-    {
-        let state_dir = ctx.global.state_dir.clone();
-        let seen = deadline::run("liblxc", BACKEND_DEADLINE, move || {
-            use crate::backend::Driver;
-            crate::backend::lxc::driver::LxcDriver::new(&state_dir).observe_all()
-        });
-        match seen {
-            Ok(list) => {
-                for o in list {
-                    match &o.owner {
-                        Owner::Ours
-                            if records
-                                .iter()
-                                .any(|r| r.name == o.name && r.backend == Backend::Lxc) =>
-                        {
-                            observed.insert(o.name.clone(), o);
-                        }
-                        Owner::Ours | Owner::Foreign => {
-                            extra.push(unrecorded(&o, Backend::Lxc, ctx.host_name()))
-                        }
-                        Owner::OtherState(_) => {}
-                    }
-                }
-            }
-            Err(e) => {
-                if records.iter().any(|r| r.backend == Backend::Lxc) {
-                    ctx.note(&format!("lxc machines: state unknown: {}", e.message()));
-                }
-                lxc_failed = true;
+                failed.insert(eng);
             }
         }
     }
     let mut rows: Vec<ListRow> = records
         .iter()
         .map(|r| {
-            let key = if r.backend == Backend::Xen {
-                "xen"
-            } else {
-                "qemu"
-            };
+            let eng = engine(r.backend);
             let rec_state = if r.state == RecordState::Ready {
                 "ok"
             } else {
                 "incomplete"
             };
-            match (r.backend, observed.get(&r.name)) {
-                (Backend::Lxc, Some(o)) => row(r, Some(o), o.state.as_str().into(), rec_state),
-                (Backend::Lxc, None) if lxc_failed => row(r, None, "unknown".into(), rec_state),
-                (Backend::Lxc, None) if r.state == RecordState::Ready => {
-                    row(r, None, "-".into(), "missing")
-                }
-                (Backend::Lxc, None) => row(r, None, "-".into(), rec_state),
-                (_, Some(o)) => row(r, Some(o), o.state.as_str().into(), rec_state),
-                (_, None) if failed.contains(key) => row(r, None, "unknown".into(), rec_state),
-                (_, None) if r.state == RecordState::Ready => row(r, None, "-".into(), "missing"),
-                (_, None) => row(r, None, "-".into(), rec_state),
+            match observed.get(&(eng, r.name.clone())) {
+                Some(o) => row(r, Some(o), o.state.as_str().into(), rec_state),
+                None if failed.contains(&eng) => row(r, None, "unknown".into(), rec_state),
+                None if r.state == RecordState::Ready => row(r, None, "-".into(), "missing"),
+                None => row(r, None, "-".into(), rec_state),
             }
         })
         .collect();

@@ -1,55 +1,61 @@
-//! Verbs on one machine. Each goes through the gate (name, then matrix)
-//! before anything else; what passes runs on the machine's backend.
+//! Verbs on one machine. Each is mapped to its typed `Op` and goes through
+//! the gate before anything else; what passes runs on a driver opened once.
 
+use crate::backend::{self, Driver};
 use crate::cli::{Command, DisplayProtocol, VolumeCommand};
-use crate::cmd::{gate, Ctx};
+use crate::cmd::gate::{self, Subject};
+use crate::cmd::{lifecycle, Ctx};
 use crate::error::{Error, Result};
-use crate::matrix::Feature;
 use crate::names::{self, What};
+use crate::op::Op;
 use crate::store::MachineRecord;
 
-/// The operation name shown in messages, the machine, and the matrix row.
-fn route(cmd: &Command) -> Option<(&'static str, &str, Feature)> {
+/// The operation a command asks for and the machine it names.
+pub fn route(cmd: &Command) -> Option<(Op, &str)> {
     use Command as C;
     Some(match cmd {
-        C::Start(a) => ("start", &a.machine.name, Feature::Launch),
-        C::Stop(a) => ("stop", &a.machine.name, Feature::Shutdown),
-        C::Reboot(a) => ("reboot", &a.name, Feature::Reboot),
-        C::Pause(a) => ("pause", &a.name, Feature::Pause),
-        C::Unpause(a) => ("unpause", &a.name, Feature::Unpause),
-        C::Suspend(a) => ("suspend", &a.name, Feature::Suspend),
-        C::Restore(a) => ("restore", &a.name, Feature::Restore),
-        C::Delete(a) => ("delete", &a.machine.name, Feature::Shutdown),
-        C::Info(a) => ("info", &a.name, Feature::GuestStatus),
-        C::Log(a) => ("log", &a.machine.name, Feature::SerialLog),
-        C::Console(a) => ("console", &a.name, Feature::SerialConsole),
+        C::Start(a) => (Op::Start, &a.machine.name),
+        C::Stop(a) => (Op::Stop, &a.machine.name),
+        C::Reboot(a) => (Op::Reboot, &a.name),
+        C::Pause(a) => (Op::Pause, &a.name),
+        C::Unpause(a) => (Op::Unpause, &a.name),
+        C::Suspend(a) => (Op::Suspend, &a.name),
+        C::Restore(a) => (Op::Restore, &a.name),
+        C::Delete(a) => (Op::Delete, &a.machine.name),
+        C::Info(a) => (Op::Info, &a.name),
+        C::Log(a) => (Op::Log, &a.machine.name),
+        C::Console(a) => (Op::Console, &a.name),
         C::Display(a) => (
-            "display",
-            &a.machine.name,
             match a.protocol {
-                DisplayProtocol::Vnc => Feature::Vnc,
-                DisplayProtocol::Spice => Feature::Spice,
-                DisplayProtocol::Rdp => Feature::Rdp,
+                DisplayProtocol::Vnc => Op::DisplayVnc,
+                DisplayProtocol::Spice => Op::DisplaySpice,
+                DisplayProtocol::Rdp => Op::DisplayRdp,
             },
+            &a.machine.name,
         ),
-        C::Snapshot(a) => ("snapshot", &a.machine.name, Feature::Snapshot),
-        C::Resize(a) => ("resize", &a.machine.name, Feature::Resize),
-        C::Rescue(a) => ("rescue", &a.machine.name, Feature::Rescue),
-        C::Unrescue(a) => ("unrescue", &a.name, Feature::Rescue),
-        C::Migrate(a) => ("migrate", &a.machine.name, Feature::LiveMigrate),
-        C::SetPassword(a) => ("set-password", &a.machine.name, Feature::SetPassword),
-        C::Limits(a) => ("limits", &a.machine.name, Feature::DiskIoLimits),
-        C::Volume(VolumeCommand::Attach { machine, .. }) => {
-            ("volume attach", &machine.name, Feature::AttachVolume)
-        }
-        C::Volume(VolumeCommand::Detach { machine, .. }) => {
-            ("volume detach", &machine.name, Feature::DetachVolume)
-        }
-        C::Volume(VolumeCommand::Swap { machine, .. }) => {
-            ("volume swap", &machine.name, Feature::SwapVolume)
-        }
+        C::Snapshot(a) => (Op::Snapshot, &a.machine.name),
+        C::Resize(a) => (Op::Resize, &a.machine.name),
+        C::Rescue(a) => (Op::Rescue, &a.machine.name),
+        C::Unrescue(a) => (Op::Unrescue, &a.name),
+        C::Migrate(a) => (Op::Migrate, &a.machine.name),
+        C::SetPassword(a) => (Op::SetPassword, &a.machine.name),
+        C::Limits(a) => (Op::Limits, &a.machine.name),
+        C::Volume(VolumeCommand::Attach { machine, .. }) => (Op::VolumeAttach, &machine.name),
+        C::Volume(VolumeCommand::Detach { machine, .. }) => (Op::VolumeDetach, &machine.name),
+        C::Volume(VolumeCommand::Swap { machine, .. }) => (Op::VolumeSwap, &machine.name),
         _ => return None,
     })
+}
+
+/// Operations on the host that no backend implements yet.
+fn host_op(cmd: &Command) -> Option<Op> {
+    match cmd {
+        Command::Evacuate(_) => Some(Op::Evacuate),
+        Command::Volume(VolumeCommand::Create { .. }) => Some(Op::VolumeCreate),
+        Command::Volume(VolumeCommand::List { .. }) => Some(Op::VolumeList),
+        Command::Volume(VolumeCommand::Delete { .. }) => Some(Op::VolumeDelete),
+        _ => None,
+    }
 }
 
 /// Names given besides the machine's, checked with it before anything else.
@@ -66,50 +72,107 @@ fn other_names(cmd: &Command) -> Result<()> {
 
 pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     other_names(&cmd)?;
-    if let Some((op, name, feature)) = route(&cmd) {
-        let record = gate::machine(ctx, op, name, feature)?;
-        return dispatch(ctx, op, &cmd, &record);
+    if let Some((op, name)) = route(&cmd) {
+        let rec = gate::check(ctx, op, Subject::Machine(name))?.expect("a machine's record");
+        return dispatch(ctx, op, &cmd, &rec);
+    }
+    if let Some(op) = host_op(&cmd) {
+        gate::check(ctx, op, Subject::Host)?;
+        return Err(unreachable_past_the_gate(op, None));
     }
     match cmd {
-        Command::Create(a) => crate::cmd::create::run(ctx, "create", &a, None),
-        Command::Launch(a) => crate::cmd::create::run(ctx, "launch", &a.create, Some(&a.wait)),
-        Command::Evacuate(_) => gate::host_feature("evacuate", Feature::Evacuate)
-            .and_then(|_| Err(Error::other("evacuate has no implementation"))),
-        Command::Volume(VolumeCommand::Create { .. }) => {
-            gate::host_feature("volume create", Feature::BlockStorage)
-                .and_then(|_| Err(Error::other("volume create has no implementation")))
-        }
-        Command::Volume(VolumeCommand::List { .. }) => {
-            gate::host_feature("volume list", Feature::BlockStorage)
-                .and_then(|_| Err(Error::other("volume list has no implementation")))
-        }
-        Command::Volume(VolumeCommand::Delete { .. }) => {
-            gate::host_feature("volume delete", Feature::BlockStorage)
-                .and_then(|_| Err(Error::other("volume delete has no implementation")))
-        }
+        Command::Create(a) => crate::cmd::create::run(ctx, Op::Create, &a, None),
+        Command::Launch(a) => crate::cmd::create::run(ctx, Op::Launch, &a.create, Some(&a.wait)),
         other => Err(Error::other(format!(
             "internal error: no route for {other:?}"
         ))),
     }
 }
 
-/// Runs an operation the matrix allowed. Reaching the last arm for a cell
-/// creature has not implemented is a bug in `matrix::Feature::implemented`.
-fn dispatch(ctx: &Ctx, op: &str, cmd: &Command, rec: &MachineRecord) -> Result<()> {
-    use crate::cmd::lifecycle;
+/// An operation the matrix allowed with no code behind it: a bug in
+/// `matrix::Feature::implemented`.
+fn unreachable_past_the_gate(op: Op, rec: Option<&MachineRecord>) -> Error {
+    Error::other(format!(
+        "internal error: {} passed the support matrix{} but has no implementation",
+        op.word(),
+        rec.map(|r| format!(" for backend {}", r.backend))
+            .unwrap_or_default()
+    ))
+}
+
+/// Runs an operation the gate allowed, on one driver of the machine's backend.
+fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()> {
     crate::interrupt::catch();
+    if let Command::Delete(_) = cmd {
+        lifecycle::confirm_delete(ctx, rec)?;
+    }
+    let host = ctx.host()?;
+    let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;
+    let drv = drv.as_ref();
     match cmd {
-        Command::Start(a) => lifecycle::start(ctx, rec, &a.wait),
-        Command::Stop(a) => lifecycle::stop(ctx, rec, a.timeout, a.force),
-        Command::Reboot(_) | Command::Pause(_) | Command::Unpause(_) | Command::Suspend(_)
-        | Command::Restore(_) => lifecycle::simple(ctx, rec, op),
-        Command::Delete(a) => lifecycle::delete(ctx, rec, a.force),
-        Command::Info(_) => lifecycle::info(ctx, rec),
-        Command::Log(a) => lifecycle::log(ctx, rec, a.follow),
-        Command::Console(_) => crate::cmd::console::run(ctx, rec),
-        _ => Err(Error::other(format!(
-            "internal error: {op} passed the support matrix for backend {} but has no implementation",
-            rec.backend
-        ))),
+        Command::Start(a) => lifecycle::start(ctx, &host, drv, rec, &a.wait),
+        Command::Stop(a) => lifecycle::stop(ctx, drv, rec, a.timeout, a.force),
+        Command::Reboot(_)
+        | Command::Pause(_)
+        | Command::Unpause(_)
+        | Command::Suspend(_)
+        | Command::Restore(_) => lifecycle::simple(ctx, drv, rec, op),
+        Command::Delete(a) => lifecycle::delete(ctx, &host, drv, rec, a.force),
+        Command::Info(_) => lifecycle::info(ctx, &host, drv, rec),
+        Command::Log(a) => lifecycle::log(drv, rec, a.follow),
+        Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
+        _ => Err(unreachable_past_the_gate(op, Some(rec))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Every operation on a machine has a command that routes to it.
+    #[test]
+    fn every_machine_op_has_a_command() {
+        let cases: &[(&[&str], Op)] = &[
+            (&["start", "m"], Op::Start),
+            (&["stop", "m"], Op::Stop),
+            (&["reboot", "m"], Op::Reboot),
+            (&["pause", "m"], Op::Pause),
+            (&["unpause", "m"], Op::Unpause),
+            (&["suspend", "m"], Op::Suspend),
+            (&["restore", "m"], Op::Restore),
+            (&["delete", "m"], Op::Delete),
+            (&["info", "m"], Op::Info),
+            (&["log", "m"], Op::Log),
+            (&["console", "m"], Op::Console),
+            (&["display", "m"], Op::DisplayVnc),
+            (&["display", "m", "--protocol", "spice"], Op::DisplaySpice),
+            (&["display", "m", "--protocol", "rdp"], Op::DisplayRdp),
+            (&["snapshot", "m"], Op::Snapshot),
+            (&["resize", "m", "--cpus", "2"], Op::Resize),
+            (&["rescue", "m"], Op::Rescue),
+            (&["unrescue", "m"], Op::Unrescue),
+            (&["migrate", "m", "--to", "b"], Op::Migrate),
+            (&["set-password", "m"], Op::SetPassword),
+            (&["limits", "m"], Op::Limits),
+            (&["volume", "attach", "m", "v"], Op::VolumeAttach),
+            (&["volume", "detach", "m", "v"], Op::VolumeDetach),
+            (&["volume", "swap", "m", "a", "b"], Op::VolumeSwap),
+        ];
+        for (args, want) in cases {
+            let cli = crate::cli::Cli::parse_from(std::iter::once(&"creature").chain(*args));
+            assert_eq!(route(&cli.command), Some((*want, "m")), "{args:?}");
+        }
+        // Machine ops without a verb of their own are options of other verbs.
+        let options = [Op::StopActionSuspend];
+        for op in Op::ALL
+            .iter()
+            .filter(|o| o.target() == crate::op::Target::Machine)
+        {
+            assert!(
+                cases.iter().any(|(_, o)| o == op) || options.contains(op),
+                "{op:?} has no command"
+            );
+        }
     }
 }

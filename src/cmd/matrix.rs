@@ -137,12 +137,10 @@ pub fn markdown() -> String {
 }
 
 pub fn run(args: &MatrixArgs, format: Format) -> Result<()> {
-    let backends: Vec<Backend> =
-        match &args.backend {
-            Some(b) => vec![Backend::parse(b)
-                .ok_or_else(|| Error::invalid(format!("unknown backend {b:?}")))?],
-            None => Backend::ALL.to_vec(),
-        };
+    let backends: Vec<Backend> = match args.backend {
+        Some(b) => vec![b],
+        None => Backend::ALL.to_vec(),
+    };
     let features: Vec<Feature> = match &args.feature {
         Some(f) => {
             let found = Feature::parse(f).or_else(|| {

@@ -7,12 +7,10 @@ mod gate;
 mod host;
 mod image;
 mod lifecycle;
-
 mod list;
 mod machine;
 pub mod matrix;
 mod net;
-mod shutdown;
 mod template;
 
 use crate::cli::{Cli, Command, Global};
@@ -30,22 +28,10 @@ impl Ctx {
         self.global.host.as_deref().unwrap_or(crate::config::LOCAL)
     }
 
-    /// The libvirt URI of a backend on the selected host.
-    pub fn uri(&self, backend: crate::matrix::Backend) -> Result<crate::backend::libvirt::Uri> {
-        use crate::backend::libvirt::Uri;
-        match &self.global.host {
-            None => Uri::local(backend).ok_or_else(|| Error::other("lxc has no libvirt URI")),
-            Some(h) if h == crate::config::LOCAL => {
-                Uri::local(backend).ok_or_else(|| Error::other("lxc has no libvirt URI"))
-            }
-            Some(h) => {
-                let path = crate::config::path();
-                let cfg = crate::config::load(&path)?;
-                cfg.hosts.get(h).map(|e| Uri(e.uri.clone())).ok_or_else(|| {
-                    Error::not_found(format!("host {h:?} is not named in {}", path.display()))
-                })
-            }
-        }
+    /// The host this command acts on, resolved once (a named host's URI
+    /// comes from the configuration) and handed down.
+    pub fn host(&self) -> Result<crate::backend::Host> {
+        crate::backend::Host::resolve(self.global.host.as_deref(), &self.global.state_dir)
     }
 
     /// A result line on stdout (`started web`), unless --quiet.

@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::libvirt::{self, network as lvnet, Uri};
-use crate::cli::{NetCommand, NetCreateArgs, NetMode};
-use crate::cmd::{gate, Ctx};
+use crate::backend::libvirt::{self, network as lvnet};
+use crate::backend::taken;
+use crate::cli::{NetCommand, NetCreateArgs};
+use crate::cmd::gate::{self, Subject};
+use crate::cmd::Ctx;
 use crate::error::{Error, Result};
-use crate::matrix::{Backend, Feature};
 use crate::names::{self, What};
-use crate::net::{self, ipv4::Subnet, taken, NetworkSpec};
+use crate::net::{self, ipv4::Subnet, NetMode, NetworkSpec};
+use crate::op::Op;
 use crate::output::{self, Table};
 use crate::store::{NetworkRecord, Store};
 
 fn connect(ctx: &Ctx) -> Result<virt::connect::Connect> {
-    let uri: Uri = ctx.uri(Backend::Qemu)?;
-    libvirt::open(&uri, Duration::from_secs(30))
+    libvirt::open(&ctx.host()?.network_uri()?, Duration::from_secs(30))
 }
 
 fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
@@ -43,17 +44,17 @@ fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
 }
 
 /// Check every argument of `net create` before anything happens.
-fn plan(a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
+fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
     names::check(What::Network, &a.name)?;
     if let Some(b) = &a.bridge {
         net::check_ifname(b)?;
     }
     if a.vlan.is_some() {
-        gate::host_feature("net create --vlan", Feature::VlanNetworking)?;
+        gate::check(ctx, Op::NetVlan, Subject::Host)?;
     }
     match a.mode {
-        NetMode::Route => gate::host_feature("net create --mode route", Feature::NetworkRouting)?,
-        NetMode::Bridge => gate::host_feature("net create --mode bridge", Feature::FlatNetworking)?,
+        NetMode::Route => gate::check(ctx, Op::NetRoute, Subject::Host).map(|_| ())?,
+        NetMode::Bridge => gate::check(ctx, Op::NetFlat, Subject::Host).map(|_| ())?,
         NetMode::Nat | NetMode::Isolated => {}
     }
     let auto = a.subnet == "auto";
@@ -80,7 +81,7 @@ fn plan(a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
         return Ok((
             NetworkSpec {
                 name: a.name.clone(),
-                mode: "bridge",
+                mode: NetMode::Bridge,
                 bridge,
                 subnet: None,
                 dhcp: None,
@@ -102,7 +103,7 @@ fn plan(a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
     let bridge = a.bridge.clone().unwrap_or_else(|| net::bridge_for(&a.name));
     let spec = NetworkSpec {
         name: a.name.clone(),
-        mode: net::mode_str(a.mode),
+        mode: a.mode,
         bridge,
         subnet,
         dhcp: match (&a.dhcp_range, &subnet) {
@@ -115,7 +116,7 @@ fn plan(a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
 }
 
 fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
-    let (mut spec, auto) = plan(a)?;
+    let (mut spec, auto) = plan(ctx, a)?;
     let host = ctx.host_name().to_string();
     let mut store = Store::open(&ctx.global.state_dir)?;
     if store.network(&host, &a.name)?.is_some() {
@@ -131,24 +132,29 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
             spec.libvirt_name()
         )));
     }
-    let mut used = taken::host_subnets();
-    used.extend(lvnet::used_subnets(&conn));
+    // Every subnet in use, with who uses it, so an overlap names its holder.
+    // creature's own first, so its networks are named as the user knows them.
+    let mut used = Vec::new();
     for n in store.networks(&host)? {
-        if let Some(s) = n.subnet.and_then(|s| s.parse::<Subnet>().ok()) {
-            used.push(s);
+        if let Some(s) = n.subnet.as_deref().and_then(|s| s.parse::<Subnet>().ok()) {
+            used.push((s, format!("creature network {}", n.name)));
         }
     }
-    if spec.mode != "bridge" {
+    used.extend(taken::host_subnets());
+    used.extend(lvnet::used_subnets(&conn));
+    if spec.mode != NetMode::Bridge {
         match spec.subnet {
             Some(s) => {
-                if let Some(u) = used.iter().find(|u| u.overlaps(&s)) {
-                    return Err(Error::conflict(format!(
-                        "subnet {s} overlaps {u}, already in use on this host"
-                    )));
+                if let Some((u, who)) = used.iter().find(|(u, _)| u.overlaps(&s)) {
+                    return Err(Error::conflict(format!("subnet {s} overlaps {u} of {who}")));
                 }
             }
             None if auto => {
-                let s = net::ipv4::pick_free(&a.name, &used).ok_or_else(|| {
+                let s = net::ipv4::pick_free(
+                    &a.name,
+                    &used.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+                )
+                .ok_or_else(|| {
                     Error::new(
                         crate::error::Kind::Exhausted,
                         "no free /24 left in 10.0.0.0/8",

@@ -1,36 +1,72 @@
-//! Networks: libvirt networks (a bridge, dnsmasq for DHCP, NAT or routing
-//! rules) that creature defines, and the MAC and IP addresses it hands out.
+//! Networks as creature plans them, pure: modes, bridge names, subnets,
+//! MACs and the allocation of MACs and IPs. backend/libvirt/ makes them
+//! libvirt networks (a bridge, dnsmasq for DHCP, NAT or routing rules).
 
 pub mod alloc;
 pub mod ipv4;
-pub mod reserve;
-pub mod taken;
-pub mod xml;
+mod mac;
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::cli::NetMode;
 use crate::error::{Error, Result};
+
+pub use mac::Mac;
 
 /// Bridge interface names the kernel accepts: at most 15 characters.
 pub const IFNAMSIZ: usize = 15;
 
-pub fn mode_str(m: NetMode) -> &'static str {
-    match m {
-        NetMode::Nat => "nat",
-        NetMode::Route => "route",
-        NetMode::Isolated => "isolated",
-        NetMode::Bridge => "bridge",
+/// How a network reaches the outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// NAT to the host's uplink (libvirt's forward mode nat).
+    Nat,
+    /// Routed, no NAT (#37).
+    Route,
+    /// No forwarding at all.
+    Isolated,
+    /// Flat: an existing host bridge; the outside runs DHCP (#39).
+    Bridge,
+}
+
+impl NetMode {
+    pub const ALL: [NetMode; 4] = [
+        NetMode::Nat,
+        NetMode::Route,
+        NetMode::Isolated,
+        NetMode::Bridge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::Nat => "nat",
+            NetMode::Route => "route",
+            NetMode::Isolated => "isolated",
+            NetMode::Bridge => "bridge",
+        }
     }
 }
 
-pub fn mode_parse(s: &str) -> Option<NetMode> {
-    match s {
-        "nat" => Some(NetMode::Nat),
-        "route" => Some(NetMode::Route),
-        "isolated" => Some(NetMode::Isolated),
-        "bridge" => Some(NetMode::Bridge),
-        _ => None,
+impl FromStr for NetMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<NetMode> {
+        NetMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "network mode {s:?}: use nat, route, isolated or bridge"
+                ))
+            })
+    }
+}
+
+impl fmt::Display for NetMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -66,7 +102,7 @@ pub fn check_ifname(name: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetworkSpec {
     pub name: String,
-    pub mode: &'static str,
+    pub mode: NetMode,
     pub bridge: String,
     /// None for bridge mode (the outside runs DHCP).
     pub subnet: Option<ipv4::Subnet>,

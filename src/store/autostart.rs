@@ -28,7 +28,7 @@ impl Store {
             )
             .context(Kind::Other, || format!("cannot save the autostart settings of {machine:?}"))?;
         if n == 0 {
-            return Err(Error::not_found(format!("machine {machine:?} not found")));
+            return Err(Error::machine_not_found(machine, host));
         }
         Ok(())
     }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::error::{Context, Error, Kind, Result};
-use crate::matrix::Backend;
 
 pub use schema::APPLICATION_ID;
 
@@ -369,9 +369,7 @@ impl Store {
             )
             .context(Kind::Other, || format!("cannot update machine {name:?}"))?;
         if n == 0 {
-            return Err(Error::not_found(format!(
-                "machine {name:?} not found on host {host}"
-            )));
+            return Err(Error::machine_not_found(name, host));
         }
         journal(&tx, host, name, "state", state.as_str(), None)?;
         tx.commit()

@@ -1,15 +1,15 @@
 //! Network records and the NICs (MAC, IP) allocated on them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::error::{Context, Error, Kind, Result};
-use crate::matrix::Backend;
-use crate::net::alloc::{self, Mac};
+use crate::net::{alloc, Mac};
 use crate::store::Store;
 
 /// How long a released IP stays out of the pool: dnsmasq's default lease.
@@ -26,13 +26,7 @@ pub struct NetworkRecord {
     pub autostart: bool,
 }
 
-/// What a create asks for one NIC.
-#[derive(Debug, Clone)]
-pub struct NicRequest {
-    pub network: String,
-    pub mac: Option<Mac>,
-    pub ip: Option<Ipv4Addr>,
-}
+pub use crate::net::alloc::Request as NicRequest;
 
 /// A NIC as allocated and recorded.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -250,6 +244,8 @@ impl Store {
     }
 }
 
+/// Read what is taken inside the transaction, let the pure allocator
+/// choose, record its choice.
 #[allow(clippy::too_many_arguments)]
 fn allocate(
     tx: &Transaction<'_>,
@@ -265,13 +261,13 @@ fn allocate(
     let db = |e: rusqlite::Error| {
         Error::new(Kind::StateCorrupt, "cannot read the NIC records").caused_by(e)
     };
-    let net: Option<(i64, NetworkRecord)> = tx
+    let (net_id, net) = tx
         .query_row(
             &format!("SELECT id, {NET_COLS} FROM networks WHERE host = ?1 AND name = ?2"),
             params![host, req.network],
             |r| {
                 Ok((
-                    r.get(0)?,
+                    r.get::<_, i64>(0)?,
                     NetworkRecord {
                         name: r.get(1)?,
                         mode: r.get(2)?,
@@ -285,135 +281,70 @@ fn allocate(
             },
         )
         .optional()
-        .map_err(db)?;
-    let (net_id, net) = net.ok_or_else(|| {
-        Error::not_found(format!(
-            "network {:?} not found (see `creature net list`)",
-            req.network
-        ))
-    })?;
-
-    // MACs: creature's own, then everything else on the host.
-    let mut owners: HashMap<Mac, String> = external.clone();
-    {
+        .map_err(db)?
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "network {:?} not found (see `creature net list`)",
+                req.network
+            ))
+        })?;
+    let pool = pool_of(&net)?;
+    let pairs = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<(String, String)>> {
+        let mut stmt = tx.prepare(sql).map_err(db)?;
+        let rows = stmt
+            .query_map(p, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+    };
+    // MACs: everything else on the host, then creature's own.
+    let mut taken = alloc::Taken {
+        macs: external.clone(),
+        ..Default::default()
+    };
+    for (mac, owner) in pairs(
+        "SELECT n.mac, m.name FROM nics n JOIN machines m ON m.id = n.machine_id",
+        &[],
+    )? {
+        if let Some(m) = Mac::parse_any(&mac) {
+            taken.macs.insert(m, format!("machine {owner}"));
+        }
+    }
+    if pool.range.is_some() {
+        for (ip, owner) in pairs(
+            "SELECT n.ip, m.name FROM nics n JOIN machines m ON m.id = n.machine_id WHERE n.network_id = ?1 AND n.ip IS NOT NULL",
+            &[&net_id],
+        )? {
+            if let Ok(ip) = ip.parse() {
+                taken.ips.insert(ip, owner);
+            }
+        }
         let mut stmt = tx
-            .prepare("SELECT n.mac, m.name FROM nics n JOIN machines m ON m.id = n.machine_id")
+            .prepare("SELECT ip, released_at FROM released_ips WHERE network_id = ?1")
             .map_err(db)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![net_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .map_err(db)?;
         for row in rows {
-            let (mac, owner) = row.map_err(db)?;
-            if let Some(m) = alloc::parse(&mac) {
-                owners.insert(m, format!("machine {owner}"));
+            let (ip, at) = row.map_err(db)?;
+            if let Ok(ip) = ip.parse::<Ipv4Addr>() {
+                taken.ever_used.insert(ip);
+                if now() - at < LEASE_SECONDS {
+                    taken.recently_released.insert(ip);
+                }
             }
         }
     }
-    let mac = match req.mac {
-        Some(m) => {
-            if let Some(owner) = owners.get(&m) {
-                return Err(Error::conflict(format!(
-                    "MAC {} is already used by {owner}",
-                    alloc::format(&m)
-                )));
-            }
-            m
-        }
-        None => {
-            let taken: HashSet<Mac> = owners.keys().copied().collect();
-            alloc::choose_mac(backend, host_id, machine, idx, &taken)
-                .ok_or_else(|| Error::new(Kind::Exhausted, "no free MAC address found"))?
-        }
+    let who = alloc::For {
+        backend,
+        host_id,
+        machine,
+        nic: idx,
     };
-
-    let ip = match (&net.subnet, &net.dhcp_start, &net.dhcp_end) {
-        (Some(sub), Some(a), Some(b)) => {
-            let sub: crate::net::ipv4::Subnet =
-                sub.parse().map_err(|e: String| Error::corrupt(e))?;
-            let range: (Ipv4Addr, Ipv4Addr) = (
-                a.parse()
-                    .map_err(|_| Error::corrupt("bad DHCP range in the state database"))?,
-                b.parse()
-                    .map_err(|_| Error::corrupt("bad DHCP range in the state database"))?,
-            );
-            let mut in_use: HashMap<Ipv4Addr, String> = HashMap::new();
-            {
-                let mut stmt = tx
-                    .prepare("SELECT n.ip, m.name FROM nics n JOIN machines m ON m.id = n.machine_id WHERE n.network_id = ?1 AND n.ip IS NOT NULL")
-                    .map_err(db)?;
-                let rows = stmt
-                    .query_map(params![net_id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(db)?;
-                for row in rows {
-                    let (ip, owner) = row.map_err(db)?;
-                    if let Ok(ip) = ip.parse() {
-                        in_use.insert(ip, owner);
-                    }
-                }
-            }
-            let (mut recent, mut ever) = (HashSet::new(), HashSet::new());
-            {
-                let mut stmt = tx
-                    .prepare("SELECT ip, released_at FROM released_ips WHERE network_id = ?1")
-                    .map_err(db)?;
-                let rows = stmt
-                    .query_map(params![net_id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                    })
-                    .map_err(db)?;
-                for row in rows {
-                    let (ip, at) = row.map_err(db)?;
-                    if let Ok(ip) = ip.parse::<Ipv4Addr>() {
-                        ever.insert(ip);
-                        if now() - at < LEASE_SECONDS {
-                            recent.insert(ip);
-                        }
-                    }
-                }
-            }
-            Some(match req.ip {
-                Some(ip) => {
-                    if !sub.host_usable(ip) {
-                        return Err(Error::invalid(format!(
-                            "IP {ip} is not a machine address of {sub} (not the network, gateway or broadcast address, and inside the subnet)"
-                        )));
-                    }
-                    if let Some(owner) = in_use.get(&ip) {
-                        return Err(Error::conflict(format!(
-                            "IP {ip} on network {:?} is already reserved for machine {owner}",
-                            net.name
-                        )));
-                    }
-                    ip
-                }
-                None => {
-                    let used: HashSet<Ipv4Addr> = in_use.keys().copied().collect();
-                    alloc::choose_ip(range, &used, &recent, &ever).ok_or_else(|| {
-                        Error::new(
-                            Kind::Exhausted,
-                            format!(
-                                "network {:?} has no free address left in {}-{}",
-                                net.name, range.0, range.1
-                            ),
-                        )
-                    })?
-                }
-            })
-        }
-        _ => {
-            if let Some(ip) = req.ip {
-                return Err(Error::invalid(format!(
-                    "network {:?} ({}) has no DHCP here; a fixed IP ({ip}) cannot be reserved on it",
-                    net.name, net.mode
-                )));
-            }
-            None
-        }
-    };
+    let (mac, ip) = alloc::allocate(who, req, &pool, &taken)?;
     let ip_s = ip.map(|i| i.to_string());
-    let mac_s = alloc::format(&mac);
+    let mac_s = mac.to_string();
     tx.execute(
         "INSERT INTO nics (machine_id, idx, mac, network_id, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![machine_id, idx as i64, mac_s, net_id, ip_s],
@@ -439,5 +370,25 @@ fn allocate(
         bridge: net.bridge,
         mac: mac_s,
         ip: ip_s,
+    })
+}
+
+/// A network record's DHCP pool (a record that does not parse is corrupt).
+fn pool_of(net: &NetworkRecord) -> Result<alloc::Pool> {
+    let (subnet, range) = match (&net.subnet, &net.dhcp_start, &net.dhcp_end) {
+        (Some(sub), Some(a), Some(b)) => {
+            let bad = || Error::corrupt("bad DHCP range in the state database");
+            let sub: crate::net::ipv4::Subnet =
+                sub.parse().map_err(|e: String| Error::corrupt(e))?;
+            let range = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            (Some(sub), Some(range))
+        }
+        _ => (None, None),
+    };
+    Ok(alloc::Pool {
+        network: net.name.clone(),
+        mode: net.mode.clone(),
+        subnet,
+        range,
     })
 }

@@ -153,7 +153,7 @@ fn concurrent_writers_both_land() {
 
 mod nics {
     use super::*;
-    use crate::net::alloc;
+    use crate::net::Mac;
     use crate::store::{NetworkRecord, NicRequest};
     use std::collections::{HashMap, HashSet};
     use std::net::Ipv4Addr;
@@ -180,7 +180,7 @@ mod nics {
         nic(net, None, None)
     }
 
-    fn nic(net: &str, mac: Option<alloc::Mac>, ip: Option<Ipv4Addr>) -> NicRequest {
+    fn nic(net: &str, mac: Option<Mac>, ip: Option<Ipv4Addr>) -> NicRequest {
         NicRequest {
             network: net.into(),
             mac,
@@ -295,7 +295,7 @@ mod nics {
         )
         .unwrap()
         .remove(0);
-        let mac = alloc::parse(&first.mac).unwrap();
+        let mac = Mac::parse_any(&first.mac).unwrap();
         let e = create(&mut s, "db", Backend::Qemu, &[nic("lan", Some(mac), None)]).unwrap_err();
         assert_eq!(e.kind(), Kind::Conflict);
         assert!(e.message().contains("machine web"), "{}", e.message());
@@ -308,15 +308,15 @@ mod nics {
         assert!(e.message().contains("machine web"));
         let e = with_ip(&mut s, 1);
         assert_eq!(e.kind(), Kind::Invalid, "the gateway is refused");
-        let external: HashMap<alloc::Mac, String> =
-            [([0x52, 0x54, 0, 1, 2, 3], "host NIC eth9".to_string())].into();
+        let external: HashMap<Mac, String> =
+            [(Mac([0x52, 0x54, 0, 1, 2, 3]), "host NIC eth9".to_string())].into();
         let e = s
             .begin_create_with_nics(
                 "local",
                 "db",
                 Backend::Qemu,
                 None,
-                &[nic("lan", Some([0x52, 0x54, 0, 1, 2, 3]), None)],
+                &[nic("lan", Some(Mac([0x52, 0x54, 0, 1, 2, 3])), None)],
                 "h",
                 &external,
             )

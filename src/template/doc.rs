@@ -113,7 +113,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::KEYS;
-    use crate::matrix::Backend;
+    use crate::backend::Backend;
     use crate::size::Size;
     use crate::template::schema::*;
 

@@ -243,7 +243,7 @@ fn position(text: &str, offset: usize) -> (usize, usize, &str) {
 
 /// serde's "unknown field `x`, expected one of `a`, `b`": the closest of
 /// the expected names, if one is close enough to be a typo.
-fn suggest(msg: &str) -> Option<String> {
+pub(crate) fn suggest(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (unknown, expected) = rest.split_once('`')?;
     expected

@@ -4,10 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Deserialize;
-
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::matrix::Backend;
 use crate::names::{self, What};
 use crate::size::Size;
 use crate::template::load::{self, Library, Source};
@@ -107,13 +105,70 @@ pub fn resolve_source(
         merge::apply_set(&mut merged, s).map_err(named)?;
     }
     merge::substitute(&mut merged).map_err(named)?;
-    let template = Template::deserialize(toml::Value::Table(merged)).map_err(|e| {
-        Error::invalid(format!(
-            "template {name:?} (after extends, variables and --set): {}",
-            e.message().trim()
-        ))
-    })?;
+    let template: Template = serde_path_to_error::deserialize(toml::Value::Table(merged))
+        .map_err(|e| composed_error(&name, sets, e))?;
     check(&name, origins, template, host)
+}
+
+/// A type or key error in the composed template, named by its key and,
+/// when a `--set` put it there, by that assignment, in a sysadmin's words.
+fn composed_error(
+    name: &str,
+    sets: &[String],
+    e: serde_path_to_error::Error<toml::de::Error>,
+) -> Error {
+    let key = e.path().to_string();
+    let raw = e.inner().message().trim().to_string();
+    let msg = match (
+        raw.strip_prefix("unknown field `"),
+        super::load::suggest(&raw),
+    ) {
+        (Some(_), Some(s)) => format!("unknown key (did you mean `{s}`?)"),
+        (Some(rest), None) => format!(
+            "unknown key; known here: {}",
+            rest.split_once("expected one of ")
+                .map(|(_, l)| l.replace('`', ""))
+                .unwrap_or_default()
+        ),
+        (None, _) => plain_words(&raw),
+    };
+    let flat = |p: &str| -> String {
+        p.split(['.', '[', ']'])
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let given = sets.iter().rev().find(|s| {
+        s.split_once('=')
+            .is_some_and(|(k, _)| flat(k) == flat(&key))
+    });
+    match given {
+        Some(set) => Error::invalid(format!("--set {set}: {key}: {msg}")),
+        None => Error::invalid(format!(
+            "template {name:?} (after extends, variables and --set): {key}: {msg}"
+        )),
+    }
+}
+
+/// serde's type words ("invalid type: string \"lots\", expected u32") as
+/// what the value should be.
+fn plain_words(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("invalid type: ") else {
+        return msg.to_string();
+    };
+    let Some((got, want)) = rest.split_once(", expected ") else {
+        return msg.to_string();
+    };
+    let want = match want {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "a boolean" => "true or false",
+        "a string" => "a quoted string",
+        "a sequence" => "a list",
+        other => other,
+    };
+    let got = got.strip_prefix("string ").unwrap_or(got);
+    format!("{got} is not {want}")
 }
 
 fn field_err(name: &str, field: &str, why: impl std::fmt::Display) -> Error {
@@ -188,35 +243,6 @@ fn check_source(name: &str, field: &str, s: &FileSource) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A MAC written as six hex pairs, unicast and not all zeros.
-pub fn check_mac(mac: &str) -> std::result::Result<[u8; 6], String> {
-    let parts: Vec<&str> = mac.split(':').collect();
-    let mut b = [0u8; 6];
-    if parts.len() != 6 {
-        return Err(format!(
-            "MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"
-        ));
-    }
-    for (i, p) in parts.iter().enumerate() {
-        if p.len() != 2 {
-            return Err(format!(
-                "MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"
-            ));
-        }
-        b[i] = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("MAC {mac:?} must be six hex pairs like 52:54:00:12:34:56"))?;
-    }
-    if b == [0; 6] {
-        return Err(format!("MAC {mac:?} is all zeros"));
-    }
-    if b[0] & 1 == 1 {
-        return Err(format!(
-            "MAC {mac:?} is a multicast or broadcast address; a NIC needs a unicast one"
-        ));
-    }
-    Ok(b)
 }
 
 fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Result<Resolved> {
@@ -373,7 +399,8 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         names::check(What::Network, &n.network)
             .map_err(|e| field_err(name, &format!("nic.{i}.network"), e.message()))?;
         if let Some(m) = &n.mac {
-            check_mac(m).map_err(|e| field_err(name, &format!("nic.{i}.mac"), e))?;
+            m.parse::<crate::net::Mac>()
+                .map_err(|e| field_err(name, &format!("nic.{i}.mac"), e))?;
         }
         if let Some(ip) = &n.ip {
             ip.parse::<Ipv4Addr>().map_err(|_| {
@@ -387,28 +414,16 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
     }
     if let Some(a) = &t.autostart {
         if let Some(w) = &a.wait {
-            let ok = match w.as_str() {
-                "none" | "running" | "lease" => true,
-                other => other
-                    .strip_prefix("tcp:")
-                    .and_then(|p| p.parse::<u16>().ok())
-                    .is_some_and(|p| p > 0),
-            };
-            if !ok {
+            if w.parse::<crate::wait::Wait>().is_err() {
                 return Err(field_err(
                     name,
                     "autostart.wait",
-                    format!("{w:?}: use none, running, lease or tcp:PORT"),
+                    format!("{w:?}: use {}", crate::wait::CHOICES),
                 ));
             }
         }
         if a.stop_action == Some(StopAction::Suspend) {
-            crate::matrix::require(
-                "autostart stop_action = \"suspend\"",
-                crate::matrix::Subject::Backend,
-                backend,
-                crate::matrix::Feature::Suspend,
-            )?;
+            crate::op::Op::TemplateStopActionSuspend.require(crate::op::Who::Backend, backend)?;
         }
     }
     if let Some(c) = &t.cloud_init {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::Backend;
+use crate::backend::Backend;
 use crate::size::Size;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use creature::matrix::Backend;
+use creature::backend::Backend;
 
 use crate::util::{bin, seed, state_dir, Creature};
 

@@ -53,7 +53,7 @@ fn list_on_an_empty_host_prints_headers_and_creates_nothing() {
 /// Records on a host whose libvirtd does not answer: listed, state unknown.
 #[test]
 fn list_shows_records_in_table_and_json() {
-    use creature::matrix::Backend;
+    use creature::backend::Backend;
     let d = state_dir();
     crate::util::seed_on(
         d.path(),
@@ -99,7 +99,7 @@ fn list_shows_records_in_table_and_json() {
 
 #[test]
 fn interrupted_create_shows_as_incomplete() {
-    use creature::matrix::Backend;
+    use creature::backend::Backend;
     let d = state_dir();
     creature::store::Store::open(d.path())
         .unwrap()

@@ -1,7 +1,7 @@
 //! Completion asks the binary at completion time, so machine names come
 //! from the state database.
 
-use creature::matrix::Backend;
+use creature::backend::Backend;
 
 use crate::util::{seed, state_dir, Creature};
 

@@ -75,3 +75,38 @@ fn readme_exit_codes_are_fresh() {
         "README.md exit-code table is stale; run `cargo run -- generate`"
     );
 }
+
+/// Every man page passes `mandoc -Tlint` without a word: no warning, no
+/// style note.
+#[test]
+fn man_pages_lint_clean() {
+    use std::process::Command;
+    if Command::new("mandoc").arg("-V").output().is_err() {
+        let must = std::env::var("CI").is_ok()
+            || std::env::var("CREATURE_REQUIRE_REAL").is_ok_and(|v| v == "1");
+        assert!(
+            !must,
+            "mandoc is required here (scripts/setup-host installs it)"
+        );
+        eprintln!("SKIPPED man_pages_lint_clean: no mandoc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pages = Vec::new();
+    for (rel, bytes) in creature::generate::artifacts() {
+        if rel.starts_with("man") {
+            let p = dir.path().join(rel.file_name().unwrap());
+            std::fs::write(&p, bytes).unwrap();
+            pages.push(p);
+        }
+    }
+    assert!(pages.len() > 60, "{} pages", pages.len());
+    let out = Command::new("mandoc")
+        .args(["-Tlint", "-W", "style"])
+        .args(&pages)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.trim().is_empty(), "mandoc -Tlint:\n{said}");
+}

@@ -171,7 +171,7 @@ fn import_kernel_pair_and_refuse_removal_while_used() {
         .collect();
     assert_eq!(files, ["initrd.img", "vmlinuz"]);
     // A machine that uses it (recorded as create will record it).
-    crate::util::seed(d.path(), &[("vm", creature::matrix::Backend::Qemu)]);
+    crate::util::seed(d.path(), &[("vm", creature::backend::Backend::Qemu)]);
     creature::store::Store::open(d.path())
         .unwrap()
         .use_image("local", "vm", "pair")

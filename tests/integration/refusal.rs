@@ -1,7 +1,7 @@
 //! The matrix refuses before any side effect: exit 3, one clear line, and
 //! the state directory byte-identical afterwards.
 
-use creature::matrix::Backend;
+use creature::backend::Backend;
 
 use crate::util::{seed, snapshot, state_dir, Creature};
 

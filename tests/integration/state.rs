@@ -20,7 +20,7 @@ fn foreign_database_exits_9_and_is_untouched() {
 #[test]
 fn world_writable_state_dir_exits_9() {
     let d = state_dir();
-    seed(d.path(), &[("vm", creature::matrix::Backend::Qemu)]);
+    seed(d.path(), &[("vm", creature::backend::Backend::Qemu)]);
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     Creature::new(d.path())
         .args(["list"])
@@ -34,7 +34,7 @@ fn symlinked_state_dir_exits_9() {
     let d = state_dir();
     let real = d.path().join("real");
     std::fs::create_dir(&real).unwrap();
-    seed(&real, &[("vm", creature::matrix::Backend::Qemu)]);
+    seed(&real, &[("vm", creature::backend::Backend::Qemu)]);
     let link = d.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     Creature::new(&link)

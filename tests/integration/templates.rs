@@ -157,7 +157,41 @@ fn resolved_shows_extends_variables_and_set_together() {
         .arg_path(&dir)
         .run()
         .code(2)
-        .stderr_has("unknown field `cpuz`");
+        .stderr_has("--set cpuz=2: cpuz: unknown key (did you mean `cpus`?)");
+}
+
+/// A bad `--set` is named by its assignment and key, in plain words, before
+/// anything exists.
+#[test]
+fn bad_set_values_name_their_key() {
+    let d = crate::util::state_dir();
+    let sd = d.path().join("state");
+    let cases = [
+        (
+            "cpus=lots",
+            "--set cpus=lots: cpus: \"lots\" is not a whole number",
+        ),
+        (
+            "cpu=2",
+            "--set cpu=2: cpu: unknown key (did you mean `cpus`?)",
+        ),
+        (
+            "autostart.enabled=maybe",
+            "--set autostart.enabled=maybe: autostart.enabled: \"maybe\" is not true or false",
+        ),
+        (
+            "disk.0.bsu=x",
+            "--set disk.0.bsu=x: disk[0].bsu: unknown key (did you mean `bus`?)",
+        ),
+    ];
+    for (set, want) in cases {
+        Creature::new(&sd)
+            .args(["create", "x", "-t", "tiny", "--set", set])
+            .run()
+            .code(2)
+            .stderr_has(want);
+    }
+    assert!(!sd.exists());
 }
 
 #[test]

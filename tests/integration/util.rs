@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use creature::matrix::Backend;
+use creature::backend::Backend;
 use creature::store::{RecordState, Store};
 
 pub struct Creature {

@@ -3,9 +3,9 @@ use std::time::Duration;
 use virt::connect::Connect;
 use virt::error::ErrorNumber;
 
+use crate::backend::Backend;
 use crate::deadline;
 use crate::error::{Error, Kind, Result};
-use crate::matrix::Backend;
 
 /// A libvirt connection URI for one backend on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]

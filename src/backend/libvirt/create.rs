@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use crate::backend::libvirt::domain_xml::{self, DiskSpec, DomainSpec, Meta};
 use crate::backend::libvirt::machine::LibvirtDriver;
 use crate::backend::libvirt::{map_error, storage};
+use crate::backend::Backend;
+use crate::backend::CreateJob;
 use crate::error::{Context, Error, Kind, Result};
 use crate::interrupt;
-use crate::matrix::Backend;
 use crate::size::Size;
 use crate::store::Store;
 use crate::template::schema::{DiskBus, DiskFormat, Firmware, Source};
-use crate::template::Resolved;
 use crate::undo::{fail_point, Undo};
 
 /// A file a machine is made from, with its format: recorded at import for
@@ -50,21 +50,11 @@ fn locate(
     })
 }
 
-/// Make the machine's disks and define its domain. The machine's record
-/// already exists (`creating`); the caller marks it ready.
-/// What one create is asked to make.
-pub struct Job<'a> {
-    pub host: &'a str,
-    pub name: &'a str,
-    pub resolved: &'a Resolved,
-    pub nics: &'a [crate::store::Nic],
-    pub quiet: bool,
-}
-
+/// Make the machine's disks and define its domain.
 pub fn create(
     drv: &LibvirtDriver,
     store: &mut Store,
-    job: &Job<'_>,
+    job: &CreateJob<'_>,
     undo: &mut Undo,
 ) -> Result<()> {
     let (host, name, r, nics, quiet) = (job.host, job.name, job.resolved, job.nics, job.quiet);

@@ -1,7 +1,7 @@
 //! Domain XML for kvm, qemu and xen machines: a pure function of a spec,
 //! golden-tested per backend and checked with virt-xml-validate.
 
-use crate::matrix::Backend;
+use crate::backend::Backend;
 use crate::template::schema::Firmware;
 use crate::xml::El;
 

@@ -1,5 +1,6 @@
 //! kvm, qemu and xen machines as libvirt domains.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,9 +10,13 @@ use virt::sys;
 
 use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
 use crate::backend::libvirt::{map_error, open, stats, storage, Uri};
-use crate::backend::{Details, DiskInfo, Driver, Observed, Owner, PowerState};
+use crate::backend::Backend;
+use crate::backend::{
+    wrong_state, Console, CreateJob, Details, DiskInfo, Driver, Observed, Owner, PowerState,
+};
 use crate::error::{Error, Kind, Result};
-use crate::matrix::Backend;
+use crate::store::Store;
+use crate::undo::Undo;
 
 pub struct LibvirtDriver {
     pub conn: Connect,
@@ -104,13 +109,6 @@ fn dom_state(d: &Domain) -> Result<PowerState> {
     Ok(power_state(raw as i32, saved))
 }
 
-fn wrong_state(name: &str, op: &str, st: PowerState) -> Error {
-    Error::conflict(format!(
-        "cannot {op} machine {name:?}: it is {}",
-        st.as_str()
-    ))
-}
-
 impl Driver for LibvirtDriver {
     fn backend(&self) -> Backend {
         self.backend
@@ -118,6 +116,19 @@ impl Driver for LibvirtDriver {
 
     fn state(&self, name: &str) -> Result<PowerState> {
         dom_state(&self.ours(name)?)
+    }
+
+    fn ensure_free(&self, name: &str) -> Result<()> {
+        match self.conn.lookup_domain_by_name(name) {
+            Ok(_) => Err(Error::conflict(format!(
+                "a libvirt domain named {name:?} already exists (see `creature list`); choose another name"
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn create(&self, job: &CreateJob<'_>, store: &mut Store, undo: &mut Undo) -> Result<()> {
+        crate::backend::libvirt::create::create(self, store, job, undo)
     }
 
     fn start(&self, name: &str) -> Result<()> {
@@ -280,21 +291,44 @@ impl Driver for LibvirtDriver {
         })
     }
 
-    fn observe_all(&self) -> Result<Vec<Observed>> {
+    fn observe(&self, known: &BTreeSet<String>) -> Result<Vec<Observed>> {
         let all = stats::all(&self.conn)?;
+        let saved = if all
+            .iter()
+            .any(|s| s.state == Some(sys::VIR_DOMAIN_SHUTOFF as i32))
+        {
+            self.saved_names()?
+        } else {
+            Default::default()
+        };
         let mut out = Vec::with_capacity(all.len());
         for s in all {
-            out.push(Observed {
+            let mut o = Observed {
                 state: power_state(s.state.unwrap_or(0), false),
-                owner: Owner::Foreign, // decided by the caller from records, metadata on demand
+                owner: Owner::Ours,
                 cpus: s.vcpus,
                 memory_bytes: s.balloon_kib.map(|k| k * 1024),
                 cpu_time_ns: s.cpu_time_ns,
                 backend: self.backend,
                 name: s.name,
-            });
+            };
+            if known.contains(&o.name) {
+                if o.state == PowerState::ShutOff && saved.contains(&o.name) {
+                    o.state = PowerState::Saved;
+                }
+            } else {
+                // Two calls, made only for domains creature has no record of.
+                let (owner, ty) = self.owner_and_type(&o.name);
+                o.owner = owner;
+                o.backend = ty.unwrap_or(self.backend);
+            }
+            out.push(o);
         }
         Ok(out)
+    }
+
+    fn console(&self, name: &str) -> Result<Console> {
+        self.open_console(name).map(Console::Stream)
     }
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
@@ -304,9 +338,8 @@ impl Driver for LibvirtDriver {
 }
 
 impl LibvirtDriver {
-    /// Whose a domain is and its type (kvm, qemu, xen): two calls, which
-    /// `list` makes only for domains creature has no record of.
-    pub fn owner_and_type(&self, name: &str) -> (Owner, Option<Backend>) {
+    /// Whose a domain is and its type (kvm, qemu, xen).
+    fn owner_and_type(&self, name: &str) -> (Owner, Option<Backend>) {
         match self.lookup(name) {
             Ok(d) => {
                 let ty = d.xml_desc(0).ok().and_then(|x| domain_type_of(&x));
@@ -317,7 +350,7 @@ impl LibvirtDriver {
     }
 
     /// A blocking stream on the running machine's serial console.
-    pub fn open_console(&self, name: &str) -> Result<virt::stream::Stream> {
+    fn open_console(&self, name: &str) -> Result<virt::stream::Stream> {
         let d = self.ours(name)?;
         match dom_state(&d)? {
             PowerState::Running | PowerState::Paused => {}
@@ -345,7 +378,7 @@ impl LibvirtDriver {
 
     /// The names of every domain with a managed-save image, in one call
     /// (`list` would otherwise need two per shut-off domain).
-    pub fn saved_names(&self) -> Result<std::collections::HashSet<String>> {
+    fn saved_names(&self) -> Result<std::collections::HashSet<String>> {
         let doms = self
             .conn
             .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)

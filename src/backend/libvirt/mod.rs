@@ -5,6 +5,8 @@ pub mod create;
 pub mod domain_xml;
 pub mod machine;
 pub mod network;
+pub mod network_xml;
+pub mod reserve;
 pub mod stats;
 pub mod storage;
 

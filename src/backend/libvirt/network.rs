@@ -8,8 +8,9 @@ use virt::network::Network;
 use virt::sys;
 
 use crate::backend::libvirt::map_error;
+use crate::backend::libvirt::network_xml as xml;
 use crate::error::{Error, Result};
-use crate::net::{xml, NetworkSpec};
+use crate::net::NetworkSpec;
 
 pub fn lookup(conn: &Connect, libvirt_name: &str) -> Result<Network> {
     conn.lookup_network_by_name(libvirt_name)
@@ -183,11 +184,12 @@ pub fn leases(conn: &Connect, libvirt_name: &str) -> Result<Vec<Lease>> {
     }
 }
 
-/// Bridge names and subnets libvirt networks already use (for `--subnet auto`).
-pub fn used_subnets(conn: &Connect) -> Vec<crate::net::ipv4::Subnet> {
+/// Subnets libvirt networks already use, each with its network's name.
+pub fn used_subnets(conn: &Connect) -> Vec<(crate::net::ipv4::Subnet, String)> {
     let mut out = Vec::new();
     for n in conn.list_all_networks(0).unwrap_or_default() {
         let Ok(x) = n.xml_desc(0) else { continue };
+        let name = n.name().unwrap_or_default();
         for a in crate::xml::attrs_of(&x, "ip") {
             let addr = a
                 .get("address")
@@ -196,9 +198,9 @@ pub fn used_subnets(conn: &Connect) -> Vec<crate::net::ipv4::Subnet> {
                 .get("netmask")
                 .and_then(|v| v.parse::<std::net::Ipv4Addr>().ok());
             if let (Some(addr), Some(mask)) = (addr, mask) {
-                out.push(crate::net::ipv4::Subnet::new(
-                    addr,
-                    u32::from(mask).count_ones() as u8,
+                out.push((
+                    crate::net::ipv4::Subnet::new(addr, u32::from(mask).count_ones() as u8),
+                    format!("libvirt network {name}"),
                 ));
             }
         }

@@ -1,13 +1,18 @@
 //! lxc machines as liblxc containers.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backend::lxc::sys::{self, Container};
-use crate::backend::{Details, Driver, Observed, Owner, PowerState};
+use crate::backend::Backend;
+use crate::backend::{
+    wrong_state, Console, CreateJob, Details, Driver, Observed, Owner, PowerState,
+};
 use crate::error::{Error, Kind, Result};
-use crate::matrix::Backend;
+use crate::store::Store;
+use crate::undo::Undo;
 
 /// What creature writes beside a container's config to know it as its own.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,19 +108,6 @@ pub fn power_state(s: &str) -> PowerState {
     }
 }
 
-fn wrong_state(name: &str, op: &str, st: PowerState) -> Error {
-    Error::conflict(format!(
-        "cannot {op} machine {name:?}: it is {}",
-        st.as_str()
-    ))
-}
-
-fn refused(op: &str) -> Error {
-    Error::other(format!(
-        "internal error: {op} reached the lxc driver past the support matrix"
-    ))
-}
-
 impl Driver for LxcDriver {
     fn backend(&self) -> Backend {
         Backend::Lxc
@@ -123,6 +115,20 @@ impl Driver for LxcDriver {
 
     fn state(&self, name: &str) -> Result<PowerState> {
         Ok(power_state(&self.ours(name)?.state()))
+    }
+
+    fn ensure_free(&self, name: &str) -> Result<()> {
+        if self.dir(name).exists() {
+            return Err(Error::conflict(format!(
+                "a container named {name:?} already exists in {} (see `creature list`); choose another name",
+                self.lxcpath
+            )));
+        }
+        Ok(())
+    }
+
+    fn create(&self, job: &CreateJob<'_>, _store: &mut Store, undo: &mut Undo) -> Result<()> {
+        crate::backend::lxc::create::create(self, job.name, job.resolved, job.nics, undo, job.quiet)
     }
 
     fn start(&self, name: &str) -> Result<()> {
@@ -178,14 +184,6 @@ impl Driver for LxcDriver {
             PowerState::Paused => c.unfreeze(),
             st => Err(wrong_state(name, "unpause", st)),
         }
-    }
-
-    fn suspend(&self, _: &str) -> Result<()> {
-        Err(refused("suspend"))
-    }
-
-    fn restore(&self, _: &str) -> Result<()> {
-        Err(refused("restore"))
     }
 
     fn remove(&self, name: &str) -> Result<Vec<String>> {
@@ -266,7 +264,7 @@ impl Driver for LxcDriver {
         })
     }
 
-    fn observe_all(&self) -> Result<Vec<Observed>> {
+    fn observe(&self, _known: &BTreeSet<String>) -> Result<Vec<Observed>> {
         let mut out = Vec::new();
         for name in sys::list_all(&self.lxcpath) {
             let Ok(c) = Container::open(&name, &self.lxcpath) else {
@@ -285,7 +283,13 @@ impl Driver for LxcDriver {
         Ok(out)
     }
 
-    fn serial_log(&self, _: &str) -> Result<PathBuf> {
-        Err(refused("log"))
+    fn console(&self, name: &str) -> Result<Console> {
+        let c = self.ours(name)?;
+        let st = power_state(&c.state());
+        if !st.is_active() {
+            return Err(wrong_state(name, "attach to the console of", st));
+        }
+        // tty1 runs the container's login shell (see its inittab).
+        Ok(Console::Pty(c.console_fd(1)?))
     }
 }

@@ -311,7 +311,10 @@ fn failed_create_leaves_nothing() {
     );
     assert!(virsh(&["undefine", "lc-foreign"]).status.success());
     // A record whose domain is gone shows as missing.
-    crate::util::seed(lab.path(), &[("lc-ghost", creature::matrix::Backend::Qemu)]);
+    crate::util::seed(
+        lab.path(),
+        &[("lc-ghost", creature::backend::Backend::Qemu)],
+    );
     let ghost = lab.list_row("lc-ghost");
     assert_eq!(ghost["record"], "missing");
     assert_eq!(ghost["state"], "-");

@@ -307,6 +307,14 @@ fn subnet_auto_avoids_addresses_in_use() {
         !got.overlaps(&first),
         "auto picked {got}, which overlaps the dummy's {first}"
     );
+    // An explicit overlap names what holds the subnet: the interface, or
+    // the creature network.
+    lab.run(&["net", "create", "n-over", "--subnet", &first.to_string()])
+        .code(5)
+        .stderr_has("of host interface crdummy0");
+    lab.run(&["net", "create", "n-over", "--subnet", &got.to_string()])
+        .code(5)
+        .stderr_has("of creature network n-auto");
     lab.run(&["net", "delete", "n-auto", "--yes"]).ok();
     sh(&["ip", "link", "del", "crdummy0"]);
 }

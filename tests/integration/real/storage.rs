@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use creature::backend::libvirt::{self, storage};
-use creature::matrix::Backend;
+use creature::backend::Backend;
 
 use crate::util::{run_ok, state_dir, Creature};
 

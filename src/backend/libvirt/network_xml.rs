@@ -2,18 +2,18 @@
 
 use std::net::Ipv4Addr;
 
-use crate::net::NetworkSpec;
+use crate::net::{NetMode, NetworkSpec};
 use crate::xml::El;
 
 pub fn render(s: &NetworkSpec) -> String {
     let mut net = El::new("network").child(El::leaf("name", s.libvirt_name()));
     net = match s.mode {
-        "nat" => net.child(El::new("forward").attr("mode", "nat")),
-        "route" => net.child(El::new("forward").attr("mode", "route")),
-        "bridge" => net.child(El::new("forward").attr("mode", "bridge")),
-        _ => net, // isolated: no forward element
+        NetMode::Nat | NetMode::Route | NetMode::Bridge => {
+            net.child(El::new("forward").attr("mode", s.mode.as_str()))
+        }
+        NetMode::Isolated => net, // no forward element
     };
-    if s.mode == "bridge" {
+    if s.mode == NetMode::Bridge {
         // Flat: an existing host bridge; libvirt neither makes it nor runs DHCP.
         return net
             .child(El::new("bridge").attr("name", s.bridge.clone()))
@@ -56,24 +56,24 @@ pub fn dhcp_host(mac: &str, name: &str, ip: Ipv4Addr) -> String {
 mod tests {
     use super::*;
 
-    fn spec(mode: &'static str) -> NetworkSpec {
+    fn spec(mode: NetMode) -> NetworkSpec {
         let sub: crate::net::ipv4::Subnet = "10.23.5.0/24".parse().unwrap();
         NetworkSpec {
             name: "lan".into(),
             mode,
-            bridge: if mode == "bridge" {
+            bridge: if mode == NetMode::Bridge {
                 "br0".into()
             } else {
                 "crbr-lan".into()
             },
-            subnet: (mode != "bridge").then_some(sub),
-            dhcp: (mode != "bridge").then(|| sub.default_range()),
+            subnet: (mode != NetMode::Bridge).then_some(sub),
+            dhcp: (mode != NetMode::Bridge).then(|| sub.default_range()),
         }
     }
 
     #[test]
     fn golden_per_mode() {
-        for mode in ["nat", "route", "isolated", "bridge"] {
+        for mode in NetMode::ALL {
             let got = render(&spec(mode));
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/network")

@@ -1,15 +1,17 @@
-//! What the host already uses, read before allocating: subnets on its
-//! interfaces and routes (for `--subnet auto`), and MACs of libvirt domains,
-//! LXC containers and host NICs (so a new MAC collides with none of them).
+//! What the host and its backends already use, read before allocating:
+//! subnets on its interfaces and routes (for `--subnet auto`), and MACs of
+//! libvirt domains, LXC containers and host NICs (so a new MAC collides
+//! with none of them). The allocator in net/ is pure; this feeds it.
 
 use std::collections::HashMap;
 use std::process::Command;
 
-use crate::net::alloc::{self, Mac};
 use crate::net::ipv4::Subnet;
+use crate::net::Mac;
 
-/// Subnets of the host's addresses and routes (`ip -j`).
-pub fn host_subnets() -> Vec<Subnet> {
+/// Subnets of the host's addresses and routes (`ip -j`), with where each
+/// was seen.
+pub fn host_subnets() -> Vec<(Subnet, String)> {
     let mut out = Vec::new();
     let run = |args: &[&str]| -> serde_json::Value {
         Command::new("ip")
@@ -24,10 +26,11 @@ pub fn host_subnets() -> Vec<Subnet> {
         .into_iter()
         .flatten()
     {
+        let ifname = iface["ifname"].as_str().unwrap_or("?");
         for a in iface["addr_info"].as_array().into_iter().flatten() {
             if let (Some(ip), Some(p)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
                 if let Ok(ip) = ip.parse() {
-                    out.push(Subnet::new(ip, p as u8));
+                    out.push((Subnet::new(ip, p as u8), format!("host interface {ifname}")));
                 }
             }
         }
@@ -43,7 +46,8 @@ pub fn host_subnets() -> Vec<Subnet> {
             }
             let (a, p) = dst.split_once('/').unwrap_or((dst, "32"));
             if let (Ok(a), Ok(p)) = (a.parse(), p.parse::<u8>()) {
-                out.push(Subnet::new(a, p));
+                let dev = r["dev"].as_str().unwrap_or("?");
+                out.push((Subnet::new(a, p), format!("a host route via {dev}")));
             }
         }
     }
@@ -58,7 +62,7 @@ pub fn external_macs(conn: Option<&virt::connect::Connect>) -> HashMap<Mac, Stri
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(m) = std::fs::read_to_string(e.path().join("address"))
                 .ok()
-                .and_then(|a| alloc::parse(a.trim()))
+                .and_then(|a| Mac::parse_any(a.trim()))
             {
                 out.insert(m, format!("host NIC {name}"));
             }
@@ -69,7 +73,7 @@ pub fn external_macs(conn: Option<&virt::connect::Connect>) -> HashMap<Mac, Stri
             let name = d.name().unwrap_or_default();
             if let Ok(x) = d.xml_desc(0) {
                 for mac in crate::backend::libvirt::machine::parse_devices(&x).1 {
-                    if let Some(m) = alloc::parse(&mac) {
+                    if let Some(m) = Mac::parse_any(&mac) {
                         out.insert(m, format!("libvirt domain {name}"));
                     }
                 }
@@ -83,7 +87,7 @@ pub fn external_macs(conn: Option<&virt::connect::Connect>) -> HashMap<Mac, Stri
                 let Some(hw) = c.config_item(&format!("lxc.net.{i}.hwaddr")) else {
                     break;
                 };
-                if let Some(m) = alloc::parse(&hw) {
+                if let Some(m) = Mac::parse_any(&hw) {
                     out.insert(m, format!("container {name}"));
                 }
             }

@@ -1,0 +1,65 @@
+//! The host a command acts on: its name, creature's state directory, and
+//! for a named host the libvirt URI from /etc/creature/config.toml.
+//! Resolved once per command and handed down, so nothing below `cmd/`
+//! reads the command line or the configuration again.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::libvirt::Uri;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    name: String,
+    state_dir: PathBuf,
+    /// None: this host (each backend's local URI).
+    remote: Option<Uri>,
+}
+
+impl Host {
+    /// `name` None or "local" is this host; another name must be in the
+    /// configuration (exit 4 otherwise).
+    pub fn resolve(name: Option<&str>, state_dir: &Path) -> Result<Host> {
+        let remote = match name {
+            None => None,
+            Some(h) if h == crate::config::LOCAL => None,
+            Some(h) => {
+                let path = crate::config::path();
+                let cfg = crate::config::load(&path)?;
+                let entry = cfg.hosts.get(h).ok_or_else(|| {
+                    Error::not_found(format!("host {h:?} is not named in {}", path.display()))
+                })?;
+                Some(Uri(entry.uri.clone()))
+            }
+        };
+        Ok(Host {
+            name: name.unwrap_or(crate::config::LOCAL).to_string(),
+            state_dir: state_dir.to_path_buf(),
+            remote,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The libvirt URI of a libvirt-driven backend on this host.
+    pub fn uri(&self, backend: Backend) -> Result<Uri> {
+        match (&self.remote, backend) {
+            (_, Backend::Lxc) => Err(Error::other("internal error: lxc has no libvirt URI")),
+            (Some(u), _) => Ok(u.clone()),
+            (None, b) => Uri::local(b).ok_or_else(|| Error::other("no local URI")),
+        }
+    }
+
+    /// The libvirt connection that runs creature's networks on this host:
+    /// the QEMU driver's, which containers attach to as well.
+    pub fn network_uri(&self) -> Result<Uri> {
+        self.uri(Backend::Qemu)
+    }
+}
