@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::complete;
 use crate::net::NetMode;
 use crate::op::Op;
+use crate::output::Format;
 use crate::wait::Wait;
 
 const AFTER_HELP: &str = "\
@@ -64,13 +65,6 @@ pub struct Global {
     /// Print more detail (repeat for more).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Markdown,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,8 +8,9 @@ use clap_complete::env::Shells;
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
 
+use crate::backend::Backend;
 use crate::error::Kind;
-use crate::matrix::{Backend, Feature};
+use crate::matrix::Feature;
 
 /// The date on every man page: the release's, changed with the version
 /// (a build date would make the committed pages stale every day).
@@ -49,7 +50,7 @@ pub fn artifacts() -> Vec<(PathBuf, Vec<u8>)> {
     out.extend(man_pages());
     out.push((
         PathBuf::from("docs/support-matrix.md"),
-        crate::cmd::matrix::markdown().into_bytes(),
+        crate::matrix::view::markdown().into_bytes(),
     ));
     out.push((
         PathBuf::from("docs/templates.md"),

@@ -5,8 +5,16 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::error::{Error, Kind, Result};
+
+/// How a read verb prints its result (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    // Only `creature matrix` renders it: the Markdown of docs/support-matrix.md.
+    Markdown,
+}
 
 /// An aligned text table.
 #[derive(Debug, Default)]

@@ -62,4 +62,12 @@ impl Host {
     pub fn network_uri(&self) -> Result<Uri> {
         self.uri(Backend::Qemu)
     }
+
+    /// What answers for `backend` here, as errors name it.
+    pub fn engine(&self, backend: Backend) -> Result<String> {
+        Ok(match backend {
+            Backend::Lxc => "liblxc".to_string(),
+            b => format!("libvirt at {}", self.uri(b)?.0),
+        })
+    }
 }

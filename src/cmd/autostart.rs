@@ -10,11 +10,12 @@ use crate::autostart::plan::{self, Batch, Entry};
 use crate::autostart::run::{self, Events, Runner};
 use crate::autostart::settings::{self, Settings};
 use crate::backend::{self, Backend, Driver};
-use crate::cli::{AutostartCommand, AutostartRunArgs, AutostartSettings, AutostopCommand, Format};
+use crate::cli::{AutostartCommand, AutostartRunArgs, AutostartSettings, AutostopCommand};
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
 use crate::names::{self, What};
+use crate::output::Format;
 use crate::output::{self, Table};
 use crate::store::{RecordState, Store};
 

@@ -50,10 +50,7 @@ fn engine(b: Backend) -> Backend {
 
 /// What one backend's engine reports, within the deadline.
 fn observe(host: &Host, engine: Backend, known: BTreeSet<String>) -> Result<Vec<Observed>> {
-    let label = match engine {
-        Backend::Lxc => "liblxc".to_string(),
-        b => format!("libvirt at {}", host.uri(b)?.0),
-    };
+    let label = host.engine(engine)?;
     let host = host.clone();
     deadline::run(&label, BACKEND_DEADLINE, move || {
         backend::open(engine, &host)?.observe(&known)

@@ -9,7 +9,7 @@ mod image;
 mod lifecycle;
 mod list;
 mod machine;
-pub mod matrix;
+mod matrix;
 mod net;
 mod template;
 

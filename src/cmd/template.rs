@@ -5,10 +5,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::{Format, TemplateCommand};
+use crate::cli::TemplateCommand;
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::names::{self, What};
+use crate::output::Format;
 use crate::output::{self, Table};
 use crate::template::load::{self, Library, Source};
 use crate::template::{resolve, HostLimits};

@@ -18,6 +18,19 @@ pub struct Located {
     pub format: Option<(String, u64)>,
 }
 
+impl Located {
+    /// The file's format and virtual size: as recorded at import, or read
+    /// once with qemu-img for a path on the host (disks only: a kernel or a
+    /// root filesystem directory has no disk format).
+    pub fn disk_format(&mut self) -> Result<(String, u64)> {
+        if self.format.is_none() {
+            let f = image::format::inspect(&self.path, &self.path.display().to_string())?;
+            self.format = Some((f.format, f.virtual_size));
+        }
+        Ok(self.format.clone().expect("set above"))
+    }
+}
+
 /// Name for an image pulled on behalf of a template: the template's, or
 /// with a suffix from the URL when another image has that name.
 fn pull_name(store: &Store, template: &str, url: &str) -> Result<String> {

@@ -46,14 +46,19 @@ fn now() -> i64 {
 }
 
 fn net_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRecord> {
+    net_from_columns(r, 0)
+}
+
+/// A record from `NET_COLS`, starting at column `at`.
+fn net_from_columns(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<NetworkRecord> {
     Ok(NetworkRecord {
-        name: r.get(0)?,
-        mode: r.get(1)?,
-        subnet: r.get(2)?,
-        bridge: r.get(3)?,
-        dhcp_start: r.get(4)?,
-        dhcp_end: r.get(5)?,
-        autostart: r.get::<_, i64>(6)? != 0,
+        name: r.get(at)?,
+        mode: r.get(at + 1)?,
+        subnet: r.get(at + 2)?,
+        bridge: r.get(at + 3)?,
+        dhcp_start: r.get(at + 4)?,
+        dhcp_end: r.get(at + 5)?,
+        autostart: r.get::<_, i64>(at + 6)? != 0,
     })
 }
 
@@ -265,20 +270,7 @@ fn allocate(
         .query_row(
             &format!("SELECT id, {NET_COLS} FROM networks WHERE host = ?1 AND name = ?2"),
             params![host, req.network],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    NetworkRecord {
-                        name: r.get(1)?,
-                        mode: r.get(2)?,
-                        subnet: r.get(3)?,
-                        bridge: r.get(4)?,
-                        dhcp_start: r.get(5)?,
-                        dhcp_end: r.get(6)?,
-                        autostart: r.get::<_, i64>(7)? != 0,
-                    },
-                ))
-            },
+            |r| Ok((r.get::<_, i64>(0)?, net_from_columns(r, 1)?)),
         )
         .optional()
         .map_err(db)?

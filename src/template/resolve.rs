@@ -10,7 +10,9 @@ use crate::names::{self, What};
 use crate::size::Size;
 use crate::template::load::{self, Library, Source};
 use crate::template::merge;
-use crate::template::schema::{Autostart, Disk, Source as FileSource, StopAction, Template};
+use crate::template::schema::{
+    Autostart, Boot, CloudInit, Disk, Nic, Source as FileSource, StopAction, Template,
+};
 
 const MAX_DEPTH: usize = 16;
 pub const MIN_MEMORY: Size = Size(16 << 20);
@@ -268,91 +270,132 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
             format!("{memory} is below the minimum of {MIN_MEMORY}"),
         ));
     }
-    let vm = !matches!(backend, Backend::Lxc);
-    if vm {
-        if t.rootfs.is_some() {
-            return Err(field_err(
-                name,
-                "[rootfs]",
-                format!("is for containers; backend {backend} boots disks or a kernel"),
-            ));
-        }
-        let kernel = t.boot.as_ref().and_then(|b| b.kernel.as_ref()).is_some();
-        if t.disks.is_empty() && !kernel {
-            return Err(field_err(
-                name,
-                "[[disk]]",
-                format!("backend {backend} needs a disk or [boot] kernel"),
-            ));
-        }
-    } else {
-        if t.boot.is_some() {
-            return Err(field_err(
-                name,
-                "[boot]",
-                "is for virtual machines; an lxc container has no kernel of its own",
-            ));
-        }
-        if !t.disks.is_empty() {
-            return Err(field_err(
-                name,
-                "[[disk]]",
-                "is for virtual machines; an lxc container uses [rootfs]",
-            ));
-        }
-        let rootfs = t.rootfs.as_ref().ok_or_else(|| {
-            field_err(
-                name,
-                "[rootfs]",
-                "missing; an lxc container needs a root filesystem",
-            )
-        })?;
-        use crate::template::schema::RootfsKind as K;
-        match rootfs.kind {
-            K::Busybox | K::Tarball | K::Dir if rootfs.overlay == Some(true) => {
-                return Err(field_err(
-                    name,
-                    "rootfs.overlay",
-                    "only a debootstrap root filesystem has a cached tree to lay an overlay on",
-                ));
-            }
-            K::Busybox => {}
-            K::Debootstrap => {
-                let release = rootfs.release.as_deref().unwrap_or("");
-                if !names::is_valid(release) {
-                    return Err(field_err(
-                        name,
-                        "rootfs.release",
-                        format!("{release:?} is not a Debian suite name"),
-                    ));
-                }
-            }
-            K::Tarball | K::Dir => {
-                let s = rootfs.source.as_ref().ok_or_else(|| {
-                    field_err(
-                        name,
-                        "rootfs.source",
-                        "a tarball or dir root filesystem needs `source`",
-                    )
-                })?;
-                check_source(name, "rootfs.source", s)?;
-            }
-        }
-        for p in &rootfs.packages {
-            if p.is_empty()
-                || !p
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            {
-                return Err(field_err(
-                    name,
-                    "rootfs.packages",
-                    format!("{p:?} is not a Debian package name"),
-                ));
-            }
+    match backend {
+        Backend::Lxc => check_container(name, &t)?,
+        vm => check_vm(name, vm, &t)?,
+    }
+    check_disks(name, &t.disks)?;
+    if let Some(b) = &t.boot {
+        check_boot(name, b)?;
+    }
+    check_nics(name, &t.nics)?;
+    if let Some(a) = &t.autostart {
+        check_autostart(name, backend, a)?;
+    }
+    if let Some(c) = &t.cloud_init {
+        check_cloud_init(name, c)?;
+    }
+    if let Some(d) = &t.description {
+        if d.contains('\n') {
+            return Err(field_err(name, "description", "must be one line"));
         }
     }
-    for (i, d) in t.disks.iter().enumerate() {
+    Ok(Resolved {
+        name: name.to_string(),
+        chain,
+        backend,
+        cpus,
+        memory,
+        template: Template {
+            cpus: Some(cpus),
+            memory: Some(memory),
+            ..t
+        },
+    })
+}
+
+/// A VM boots disks or a kernel, never a container's root filesystem.
+fn check_vm(name: &str, backend: Backend, t: &Template) -> Result<()> {
+    if t.rootfs.is_some() {
+        return Err(field_err(
+            name,
+            "[rootfs]",
+            format!("is for containers; backend {backend} boots disks or a kernel"),
+        ));
+    }
+    let kernel = t.boot.as_ref().and_then(|b| b.kernel.as_ref()).is_some();
+    if t.disks.is_empty() && !kernel {
+        return Err(field_err(
+            name,
+            "[[disk]]",
+            format!("backend {backend} needs a disk or [boot] kernel"),
+        ));
+    }
+    Ok(())
+}
+
+/// A container has a root filesystem and nothing a VM boots.
+fn check_container(name: &str, t: &Template) -> Result<()> {
+    if t.boot.is_some() {
+        return Err(field_err(
+            name,
+            "[boot]",
+            "is for virtual machines; an lxc container has no kernel of its own",
+        ));
+    }
+    if !t.disks.is_empty() {
+        return Err(field_err(
+            name,
+            "[[disk]]",
+            "is for virtual machines; an lxc container uses [rootfs]",
+        ));
+    }
+    let rootfs = t.rootfs.as_ref().ok_or_else(|| {
+        field_err(
+            name,
+            "[rootfs]",
+            "missing; an lxc container needs a root filesystem",
+        )
+    })?;
+    use crate::template::schema::RootfsKind as K;
+    match rootfs.kind {
+        K::Busybox | K::Tarball | K::Dir if rootfs.overlay == Some(true) => {
+            return Err(field_err(
+                name,
+                "rootfs.overlay",
+                "only a debootstrap root filesystem has a cached tree to lay an overlay on",
+            ));
+        }
+        K::Busybox => {}
+        K::Debootstrap => {
+            let release = rootfs.release.as_deref().unwrap_or("");
+            if !names::is_valid(release) {
+                return Err(field_err(
+                    name,
+                    "rootfs.release",
+                    format!("{release:?} is not a Debian suite name"),
+                ));
+            }
+        }
+        K::Tarball | K::Dir => {
+            let s = rootfs.source.as_ref().ok_or_else(|| {
+                field_err(
+                    name,
+                    "rootfs.source",
+                    "a tarball or dir root filesystem needs `source`",
+                )
+            })?;
+            check_source(name, "rootfs.source", s)?;
+        }
+    }
+    for p in &rootfs.packages {
+        if p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return Err(field_err(
+                name,
+                "rootfs.packages",
+                format!("{p:?} is not a Debian package name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_disks(name: &str, disks: &[Disk]) -> Result<()> {
+    for (i, d) in disks.iter().enumerate() {
         if let Some(s) = &d.source {
             check_source(name, &format!("disk.{i}.source"), s)?;
         } else if d.size.is_none() {
@@ -372,30 +415,36 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
             }
         }
     }
-    if let Some(b) = &t.boot {
-        if let Some(k) = &b.kernel {
-            check_source(name, "boot.kernel", k)?;
+    Ok(())
+}
+
+fn check_boot(name: &str, b: &Boot) -> Result<()> {
+    if let Some(k) = &b.kernel {
+        check_source(name, "boot.kernel", k)?;
+    }
+    if let Some(k) = &b.initrd {
+        if b.kernel.is_none() {
+            return Err(field_err(name, "boot.initrd", "needs boot.kernel"));
         }
-        if let Some(k) = &b.initrd {
-            if b.kernel.is_none() {
-                return Err(field_err(name, "boot.initrd", "needs boot.kernel"));
-            }
-            check_source(name, "boot.initrd", k)?;
+        check_source(name, "boot.initrd", k)?;
+    }
+    if let Some(c) = &b.cmdline {
+        if b.kernel.is_none() {
+            return Err(field_err(name, "boot.cmdline", "needs boot.kernel"));
         }
-        if let Some(c) = &b.cmdline {
-            if b.kernel.is_none() {
-                return Err(field_err(name, "boot.cmdline", "needs boot.kernel"));
-            }
-            if c.chars().any(|ch| ch.is_control()) {
-                return Err(field_err(
-                    name,
-                    "boot.cmdline",
-                    "must be one line without control characters",
-                ));
-            }
+        if c.chars().any(|ch| ch.is_control()) {
+            return Err(field_err(
+                name,
+                "boot.cmdline",
+                "must be one line without control characters",
+            ));
         }
     }
-    for (i, n) in t.nics.iter().enumerate() {
+    Ok(())
+}
+
+fn check_nics(name: &str, nics: &[Nic]) -> Result<()> {
+    for (i, n) in nics.iter().enumerate() {
         names::check(What::Network, &n.network)
             .map_err(|e| field_err(name, &format!("nic.{i}.network"), e.message()))?;
         if let Some(m) = &n.mac {
@@ -412,66 +461,54 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
             })?;
         }
     }
-    if let Some(a) = &t.autostart {
-        if let Some(w) = &a.wait {
-            if w.parse::<crate::wait::Wait>().is_err() {
-                return Err(field_err(
-                    name,
-                    "autostart.wait",
-                    format!("{w:?}: use {}", crate::wait::CHOICES),
-                ));
-            }
-        }
-        if a.stop_action == Some(StopAction::Suspend) {
-            crate::op::Op::TemplateStopActionSuspend.require(crate::op::Who::Backend, backend)?;
-        }
-    }
-    if let Some(c) = &t.cloud_init {
-        for u in &c.users {
-            if !names::is_valid(&u.name) {
-                return Err(field_err(
-                    name,
-                    "cloud_init.users",
-                    format!("{:?} is not a valid user name", u.name),
-                ));
-            }
-        }
-        let keys = c
-            .ssh_keys
-            .iter()
-            .chain(c.users.iter().flat_map(|u| u.ssh_keys.iter()));
-        for k in keys {
-            if k.contains('\n')
-                || !k.starts_with("ssh-") && !k.starts_with("ecdsa-") && !k.starts_with("sk-")
-            {
-                return Err(field_err(
-                    name,
-                    "cloud_init.ssh_keys",
-                    "each key is one line starting with its type, e.g. ssh-ed25519",
-                ));
-            }
-        }
-        for cmd in &c.runcmd {
-            if cmd.is_empty() {
-                return Err(field_err(name, "cloud_init.runcmd", "an empty command"));
-            }
+    Ok(())
+}
+
+fn check_autostart(name: &str, backend: Backend, a: &Autostart) -> Result<()> {
+    if let Some(w) = &a.wait {
+        if w.parse::<crate::wait::Wait>().is_err() {
+            return Err(field_err(
+                name,
+                "autostart.wait",
+                format!("{w:?}: use {}", crate::wait::CHOICES),
+            ));
         }
     }
-    if let Some(d) = &t.description {
-        if d.contains('\n') {
-            return Err(field_err(name, "description", "must be one line"));
+    if a.stop_action == Some(StopAction::Suspend) {
+        crate::op::Op::TemplateStopActionSuspend.require(crate::op::Who::Backend, backend)?;
+    }
+    Ok(())
+}
+
+fn check_cloud_init(name: &str, c: &CloudInit) -> Result<()> {
+    for u in &c.users {
+        if !names::is_valid(&u.name) {
+            return Err(field_err(
+                name,
+                "cloud_init.users",
+                format!("{:?} is not a valid user name", u.name),
+            ));
         }
     }
-    Ok(Resolved {
-        name: name.to_string(),
-        chain,
-        backend,
-        cpus,
-        memory,
-        template: Template {
-            cpus: Some(cpus),
-            memory: Some(memory),
-            ..t
-        },
-    })
+    let keys = c
+        .ssh_keys
+        .iter()
+        .chain(c.users.iter().flat_map(|u| u.ssh_keys.iter()));
+    for k in keys {
+        if k.contains('\n')
+            || !k.starts_with("ssh-") && !k.starts_with("ecdsa-") && !k.starts_with("sk-")
+        {
+            return Err(field_err(
+                name,
+                "cloud_init.ssh_keys",
+                "each key is one line starting with its type, e.g. ssh-ed25519",
+            ));
+        }
+    }
+    for cmd in &c.runcmd {
+        if cmd.is_empty() {
+            return Err(field_err(name, "cloud_init.runcmd", "an empty command"));
+        }
+    }
+    Ok(())
 }

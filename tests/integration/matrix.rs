@@ -112,7 +112,8 @@ fn filters_and_bad_filters() {
 
 #[test]
 fn every_proof_names_an_existing_test() {
-    use creature::matrix::{Backend, Feature, Impl};
+    use creature::backend::Backend;
+    use creature::matrix::{Feature, Impl};
     for f in Feature::ALL {
         for b in Backend::ALL {
             if let Impl::Yes(proof) = f.implemented().get(b) {

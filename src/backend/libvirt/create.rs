@@ -3,7 +3,7 @@
 //! leaves nothing behind.
 
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::backend::libvirt::domain_xml::{self, DiskSpec, DomainSpec, Meta};
 use crate::backend::libvirt::machine::LibvirtDriver;
@@ -11,20 +11,12 @@ use crate::backend::libvirt::{map_error, storage};
 use crate::backend::Backend;
 use crate::backend::CreateJob;
 use crate::error::{Context, Error, Kind, Result};
+use crate::image::source::Located;
 use crate::interrupt;
 use crate::size::Size;
 use crate::store::Store;
 use crate::template::schema::{DiskBus, DiskFormat, Firmware, Source};
 use crate::undo::{fail_point, Undo};
-
-/// A file a machine is made from, with its format: recorded at import for
-/// cached images, read once with qemu-img for host paths.
-struct Located {
-    path: PathBuf,
-    format: String,
-    virtual_size: u64,
-    image: Option<String>,
-}
 
 fn locate(
     store: &mut Store,
@@ -33,21 +25,7 @@ fn locate(
     src: &Source,
     quiet: bool,
 ) -> Result<Located> {
-    let l = crate::image::source::locate(store, state_dir, template, src, quiet)?;
-    let (format, virtual_size) = match l.format {
-        Some(f) => f,
-        None => {
-            let label = l.path.display().to_string();
-            let f = crate::image::format::inspect(&l.path, &label)?;
-            (f.format, f.virtual_size)
-        }
-    };
-    Ok(Located {
-        path: l.path,
-        format,
-        virtual_size,
-        image: l.image,
-    })
+    crate::image::source::locate(store, state_dir, template, src, quiet)
 }
 
 /// Make the machine's disks and define its domain.
@@ -90,17 +68,18 @@ pub fn create(
         let vol = format!("{name}-disk{i}.qcow2");
         let xml = match &d.source {
             Some(src) => {
-                let l = locate(store, &drv.state_dir, &r.name, src, quiet)?;
+                let mut l = locate(store, &drv.state_dir, &r.name, src, quiet)?;
                 images.extend(l.image.clone());
-                let cap = d.size.map(|s| s.0).unwrap_or(l.virtual_size);
-                if cap < l.virtual_size {
+                let (format, virtual_size) = l.disk_format()?;
+                let cap = d.size.map(|s| s.0).unwrap_or(virtual_size);
+                if cap < virtual_size {
                     return Err(Error::invalid(format!(
                         "disk.{i}.size {} is below the image's own size {}",
                         Size(cap),
-                        Size(l.virtual_size).human()
+                        Size(virtual_size).human()
                     )));
                 }
-                storage::overlay_xml(&vol, cap, &l.path, &l.format)
+                storage::overlay_xml(&vol, cap, &l.path, &format)
             }
             None => {
                 let fmt = match d.format.unwrap_or(DiskFormat::Qcow2) {

@@ -9,9 +9,11 @@
 //! real-backend test proves creature's implementation. Everything else is
 //! refused with exit code 3 before any side effect.
 
+pub mod view;
+
 use std::fmt;
 
-pub use crate::backend::Backend;
+use crate::backend::Backend;
 
 /// A Nova cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
