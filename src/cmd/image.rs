@@ -1,5 +1,7 @@
 //! `creature image pull|import|list|rm`.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::cli::ImageCommand;
@@ -56,151 +58,165 @@ fn show(ctx: &Ctx, rec: &ImageRecord) -> Result<()> {
 }
 
 pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
-    let cache = Cache::new(&ctx.global.state_dir);
     match cmd {
-        ImageCommand::Import { files, name } => {
-            let name = match name {
-                Some(n) => n,
-                None => files
-                    .first()
-                    .and_then(|f| f.file_stem())
-                    .and_then(|s| s.to_str())
-                    .map(str::to_string)
-                    .filter(|s| names::is_valid(s))
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "give the image a --name (the file name is not a valid name)",
-                        )
-                    })?,
-            };
-            names::check(What::Image, &name)?;
-            crate::interrupt::catch();
-            let mut store = Store::open(&ctx.global.state_dir)?;
-            let rec = image::import(&mut store, &cache, &name, &files)?;
-            show(ctx, &rec)
-        }
+        ImageCommand::Import { files, name } => import(ctx, &files, name),
         ImageCommand::Pull {
             source,
             sha256,
             sha512,
             name,
-        } => {
-            if let Some(n) = &name {
-                names::check(What::Image, n)?;
-            }
-            // (image name, url, checksum) for each download.
-            let jobs: Vec<(String, String, Expected)> = if source.starts_with("http://")
-                || source.starts_with("https://")
-            {
-                let default = source
-                    .rsplit('/')
-                    .next()
-                    .and_then(|f| f.split('.').next())
-                    .map(str::to_ascii_lowercase)
-                    .filter(|s| names::is_valid(s));
-                let n = name
-                    .or(default)
-                    .ok_or_else(|| Error::invalid("give the image a --name"))?;
-                vec![(n, source.clone(), expected(sha256, sha512)?)]
-            } else {
-                names::check(What::Template, &source)?;
-                let r = template::resolve(&Library::new(None), &source, &[], HostLimits::local())?;
-                if let Some(rootfs) = r
-                    .template
-                    .rootfs
-                    .as_ref()
-                    .filter(|f| f.kind == crate::template::schema::RootfsKind::Debootstrap)
-                {
-                    // A container template: download its packages into the rootfs cache.
-                    crate::interrupt::catch();
-                    let cache = crate::backend::lxc::debootstrap::Cache::new(
-                        &ctx.global.state_dir,
-                        crate::backend::lxc::debootstrap::Key::of(rootfs),
-                    );
-                    let debs = cache.download(ctx.global.quiet)?;
-                    ctx.say(&format!(
-                        "cached the packages of {source} in {}",
-                        debs.display()
-                    ));
-                    return Ok(());
-                }
-                let urls: Vec<(String, String, Expected)> = r
-                    .disks()
-                    .iter()
-                    .filter_map(|d| d.source.as_ref())
-                    .filter_map(|s| {
-                        let url = s.url.clone()?;
-                        let e = s
-                            .sha256
-                            .clone()
-                            .map(Expected::Sha256)
-                            .or_else(|| s.sha512.clone().map(Expected::Sha512))?;
-                        Some((name.clone().unwrap_or_else(|| source.clone()), url, e))
-                    })
-                    .collect();
-                if urls.len() != 1 {
-                    return Err(Error::invalid(format!(
-                        "template {source:?} has {} downloadable disk images; pull by URL instead",
-                        urls.len()
-                    )));
-                }
-                urls
-            };
-            crate::interrupt::catch();
-            let mut store = Store::open(&ctx.global.state_dir)?;
-            for (n, url, e) in jobs {
-                let rec = image::pull(&mut store, &cache, &n, &url, &e, ctx.global.quiet)?;
-                show(ctx, &rec)?;
-            }
-            Ok(())
+        } => pull(ctx, &source, name, sha256, sha512),
+        ImageCommand::List => list(ctx),
+        ImageCommand::Rm { image } => remove(ctx, &image),
+    }
+}
+
+fn import(ctx: &Ctx, files: &[PathBuf], name: Option<String>) -> Result<()> {
+    let name = match name {
+        Some(n) => n,
+        None => files
+            .first()
+            .and_then(|f| f.file_stem())
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+            .filter(|s| names::is_valid(s))
+            .ok_or_else(|| {
+                Error::invalid("give the image a --name (the file name is not a valid name)")
+            })?,
+    };
+    names::check(What::Image, &name)?;
+    crate::interrupt::catch();
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    let rec = image::import(&mut store, &Cache::new(&ctx.global.state_dir), &name, files)?;
+    show(ctx, &rec)
+}
+
+/// One download: (image name, URL, checksum).
+type Job = (String, String, Expected);
+
+fn pull(
+    ctx: &Ctx,
+    source: &str,
+    name: Option<String>,
+    sha256: Option<String>,
+    sha512: Option<String>,
+) -> Result<()> {
+    if let Some(n) = &name {
+        names::check(What::Image, n)?;
+    }
+    let jobs = if source.starts_with("http://") || source.starts_with("https://") {
+        let default = source
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.split('.').next())
+            .map(str::to_ascii_lowercase)
+            .filter(|s| names::is_valid(s));
+        let n = name
+            .or(default)
+            .ok_or_else(|| Error::invalid("give the image a --name"))?;
+        vec![(n, source.to_string(), expected(sha256, sha512)?)]
+    } else {
+        match template_jobs(ctx, source, name)? {
+            Some(jobs) => jobs,
+            None => return Ok(()),
         }
-        ImageCommand::List => {
-            let images: Vec<ImageRecord> = match Store::open_read_only(&ctx.global.state_dir)? {
-                Some(s) => s
-                    .image_names()?
-                    .iter()
-                    .filter_map(|n| s.image(n).transpose())
-                    .collect::<Result<_>>()?,
-                None => Vec::new(),
-            };
-            let rows: Vec<Row> = images
-                .iter()
-                .map(|i| Row {
-                    image: i,
-                    size: i.files.iter().map(|f| f.size).sum(),
-                })
-                .collect();
-            output::emit(ctx.global.format, &rows, || {
-                let mut t = Table::new(["IMAGE", "FILES", "SIZE", "USED BY", "SOURCE"]);
-                for r in &rows {
-                    t.row([
-                        r.image.name.clone(),
-                        r.image
-                            .files
-                            .iter()
-                            .map(|f| format!("{} ({})", f.file, f.format))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        human(r.size),
-                        if r.image.used_by.is_empty() {
-                            "-".into()
-                        } else {
-                            r.image.used_by.join(",")
-                        },
-                        r.image.source.clone(),
-                    ]);
-                }
-                t
-            })
-        }
-        ImageCommand::Rm { image: name } => {
-            names::check(What::Image, &name)?;
-            let mut store = Store::open(&ctx.global.state_dir)?;
-            image::remove(&mut store, &cache, &name)?;
-            if !ctx.global.quiet {
-                eprintln!("removed image {name}");
-            }
-            Ok(())
+    };
+    crate::interrupt::catch();
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    let cache = Cache::new(&ctx.global.state_dir);
+    for (n, url, e) in jobs {
+        let rec = image::pull(&mut store, &cache, &n, &url, &e, ctx.global.quiet)?;
+        show(ctx, &rec)?;
+    }
+    Ok(())
+}
+
+/// What pulling a template means: its one downloadable disk image, or for
+/// a container template its packages (fetched here; None is returned).
+fn template_jobs(ctx: &Ctx, source: &str, name: Option<String>) -> Result<Option<Vec<Job>>> {
+    names::check(What::Template, source)?;
+    let r = template::resolve(&Library::new(None), source, &[], HostLimits::local())?;
+    if let Some(rootfs) = &r.template.rootfs {
+        crate::interrupt::catch();
+        if let Some(debs) =
+            crate::backend::lxc::prefetch(&ctx.global.state_dir, rootfs, ctx.global.quiet)?
+        {
+            ctx.say(&format!(
+                "cached the packages of {source} in {}",
+                debs.display()
+            ));
+            return Ok(None);
         }
     }
+    let urls: Vec<Job> = r
+        .disks()
+        .iter()
+        .filter_map(|d| d.source.as_ref())
+        .filter_map(|s| {
+            let url = s.url.clone()?;
+            let e = s
+                .sha256
+                .clone()
+                .map(Expected::Sha256)
+                .or_else(|| s.sha512.clone().map(Expected::Sha512))?;
+            Some((name.clone().unwrap_or_else(|| source.to_string()), url, e))
+        })
+        .collect();
+    if urls.len() != 1 {
+        return Err(Error::invalid(format!(
+            "template {source:?} has {} downloadable disk images; pull by URL instead",
+            urls.len()
+        )));
+    }
+    Ok(Some(urls))
+}
+
+fn list(ctx: &Ctx) -> Result<()> {
+    let images: Vec<ImageRecord> = match Store::open_read_only(&ctx.global.state_dir)? {
+        Some(s) => s
+            .image_names()?
+            .iter()
+            .filter_map(|n| s.image(n).transpose())
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let rows: Vec<Row> = images
+        .iter()
+        .map(|i| Row {
+            image: i,
+            size: i.files.iter().map(|f| f.size).sum(),
+        })
+        .collect();
+    output::emit(ctx.global.format, &rows, || {
+        let mut t = Table::new(["IMAGE", "FILES", "SIZE", "USED BY", "SOURCE"]);
+        for r in &rows {
+            t.row([
+                r.image.name.clone(),
+                r.image
+                    .files
+                    .iter()
+                    .map(|f| format!("{} ({})", f.file, f.format))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                human(r.size),
+                if r.image.used_by.is_empty() {
+                    "-".into()
+                } else {
+                    r.image.used_by.join(",")
+                },
+                r.image.source.clone(),
+            ]);
+        }
+        t
+    })
+}
+
+fn remove(ctx: &Ctx, name: &str) -> Result<()> {
+    names::check(What::Image, name)?;
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    image::remove(&mut store, &Cache::new(&ctx.global.state_dir), name)?;
+    if !ctx.global.quiet {
+        eprintln!("removed image {name}");
+    }
+    Ok(())
 }

@@ -15,7 +15,7 @@ use crate::image::source::Located;
 use crate::interrupt;
 use crate::size::Size;
 use crate::store::Store;
-use crate::template::schema::{DiskBus, DiskFormat, Firmware, Source};
+use crate::template::schema::{Disk, DiskBus, DiskFormat, Firmware, NicModel, Source};
 use crate::undo::{fail_point, Undo};
 
 fn locate(
@@ -35,7 +35,12 @@ pub fn create(
     job: &CreateJob<'_>,
     undo: &mut Undo,
 ) -> Result<()> {
-    let (host, name, r, nics, quiet) = (job.host, job.name, job.resolved, job.nics, job.quiet);
+    let (host, name, r, quiet) = (job.host, job.name, job.resolved, job.quiet);
+    if r.backend == Backend::Lxc {
+        return Err(Error::other(
+            "internal error: an lxc machine reached the libvirt driver",
+        ));
+    }
     let t = &r.template;
     let mut images = Vec::new();
     let boot = t.boot.clone().unwrap_or(crate::template::schema::Boot {
@@ -44,70 +49,33 @@ pub fn create(
         cmdline: None,
         firmware: None,
     });
-    let kernel = boot
-        .kernel
-        .as_ref()
-        .map(|s| locate(store, &drv.state_dir, &r.name, s, quiet))
-        .transpose()?;
-    let initrd = boot
-        .initrd
-        .as_ref()
-        .map(|s| locate(store, &drv.state_dir, &r.name, s, quiet))
-        .transpose()?;
-    for l in kernel.iter().chain(initrd.iter()) {
+    let mut boot_file = |src: &Option<Source>| -> Result<Option<String>> {
+        let Some(s) = src else { return Ok(None) };
+        let l = locate(store, &drv.state_dir, &r.name, s, quiet)?;
         images.extend(l.image.clone());
-    }
+        Ok(Some(l.path.display().to_string()))
+    };
+    let kernel = boot_file(&boot.kernel)?;
+    let initrd = boot_file(&boot.initrd)?;
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let pool_name = storage::pool_name(&drv.state_dir);
-    let pool = storage::ensure_pool(&drv.conn, &pool_name, &drv.state_dir.join("disks"))?;
+    let pool = Pool {
+        pool: storage::ensure_pool(&drv.conn, &pool_name, &drv.state_dir.join("disks"))?,
+        name: pool_name,
+    };
     let mut disks = Vec::new();
     let mut volumes = Vec::new();
     for (i, d) in t.disks.iter().enumerate() {
         interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
         let vol = format!("{name}-disk{i}.qcow2");
-        let xml = match &d.source {
-            Some(src) => {
-                let mut l = locate(store, &drv.state_dir, &r.name, src, quiet)?;
-                images.extend(l.image.clone());
-                let (format, virtual_size) = l.disk_format()?;
-                let cap = d.size.map(|s| s.0).unwrap_or(virtual_size);
-                if cap < virtual_size {
-                    return Err(Error::invalid(format!(
-                        "disk.{i}.size {} is below the image's own size {}",
-                        Size(cap),
-                        Size(virtual_size).human()
-                    )));
-                }
-                storage::overlay_xml(&vol, cap, &l.path, &format)
-            }
-            None => {
-                let fmt = match d.format.unwrap_or(DiskFormat::Qcow2) {
-                    DiskFormat::Qcow2 => "qcow2",
-                    DiskFormat::Raw => "raw",
-                };
-                storage::empty_xml(
-                    &vol,
-                    d.size.expect("validated: empty disks have a size").0,
-                    fmt,
-                )
-            }
-        };
-        fail_point("overlay")?;
-        let v = storage::create_volume(&pool, &xml, &vol)?;
-        let path = v
-            .path()
-            .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?;
-        {
-            let conn = drv.conn.clone();
-            let (pool_name, vol) = (pool_name.clone(), vol.clone());
-            undo.push(format!("delete volume {vol}"), move || {
-                let p = conn
-                    .lookup_storage_pool_by_name(&pool_name)
-                    .map_err(|e| map_error("cannot find the pool", e))?;
-                storage::delete_volume(&p, &vol).map(|_| ())
-            });
-        }
+        let mut from = d
+            .source
+            .as_ref()
+            .map(|src| locate(store, &drv.state_dir, &r.name, src, quiet))
+            .transpose()?;
+        images.extend(from.as_ref().and_then(|l| l.image.clone()));
+        let path = volume(drv, &pool, &vol, i, d, from.as_mut(), undo)?;
         let (default_bus, dev) = domain_xml::disk_target(r.backend, i);
         let bus = match d.bus {
             Some(DiskBus::Virtio) => "virtio",
@@ -147,23 +115,18 @@ pub fn create(
         cpus: r.cpus,
         memory_bytes: r.memory.0,
         disks,
-        kernel: kernel.map(|k| k.path.display().to_string()),
-        initrd: initrd.map(|k| k.path.display().to_string()),
+        kernel,
+        initrd,
         cmdline: boot.cmdline.clone(),
         firmware: boot.firmware.unwrap_or(Firmware::Bios),
-        nics: nics
+        nics: job
+            .nics
             .iter()
             .zip(t.nics.iter())
             .map(|(n, want)| domain_xml::NicSpec {
                 network: crate::net::libvirt_name(&n.network),
                 mac: n.mac.clone(),
-                model: match (want.model, r.backend) {
-                    (Some(crate::template::schema::NicModel::E1000), _) => "e1000",
-                    (Some(crate::template::schema::NicModel::Rtl8139), _) => "rtl8139",
-                    (Some(crate::template::schema::NicModel::Netfront), _)
-                    | (None, Backend::Xen) => "netfront",
-                    _ => "virtio",
-                },
+                model: nic_model(want.model, r.backend),
             })
             .collect(),
         serial_log: logs
@@ -175,38 +138,101 @@ pub fn create(
             created: crate::time::rfc3339_now(),
             state_dir: drv.state_dir.display().to_string(),
             volumes,
-            pool: pool_name,
+            pool: pool.name,
         },
     };
-    if r.backend == Backend::Lxc {
-        return Err(Error::other(
-            "internal error: an lxc machine reached the libvirt driver",
-        ));
-    }
-    fail_point("define")?;
-    let dom = drv
-        .conn
-        .define_domain_xml(&domain_xml::render(&spec))
-        .map_err(|e| map_error(format!("cannot define domain {name:?}"), e))?;
-    drop(dom);
-    {
-        let conn = drv.conn.clone();
-        let name = name.to_string();
-        undo.push(format!("undefine domain {name}"), move || {
-            match conn.lookup_domain_by_name(&name) {
-                Ok(d) => {
-                    let _ = d.destroy();
-                    d.undefine_flags(
-                        virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                            | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM,
-                    )
-                    .map_err(|e| map_error("cannot undefine", e))
-                }
-                Err(_) => Ok(()),
-            }
-        });
-    }
+    define(drv, &spec, undo)?;
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
     fail_point("ready")?;
+    Ok(())
+}
+
+struct Pool {
+    name: String,
+    pool: virt::storage_pool::StoragePool,
+}
+
+/// Disk `i` as a volume of the pool: an overlay of its source image, or
+/// empty. Returns the volume's path; its deletion is registered in `undo`.
+fn volume(
+    drv: &LibvirtDriver,
+    pool: &Pool,
+    vol: &str,
+    i: usize,
+    d: &Disk,
+    from: Option<&mut Located>,
+    undo: &mut Undo,
+) -> Result<String> {
+    let xml = match from {
+        Some(l) => {
+            let (format, virtual_size) = l.disk_format()?;
+            let cap = d.size.map(|s| s.0).unwrap_or(virtual_size);
+            if cap < virtual_size {
+                return Err(Error::invalid(format!(
+                    "disk.{i}.size {} is below the image's own size {}",
+                    Size(cap),
+                    Size(virtual_size).human()
+                )));
+            }
+            storage::overlay_xml(vol, cap, &l.path, &format)
+        }
+        None => {
+            let fmt = match d.format.unwrap_or(DiskFormat::Qcow2) {
+                DiskFormat::Qcow2 => "qcow2",
+                DiskFormat::Raw => "raw",
+            };
+            storage::empty_xml(
+                vol,
+                d.size.expect("validated: empty disks have a size").0,
+                fmt,
+            )
+        }
+    };
+    fail_point("overlay")?;
+    let v = storage::create_volume(&pool.pool, &xml, vol)?;
+    let path = v
+        .path()
+        .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?;
+    let conn = drv.conn.clone();
+    let (pool_name, vol) = (pool.name.clone(), vol.to_string());
+    undo.push(format!("delete volume {vol}"), move || {
+        let p = conn
+            .lookup_storage_pool_by_name(&pool_name)
+            .map_err(|e| map_error("cannot find the pool", e))?;
+        storage::delete_volume(&p, &vol).map(|_| ())
+    });
+    Ok(path)
+}
+
+fn nic_model(want: Option<NicModel>, backend: Backend) -> &'static str {
+    match (want, backend) {
+        (Some(NicModel::E1000), _) => "e1000",
+        (Some(NicModel::Rtl8139), _) => "rtl8139",
+        (Some(NicModel::Netfront), _) | (None, Backend::Xen) => "netfront",
+        _ => "virtio",
+    }
+}
+
+/// Define the domain; its undefinition is registered in `undo`.
+fn define(drv: &LibvirtDriver, spec: &DomainSpec, undo: &mut Undo) -> Result<()> {
+    let name = spec.name.clone();
+    fail_point("define")?;
+    drv.conn
+        .define_domain_xml(&domain_xml::render(spec))
+        .map_err(|e| map_error(format!("cannot define domain {name:?}"), e))?;
+    let conn = drv.conn.clone();
+    undo.push(format!("undefine domain {name}"), move || {
+        match conn.lookup_domain_by_name(&name) {
+            Ok(d) => {
+                let _ = d.destroy();
+                d.undefine_flags(
+                    virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                        | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+                )
+                .map_err(|e| map_error("cannot undefine", e))
+            }
+            Err(_) => Ok(()),
+        }
+    });
     Ok(())
 }

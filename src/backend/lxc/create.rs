@@ -6,20 +6,20 @@ use std::os::unix::fs::DirBuilderExt;
 use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init, RootfsPath};
 use crate::backend::lxc::driver::{LxcDriver, Marker, MARKER};
 use crate::backend::lxc::{debootstrap, rootfs};
+use crate::backend::CreateJob;
 use crate::error::{Context, Error, Kind, Result};
 use crate::interrupt;
+use crate::store::Store;
 use crate::template::schema::RootfsKind;
-use crate::template::Resolved;
 use crate::undo::{fail_point, Undo};
 
 pub fn create(
     drv: &LxcDriver,
-    name: &str,
-    r: &Resolved,
-    nics: &[crate::store::Nic],
+    store: &mut Store,
+    job: &CreateJob<'_>,
     undo: &mut Undo,
-    quiet: bool,
 ) -> Result<()> {
+    let (name, r, nics, quiet) = (job.name, job.resolved, job.nics, job.quiet);
     let t = &r.template;
     let rootfs_spec = t
         .rootfs
@@ -112,9 +112,8 @@ pub fn create(
                 .source
                 .as_ref()
                 .ok_or_else(|| Error::invalid("rootfs.source is required"))?;
-            let mut store = crate::store::Store::open(&drv.state_dir)?;
             let path =
-                crate::image::source::locate(&mut store, &drv.state_dir, &r.name, src, quiet)?.path;
+                crate::image::source::locate(store, &drv.state_dir, &r.name, src, quiet)?.path;
             if rootfs_spec.kind == RootfsKind::Tarball {
                 rootfs::unpack_tarball(&path, &root)?;
             } else {

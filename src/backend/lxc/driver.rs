@@ -127,8 +127,8 @@ impl Driver for LxcDriver {
         Ok(())
     }
 
-    fn create(&self, job: &CreateJob<'_>, _store: &mut Store, undo: &mut Undo) -> Result<()> {
-        crate::backend::lxc::create::create(self, job.name, job.resolved, job.nics, undo, job.quiet)
+    fn create(&self, job: &CreateJob<'_>, store: &mut Store, undo: &mut Undo) -> Result<()> {
+        crate::backend::lxc::create::create(self, store, job, undo)
     }
 
     fn start(&self, name: &str) -> Result<()> {
