@@ -8,13 +8,30 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Info {
     format: String,
     #[serde(rename = "virtual-size")]
     virtual_size: u64,
     #[serde(rename = "backing-filename")]
     backing_filename: Option<String>,
+    #[serde(default)]
+    encrypted: bool,
+    #[serde(rename = "format-specific")]
+    specific: Option<Specific>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Specific {
+    data: Option<SpecificData>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SpecificData {
+    #[serde(rename = "data-file")]
+    data_file: Option<String>,
+    #[serde(default)]
+    corrupt: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +57,9 @@ pub fn inspect(path: &Path, label: &str) -> Result<Format> {
     check(label, info)
 }
 
+/// Images are untrusted input: anything that makes the hypervisor open
+/// another host file (a backing file, an external data file), needs a key,
+/// or is marked corrupt is refused before it is cached or used.
 fn check(label: &str, info: Info) -> Result<Format> {
     if let Some(b) = info.backing_filename {
         // A cached image must stand alone: a backing file could point anywhere
@@ -47,6 +67,24 @@ fn check(label: &str, info: Info) -> Result<Format> {
         return Err(Error::invalid(format!(
             "{label} is a {} image with a backing file ({b}); only standalone images are cached",
             info.format
+        )));
+    }
+    let data = info.specific.and_then(|s| s.data).unwrap_or_default();
+    if let Some(f) = data.data_file {
+        return Err(Error::invalid(format!(
+            "{label} is a {} image with an external data file ({f}); a guest would read and write that host file",
+            info.format
+        )));
+    }
+    if info.encrypted {
+        return Err(Error::invalid(format!(
+            "{label} is an encrypted {} image; creature caches only unencrypted images",
+            info.format
+        )));
+    }
+    if data.corrupt {
+        return Err(Error::invalid(format!(
+            "{label} is marked corrupt by qemu-img (repair it with qemu-img check -r all)"
         )));
     }
     match info.format.as_str() {
@@ -61,19 +99,46 @@ fn check(label: &str, info: Info) -> Result<Format> {
 mod tests {
     use super::*;
 
+    fn parsed(json: &str) -> Result<Format> {
+        check("x", serde_json::from_str(json).unwrap())
+    }
+
+    /// qemu-img's own JSON for a data file, encryption and corruption.
+    #[test]
+    fn data_files_encryption_and_corruption_are_refused() {
+        let data_file = r#"{"virtual-size": 1048576, "format": "qcow2", "format-specific":
+            {"type": "qcow2", "data": {"compat": "1.1", "data-file": "/tmp/df.raw", "data-file-raw": true, "corrupt": false}}}"#;
+        assert!(parsed(data_file)
+            .unwrap_err()
+            .message()
+            .contains("external data file (/tmp/df.raw)"));
+        let enc = r#"{"virtual-size": 1, "format": "qcow2", "encrypted": true,
+            "format-specific": {"type": "qcow2", "data": {"encrypt": {"format": "luks"}, "corrupt": false}}}"#;
+        assert!(parsed(enc).unwrap_err().message().contains("encrypted"));
+        let corrupt = r#"{"virtual-size": 1, "format": "qcow2",
+            "format-specific": {"type": "qcow2", "data": {"corrupt": true}}}"#;
+        assert!(parsed(corrupt).unwrap_err().message().contains("corrupt"));
+        let fine = r#"{"virtual-size": 7, "format": "qcow2",
+            "format-specific": {"type": "qcow2", "data": {"corrupt": false}}}"#;
+        assert_eq!(parsed(fine).unwrap().virtual_size, 7);
+        let raw = r#"{"virtual-size": 9, "format": "raw"}"#;
+        assert_eq!(parsed(raw).unwrap().format, "raw");
+    }
+
     #[test]
     fn backing_files_are_refused() {
         let info = Info {
             format: "qcow2".into(),
             virtual_size: 1,
             backing_filename: Some("/etc/shadow".into()),
+            ..Default::default()
         };
         let e = check("x", info).unwrap_err();
         assert!(e.message().contains("backing file (/etc/shadow)"));
         let info = Info {
             format: "vmdk".into(),
             virtual_size: 1,
-            backing_filename: None,
+            ..Default::default()
         };
         assert!(check("x", info).is_err());
     }

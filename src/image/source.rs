@@ -19,15 +19,23 @@ pub struct Located {
 }
 
 impl Located {
-    /// The file's format and virtual size: as recorded at import, or read
-    /// once with qemu-img for a path on the host (disks only: a kernel or a
-    /// root filesystem directory has no disk format).
+    /// The file's format and virtual size, read with qemu-img right before
+    /// a disk is made from it: a path on the host is untrusted, and a cached
+    /// file must still be what was recorded at import (disks only: a kernel
+    /// or a root filesystem directory has no disk format).
     pub fn disk_format(&mut self) -> Result<(String, u64)> {
-        if self.format.is_none() {
-            let f = image::format::inspect(&self.path, &self.path.display().to_string())?;
-            self.format = Some((f.format, f.virtual_size));
+        let label = self.path.display().to_string();
+        let f = image::format::inspect(&self.path, &label)?;
+        if let Some((recorded, _)) = &self.format {
+            if *recorded != f.format {
+                return Err(Error::corrupt(format!(
+                    "{label} was cached as {recorded} but is now {}; remove the image and import it again",
+                    f.format
+                )));
+            }
         }
-        Ok(self.format.clone().expect("set above"))
+        self.format = Some((f.format.clone(), f.virtual_size));
+        Ok((f.format, f.virtual_size))
     }
 }
 

@@ -79,10 +79,7 @@ impl Store {
     /// first one stopped are not forgotten.
     pub fn record_autostop(&mut self, host: &str, names: &[String]) -> Result<()> {
         let failed = || "cannot record the running machines".to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         let now = crate::time::rfc3339_now();
         let pending: bool = tx
             .query_row(

@@ -27,10 +27,7 @@ pub struct ImageRecord {
 
 impl Store {
     pub fn add_image(&mut self, name: &str, source: &str, files: &[ImageFile]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         let r = tx.execute(
             "INSERT INTO images (name, source, created_at) VALUES (?1, ?2, ?3)",
             params![name, source, crate::time::rfc3339_now()],
@@ -141,10 +138,7 @@ impl Store {
     /// Forget an image no machine uses. Returns the sha256 of files no other
     /// image still refers to (the caller deletes those blobs).
     pub fn remove_image(&mut self, name: &str) -> Result<Vec<String>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         let id: Option<i64> = tx
             .query_row(
                 "SELECT id FROM images WHERE name = ?1",

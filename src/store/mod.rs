@@ -4,6 +4,7 @@
 
 mod autostart;
 mod images;
+mod lock;
 mod networks;
 mod schema;
 
@@ -107,6 +108,13 @@ fn check_safe(path: &Path, what: &str) -> Result<Option<fs::Metadata>> {
     Ok(Some(meta))
 }
 
+fn corrupt_file(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::corrupt(format!(
+        "{} is not a valid creature state database: {why}; it was left untouched (move it away to start afresh)",
+        path.display()
+    ))
+}
+
 fn now() -> String {
     crate::time::rfc3339_now()
 }
@@ -139,12 +147,14 @@ impl Store {
             }
         }
         let path = state_dir.join(DB_FILE);
-        check_safe(&path, "state database")?;
+        if check_safe(&path, "state database")?.is_none() {
+            Store::create_fresh(&path)?;
+        }
+        // Never SQLITE_OPEN_CREATE here: a database that vanished between
+        // the check and the open is an error, not a reason for a new one.
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .context(Kind::Unavailable, || {
             format!("cannot open state database {}", path.display())
@@ -158,6 +168,53 @@ impl Store {
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// A new database is built beside its final name and linked into place
+    /// complete, so an existing file without creature's schema is always
+    /// damage (a truncated or zeroed file), never a database being born.
+    fn create_fresh(path: &Path) -> Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".new-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = fs::remove_file(&tmp);
+        let built = (|| {
+            let conn = Connection::open_with_flags(
+                &tmp,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .context(Kind::Unavailable, || {
+                format!("cannot create state database {}", tmp.display())
+            })?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+                .context(Kind::Unavailable, || {
+                    format!("cannot set mode of {}", tmp.display())
+                })?;
+            let mut store = Store {
+                conn,
+                path: tmp.clone(),
+            };
+            store.configure()?;
+            store.migrate()?;
+            drop(store); // checkpoints the WAL into the file
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .context(Kind::Unavailable, || {
+                    format!("cannot sync {}", tmp.display())
+                })?;
+            // A link fails when the name exists: a concurrent creature won.
+            match fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::unavailable(
+                    format!("cannot create state database {}", path.display()),
+                )
+                .caused_by(e)),
+                _ => Ok(()),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        built
     }
 
     /// Open for reading only, creating nothing. `None` when there is no
@@ -208,16 +265,51 @@ impl Store {
         &self.path
     }
 
-    pub(crate) fn corrupt(&self, why: impl std::fmt::Display) -> Error {
-        Error::corrupt(format!(
-            "{} is not a valid creature state database: {why}; it was left untouched (move it away to start afresh)",
-            self.path.display()
-        ))
+    /// A write transaction, holding the write lock from its start so that
+    /// concurrent writers queue. After the busy timeout: exit 7 naming who
+    /// holds the lock.
+    pub(crate) fn write(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        let path = self.path.clone();
+        match self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
+            Ok(tx) => Ok(tx),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                Err(Error::new(
+                    Kind::Timeout,
+                    format!(
+                        "the state database {} is locked by {}; gave up after {} s",
+                        path.display(),
+                        lock::describe(&lock::holders(&path)),
+                        BUSY_TIMEOUT.as_secs()
+                    ),
+                ))
+            }
+            Err(e) => Err(corrupt_file(&path, e)),
+        }
     }
 
-    /// Tell a creature database (or an empty new file) from anything else,
-    /// before writing a single byte. Returns the schema version.
+    pub(crate) fn corrupt(&self, why: impl std::fmt::Display) -> Error {
+        corrupt_file(&self.path, why)
+    }
+
+    /// Tell a creature database from anything else (a foreign, newer,
+    /// empty or damaged file) before writing a single byte. Returns the
+    /// schema version.
     fn identify(&self) -> Result<i64> {
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        if check != "ok" {
+            return Err(self.corrupt(check));
+        }
         let app_id: i32 = self
             .conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
@@ -231,7 +323,8 @@ impl Store {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(|e| self.corrupt(e))?;
         if app_id == 0 && version == 0 && tables == 0 {
-            return Ok(0); // a new, empty database
+            // New databases are only ever linked into place complete.
+            return Err(self.corrupt("it is empty (truncated or zeroed?)"));
         }
         if app_id != APPLICATION_ID {
             return Err(self.corrupt(format!("application id {app_id:#x} is not creature's")));
@@ -264,10 +357,7 @@ impl Store {
 
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || format!("cannot lock {}", path.display()))?;
+        let tx = self.write()?;
         // Re-read inside the write lock: a concurrent creature may have migrated.
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -358,10 +448,7 @@ impl Store {
     }
 
     pub fn set_state(&mut self, host: &str, name: &str, state: RecordState) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         let n = tx
             .execute(
                 "UPDATE machines SET state = ?3, updated_at = ?4 WHERE host = ?1 AND name = ?2",
@@ -378,10 +465,7 @@ impl Store {
 
     /// Forget a machine and its NICs (the CASCADE releases its reservations).
     pub fn remove_machine(&mut self, host: &str, name: &str) -> Result<bool> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         // Its IPs stay out of the pool while their old leases may live on.
         tx.execute(
             "INSERT OR REPLACE INTO released_ips (network_id, ip, released_at)

@@ -232,10 +232,7 @@ impl Store {
         host_id: &str,
         external: &HashMap<Mac, String>,
     ) -> Result<Vec<Nic>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(Kind::Other, || "cannot lock the state database".into())?;
+        let tx = self.write()?;
         let machine_id = super::insert_machine(&tx, host, name, backend, template)?;
         let mut out = Vec::new();
         for (idx, req) in nics.iter().enumerate() {

@@ -229,3 +229,71 @@ fn qcow2_with_backing_file_is_refused() {
         .stderr_has("with a backing file");
     assert!(tmp_files(d.path()).is_empty());
 }
+
+/// Images that make the hypervisor open another host file, need a key or
+/// hide one format inside another are refused at import, and nothing of
+/// them is kept in the cache.
+#[test]
+fn untrusted_image_features_are_refused() {
+    let d = state_dir();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let q = |args: &[&str]| {
+        let out = std::process::Command::new("qemu-img")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    q(&["create", "-q", "-f", "raw", &p("host-file.raw"), "1M"]);
+    q(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={},data_file_raw=on", p("host-file.raw")),
+        &p("data-file.qcow2"),
+        "1M",
+    ]);
+    q(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "--object",
+        "secret,id=s0,data=abc",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+        &p("encrypted.qcow2"),
+        "1M",
+    ]);
+    // A "raw" file whose first bytes are a qcow2 header with a data file:
+    // probed, it is what it hides, and refused as such.
+    std::fs::copy(p("data-file.qcow2"), p("disguised.img")).unwrap();
+    let cases = [
+        ("data-file.qcow2", "external data file"),
+        ("encrypted.qcow2", "encrypted"),
+        ("disguised.img", "external data file"),
+    ];
+    for (file, why) in cases {
+        Creature::new(d.path())
+            .args(["image", "import", "--name", "bad"])
+            .arg_path(&d.path().join(file))
+            .run()
+            .code(2)
+            .stderr_has(why);
+        assert!(
+            tmp_files(d.path()).is_empty(),
+            "{file}: a temporary file was kept"
+        );
+    }
+    Creature::new(d.path())
+        .args(["image", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .stdout_has("[]");
+}

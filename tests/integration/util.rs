@@ -93,6 +93,11 @@ impl Creature {
         self
     }
 
+    /// The command itself, to spawn (several at once) instead of `run`.
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+
     pub fn run(mut self) -> Run {
         let Output {
             status,
