@@ -212,7 +212,8 @@ fn top_sections() -> Roff {
     r.text([bold("/var/lib/creature/creature.db")]);
     r.text([roman(
         "State database (SQLite, WAL mode). The directory is created mode 0711 and the database 0600; a state \
-         directory or database that is a symlink or writable by others is refused (exit 9).",
+         directory or database that is a symlink or writable by others, or a database that is damaged (empty, \
+         truncated, overwritten), is refused (exit 9) and left as it is.",
     )]);
     r.control("TP", []);
     r.text([bold("/etc/creature/config.toml")]);
@@ -226,6 +227,12 @@ fn top_sections() -> Roff {
     r.control("TP", []);
     r.text([bold("CREATURE_HOST")]);
     r.text([roman("Host, as --host.")]);
+    r.control("TP", []);
+    r.text([bold("CREATURE_LOCK_WAIT")]);
+    r.text([roman(
+        "Seconds a command waits for another one's write lock on the state database before it gives up with exit 7 \
+         naming the holder (default 30).",
+    )]);
     r.control("TP", []);
     r.text([bold("NO_COLOR")]);
     r.text([roman("When set and not empty, no colors.")]);

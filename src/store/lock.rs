@@ -72,9 +72,24 @@ pub fn holders(db: &Path) -> Vec<Holder> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 })
+                .map(|c| one_line(&c))
                 .unwrap_or_default(),
         })
         .collect()
+}
+
+/// A command line fit for a one-line error: control characters become
+/// spaces and a long one is cut.
+fn one_line(c: &str) -> String {
+    let flat: String = c
+        .chars()
+        .map(|ch| if ch.is_control() { ' ' } else { ch })
+        .collect();
+    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
 }
 
 /// "pid 1234 (creature create web)" for each holder, or a hint.
@@ -111,6 +126,15 @@ mod tests {
         assert_eq!(pids_locking(text, dev, 777, 10), vec![4242]);
         assert_eq!(pids_locking(text, dev, 778, 10), vec![4243]);
         assert!(pids_locking("garbage\n\n1: POSIX", dev, 777, 10).is_empty());
+    }
+
+    #[test]
+    fn command_lines_are_one_short_line() {
+        assert_eq!(
+            one_line("python3 -c \nimport x;\tgo"),
+            "python3 -c import x; go"
+        );
+        assert_eq!(one_line(&"a".repeat(200)).chars().count(), 81);
     }
 
     #[test]

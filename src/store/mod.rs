@@ -26,8 +26,16 @@ pub use schema::APPLICATION_ID;
 
 pub const DB_FILE: &str = "creature.db";
 
-/// Long enough for 20 parallel creates to queue behind each other.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for another's lock: long enough for 20
+/// parallel creates to queue behind each other; CREATURE_LOCK_WAIT (seconds)
+/// changes it.
+fn busy_timeout() -> Duration {
+    std::env::var("CREATURE_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(30))
+}
 
 pub struct Store {
     pub(crate) conn: Connection,
@@ -246,7 +254,7 @@ impl Store {
         let version = store.identify()?;
         store
             .conn
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(busy_timeout())
             .context(Kind::Other, || "cannot set busy timeout".into())?;
         if version == 0 {
             return Ok(None);
@@ -287,7 +295,7 @@ impl Store {
                         "the state database {} is locked by {}; gave up after {} s",
                         path.display(),
                         lock::describe(&lock::holders(&path)),
-                        BUSY_TIMEOUT.as_secs()
+                        busy_timeout().as_secs()
                     ),
                 ))
             }
@@ -341,7 +349,7 @@ impl Store {
 
     fn configure(&self) -> Result<()> {
         self.conn
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(busy_timeout())
             .context(Kind::Other, || "cannot set busy timeout".into())?;
         let mode: String = self
             .conn

@@ -135,3 +135,36 @@ fn fresh_state_dir_gets_a_database() {
         list = list.stdout_has(&format!("i{i}"));
     }
 }
+
+/// A writer that cannot get the lock waits CREATURE_LOCK_WAIT seconds, then
+/// exits 7 naming the holder's pid, and changes nothing.
+#[test]
+fn a_held_lock_times_out_naming_its_holder() {
+    let d = state_dir();
+    seed(d.path(), &[("vm", creature::backend::Backend::Qemu)]);
+    let img = d.path().join("disk.raw");
+    std::fs::write(&img, vec![0u8; 1 << 16]).unwrap();
+    let holder = rusqlite::Connection::open(d.path().join("creature.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let pid = std::process::id().to_string();
+    let run = |args: &[&str]| {
+        Creature::new(d.path())
+            .env("CREATURE_LOCK_WAIT", "1")
+            .args(args.iter().copied())
+            .arg_path(&img)
+            .run()
+    };
+    run(&["image", "import", "--name", "i1"])
+        .code(7)
+        .stderr_has("is locked by pid ")
+        .stderr_has(&pid);
+    // Reads do not wait for writers.
+    Creature::new(d.path())
+        .env("CREATURE_LOCK_WAIT", "1")
+        .args(["image", "list"])
+        .run()
+        .code(0);
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    run(&["--quiet", "image", "import", "--name", "i1"]).code(0);
+}
