@@ -21,6 +21,7 @@ pub mod output;
 pub mod roff_lint;
 pub mod shutdown;
 pub mod size;
+pub mod statedir;
 pub mod store;
 pub mod template;
 pub mod time;

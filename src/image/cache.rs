@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256, Sha512};
@@ -46,20 +45,15 @@ impl Cache {
         self.root.join("sha256").join(sha256)
     }
 
+    /// Make (or check) the cache's directories: QEMU traverses `sha256/`
+    /// to reach backing files; `tmp/` is creature's alone.
     pub fn ensure(&self) -> Result<()> {
-        for d in [
-            self.root.clone(),
-            self.root.join("sha256"),
-            self.root.join("tmp"),
-        ] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o711)
-                .create(&d)
-                .context(Kind::Unavailable, || {
-                    format!("cannot create {}", d.display())
-                })?;
-        }
+        let state = self
+            .root
+            .parent()
+            .expect("the cache is below the state directory");
+        crate::statedir::subdir(state, "images/sha256", 0o711)?;
+        crate::statedir::subdir(state, "images/tmp", 0o700)?;
         Ok(())
     }
 
@@ -87,9 +81,7 @@ impl Cache {
         let tmp = self.temp("import");
         let mut from = fs::File::open(src)
             .context(Kind::NotFound, || format!("cannot open {}", src.display()))?;
-        let mut to = fs::File::create(&tmp.path).context(Kind::Other, || {
-            format!("cannot create {}", tmp.path.display())
-        })?;
+        let mut to = crate::statedir::create_new(&tmp.path, 0o600)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             if interrupt::requested() {

@@ -115,7 +115,9 @@ pub fn download(
     let mut total: Option<u64> = None;
     loop {
         attempts += 1;
-        let have = fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
+        let have = fs::symlink_metadata(&tmp.path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         if total.is_some_and(|t| have >= t) {
             break;
         }
@@ -144,15 +146,15 @@ pub fn download(
         };
         let resumed = resp.status() == 206;
         let len: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(resumed)
-            .truncate(!resumed)
-            .open(&tmp.path)
-            .map_err(|e| {
+        let mut file = if resumed {
+            let mut f = crate::statedir::open_nofollow(&tmp.path, 0o600)?;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).map_err(|e| {
                 Error::other(format!("cannot write {}", tmp.path.display())).caused_by(e)
             })?;
+            f
+        } else {
+            crate::statedir::rewrite(&tmp.path, 0o600)?
+        };
         let mut done = if resumed { have } else { 0 };
         total = len.map(|l| l + done).or(total);
         let mut body = resp.into_reader();

@@ -12,7 +12,7 @@ pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,43 +78,7 @@ pub struct MachineRecord {
     pub created_at: String,
 }
 
-/// Refuse a state path that is a symlink or that others may write: the
-/// database decides what gets deleted, so it must be root's alone.
-fn check_safe(path: &Path, what: &str) -> Result<Option<fs::Metadata>> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(
-                Error::unavailable(format!("cannot inspect {what} {}", path.display()))
-                    .caused_by(e),
-            )
-        }
-    };
-    if meta.file_type().is_symlink() {
-        return Err(Error::corrupt(format!(
-            "{what} {} is a symlink; refusing to use it",
-            path.display()
-        )));
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid {
-        return Err(Error::corrupt(format!(
-            "{what} {} is owned by uid {}, not by the running user (uid {euid}); refusing to use it",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::corrupt(format!(
-            "{what} {} is writable by group or others (mode {:o}); refusing to use it (chmod go-w)",
-            path.display(),
-            meta.mode() & 0o7777
-        )));
-    }
-    Ok(Some(meta))
-}
+use crate::statedir::check_safe;
 
 fn corrupt_file(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::corrupt(format!(

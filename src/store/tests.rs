@@ -1,5 +1,5 @@
 use super::*;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 
 fn dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

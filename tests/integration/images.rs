@@ -297,3 +297,38 @@ fn untrusted_image_features_are_refused() {
         .code(0)
         .stdout_has("[]");
 }
+
+/// A symlink planted in the image cache (the cache itself, its temporary
+/// or its content directory) is refused (exit 9) and nothing is written
+/// through it.
+#[test]
+fn planted_symlinks_in_the_cache_are_refused() {
+    for planted in ["images", "images/tmp", "images/sha256"] {
+        let d = state_dir();
+        let sd = d.path().join("state");
+        let img = d.path().join("disk.raw");
+        std::fs::write(&img, vec![0u8; 1 << 16]).unwrap();
+        // A first import makes the state directory and the cache.
+        Creature::new(&sd)
+            .args(["--quiet", "image", "import", "--name", "first"])
+            .arg_path(&img)
+            .run()
+            .code(0);
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let at = sd.join(planted);
+        std::fs::rename(&at, d.path().join("moved-away")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &at).unwrap();
+        Creature::new(&sd)
+            .args(["image", "import", "--name", "second"])
+            .arg_path(&img)
+            .run()
+            .code(9)
+            .stderr_has("is a symlink");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "{planted}: written through"
+        );
+    }
+}

@@ -2,7 +2,6 @@
 //! then the domain. Every step registers its undo, so a failure or Ctrl-C
 //! leaves nothing behind.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::backend::libvirt::domain_xml::{self, DiskSpec, DomainSpec, Meta};
@@ -10,7 +9,7 @@ use crate::backend::libvirt::machine::LibvirtDriver;
 use crate::backend::libvirt::{map_error, storage};
 use crate::backend::Backend;
 use crate::backend::CreateJob;
-use crate::error::{Context, Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::image::source::Located;
 use crate::interrupt;
 use crate::size::Size;
@@ -61,7 +60,11 @@ pub fn create(
 
     let pool_name = storage::pool_name(&drv.state_dir);
     let pool = Pool {
-        pool: storage::ensure_pool(&drv.conn, &pool_name, &drv.state_dir.join("disks"))?,
+        pool: storage::ensure_pool(
+            &drv.conn,
+            &pool_name,
+            &crate::statedir::subdir(&drv.state_dir, "disks", 0o711)?,
+        )?,
         name: pool_name,
     };
     let mut disks = Vec::new();
@@ -103,12 +106,7 @@ pub fn create(
     }
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
-    let logs = LibvirtDriver::logs_dir(&drv.state_dir);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&logs)
-        .context(Kind::Other, || format!("cannot create {}", logs.display()))?;
+    let logs = crate::statedir::subdir(&drv.state_dir, "logs", 0o700)?;
     let spec = DomainSpec {
         name: name.to_string(),
         backend: r.backend,

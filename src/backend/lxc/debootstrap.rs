@@ -62,6 +62,9 @@ impl Key {
 pub struct Cache {
     pub dir: PathBuf,
     pub key: Key,
+    state_dir: PathBuf,
+    /// `dir` below the state directory.
+    rel: String,
 }
 
 /// How a root filesystem was obtained, for the create's report.
@@ -73,9 +76,12 @@ pub enum Origin {
 
 impl Cache {
     pub fn new(state_dir: &Path, key: Key) -> Cache {
+        let rel = format!("images/rootfs/{}", key.id());
         Cache {
-            dir: state_dir.join("images/rootfs").join(key.id()),
+            dir: state_dir.join(&rel),
             key,
+            state_dir: state_dir.to_path_buf(),
+            rel,
         }
     }
 
@@ -88,28 +94,20 @@ impl Cache {
     }
 
     fn ensure_dir(&self) -> Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(&self.dir)
-            .context(Kind::Other, || {
-                format!("cannot create {}", self.dir.display())
-            })?;
+        crate::statedir::subdir(&self.state_dir, &self.rel, 0o711)?;
         let desc = toml::to_string(&self.key)
             .map_err(|e| Error::other("cannot render the key").caused_by(e))?;
-        fs::write(self.dir.join("key.toml"), desc)
-            .context(Kind::Other, || "cannot write key.toml".into())
+        let path = self.dir.join("key.toml");
+        std::io::Write::write_all(
+            &mut crate::statedir::rewrite(&path, 0o644)?,
+            desc.as_bytes(),
+        )
+        .context(Kind::Other, || format!("cannot write {}", path.display()))
     }
 
     /// One builder per key at a time: a second create waits for the first.
     fn lock(&self) -> Result<fs::File> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("lock"))
-            .context(Kind::Other, || "cannot open the rootfs cache lock".into())?;
+        let f = crate::statedir::open_nofollow(&self.dir.join("lock"), 0o600)?;
         // SAFETY: flock on a descriptor we own; released when the file closes.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(Error::other("cannot lock the rootfs cache")
@@ -256,9 +254,7 @@ pub fn copy_tree(tree: &Path, dest: &Path) -> Result<()> {
 /// spinner on a terminal, a line every 10 s otherwise; Ctrl-C stops it.
 fn run(mut cmd: Command, what: &str, dir: &Path, quiet: bool) -> Result<()> {
     let log_path = dir.join("debootstrap.log");
-    let log = fs::File::create(&log_path).context(Kind::Other, || {
-        format!("cannot create {}", log_path.display())
-    })?;
+    let log = crate::statedir::rewrite(&log_path, 0o600)?;
     let log2 = log
         .try_clone()
         .context(Kind::Other, || "cannot duplicate the log".into())?;

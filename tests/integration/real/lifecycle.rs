@@ -365,3 +365,39 @@ fn kvm_machine_defined_and_started() {
     assert_eq!(lab.state(m), "shut-off");
     lab.run(&["delete", m, "--yes"]).ok();
 }
+
+/// A symlink planted where creature keeps disks or serial logs is refused
+/// (exit 9) before anything is written through it, and the create leaves
+/// nothing: no domain, no record, nothing in the link's target.
+#[test]
+fn planted_symlinks_are_never_written_through() {
+    if !super::available("planted_symlinks_are_never_written_through") {
+        return;
+    }
+    for planted in ["disks", "logs"] {
+        let lab = Lab::new();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), lab.path().join(planted)).unwrap();
+        let m = format!("lc-planted-{planted}");
+        lab.run(&["create", &m, "-t", "tiny", "--set", "disk.0.size=16MiB"])
+            .code(9)
+            .stderr_has(&format!("{planted} is a symlink"));
+        let written: Vec<_> = std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            written.is_empty(),
+            "{planted}: written through: {written:?}"
+        );
+        assert!(
+            !virsh(&["dominfo", &m]).status.success(),
+            "{planted}: domain left"
+        );
+        let store = creature::store::Store::open(lab.path()).unwrap();
+        assert!(
+            store.machine("local", &m).unwrap().is_none(),
+            "{planted}: record left"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The state directory's own layout, made and checked safely. Everything
+//! below it (the image cache, disks, logs, root filesystem caches) is
+//! written by root and read by QEMU, so a symlink planted anywhere on the
+//! way could redirect a write to any host file. Each directory is made one
+//! component at a time and then checked without following links; new files
+//! are opened with O_NOFOLLOW | O_EXCL.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Kind, Result};
+
+/// Refuse a state path that is a symlink or that others may write: the
+/// state decides what gets deleted and what QEMU opens, so it must be the
+/// running user's alone. `None` when it does not exist.
+pub fn check_safe(path: &Path, what: &str) -> Result<Option<fs::Metadata>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                Error::unavailable(format!("cannot inspect {what} {}", path.display()))
+                    .caused_by(e),
+            )
+        }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(Error::corrupt(format!(
+            "{what} {} is a symlink; refusing to use it",
+            path.display()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Err(Error::corrupt(format!(
+            "{what} {} is owned by uid {}, not by the running user (uid {euid}); refusing to use it",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Error::corrupt(format!(
+            "{what} {} is writable by group or others (mode {:o}); refusing to use it (chmod go-w)",
+            path.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(Some(meta))
+}
+
+/// `state_dir/rel`, made where missing (new directories get `mode`) and
+/// checked component by component: each must be a real directory of the
+/// running user's that nobody else can write (exit 9 otherwise).
+pub fn subdir(state_dir: &Path, rel: &str, mode: u32) -> Result<PathBuf> {
+    dir_checked(state_dir, "state directory")?;
+    let mut path = state_dir.to_path_buf();
+    for c in Path::new(rel).components() {
+        let Component::Normal(part) = c else {
+            return Err(Error::other(format!(
+                "internal error: state subdirectory {rel:?} is not a plain relative path"
+            )));
+        };
+        path.push(part);
+        match fs::DirBuilder::new().mode(mode).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(Error::new(
+                    space_or(Kind::Unavailable, &e),
+                    format!("cannot create {}", path.display()),
+                )
+                .caused_by(e))
+            }
+        }
+        dir_checked(&path, "state subdirectory")?;
+    }
+    Ok(path)
+}
+
+fn dir_checked(path: &Path, what: &str) -> Result<()> {
+    match check_safe(path, what)? {
+        Some(m) if m.is_dir() => Ok(()),
+        Some(_) => Err(Error::corrupt(format!(
+            "{what} {} is not a directory; refusing to use it",
+            path.display()
+        ))),
+        None => Err(Error::unavailable(format!(
+            "{what} {} does not exist",
+            path.display()
+        ))),
+    }
+}
+
+/// A new file, never one that exists and never through a symlink.
+pub fn create_new(path: &Path, mode: u32) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            Error::new(
+                space_or(Kind::Other, &e),
+                format!("cannot create {}", path.display()),
+            )
+            .caused_by(e)
+        })
+}
+
+/// An existing file or a new one, for appending or locking, never through a
+/// symlink.
+pub fn open_nofollow(path: &Path, mode: u32) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            Error::new(
+                space_or(Kind::Other, &e),
+                format!("cannot open {}", path.display()),
+            )
+            .caused_by(e)
+        })
+}
+
+/// A file written afresh (truncated if it exists), never through a symlink.
+pub fn rewrite(path: &Path, mode: u32) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            Error::new(
+                space_or(Kind::Other, &e),
+                format!("cannot write {}", path.display()),
+            )
+            .caused_by(e)
+        })
+}
+
+/// A full filesystem is a pool that is exhausted (exit 8), whatever the
+/// caller's kind for other failures.
+pub fn space_or(kind: Kind, e: &std::io::Error) -> Kind {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Kind::Exhausted,
+        _ => kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn state() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let s = d.path().join("state");
+        fs::create_dir(&s).unwrap();
+        fs::set_permissions(&s, fs::Permissions::from_mode(0o711)).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn subdirs_are_made_and_checked_at_every_level() {
+        let (_d, s) = state();
+        let p = subdir(&s, "images/tmp", 0o700).unwrap();
+        assert!(p.is_dir());
+        assert_eq!(subdir(&s, "images/tmp", 0o700).unwrap(), p);
+        assert!(subdir(&s, "../x", 0o700).is_err());
+    }
+
+    #[test]
+    fn a_planted_symlink_at_any_level_is_refused() {
+        for planted in ["images", "images/tmp"] {
+            let (d, s) = state();
+            let elsewhere = d.path().join("elsewhere");
+            fs::create_dir(&elsewhere).unwrap();
+            let link = s.join(planted);
+            fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+            let e = subdir(&s, "images/tmp", 0o700).unwrap_err();
+            assert_eq!(e.kind(), Kind::StateCorrupt, "{planted}");
+            assert!(e.message().contains("symlink"), "{}", e.message());
+            assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "{planted}");
+        }
+    }
+
+    #[test]
+    fn new_files_are_never_opened_through_a_symlink() {
+        let (d, s) = state();
+        let target = d.path().join("victim");
+        fs::write(&target, "precious").unwrap();
+        std::os::unix::fs::symlink(&target, s.join("x.part")).unwrap();
+        assert!(create_new(&s.join("x.part"), 0o600).is_err());
+        assert!(open_nofollow(&s.join("x.part"), 0o600).is_err());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+        let f = s.join("y.part");
+        create_new(&f, 0o600).unwrap();
+        assert!(
+            create_new(&f, 0o600).is_err(),
+            "an existing file is not reused"
+        );
+    }
+}
