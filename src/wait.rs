@@ -77,6 +77,40 @@ pub fn poll(what: &str, limit: Duration, mut done: impl FnMut() -> Result<bool>)
     }
 }
 
+/// Whether the NIC with `mac` holds its lease: not yet (false), on its
+/// reserved address (true), or on another one, which is an error (exit 5):
+/// the reservation and what the guest got disagree, and saying "done"
+/// would be a lie.
+pub fn lease_taken(
+    machine: &str,
+    network: &str,
+    mac: &str,
+    want: &str,
+    leases: &[crate::backend::libvirt::network::Lease],
+) -> Result<bool> {
+    let mine: Vec<&str> = leases
+        .iter()
+        .filter(|l| l.mac.eq_ignore_ascii_case(mac))
+        .map(|l| l.ip.as_str())
+        .collect();
+    if mine.contains(&want) {
+        return Ok(true);
+    }
+    match mine.first() {
+        None => Ok(false),
+        Some(got) => {
+            let holder = leases
+                .iter()
+                .find(|l| l.ip == want)
+                .map(|l| format!(" (its reserved address is leased to MAC {})", l.mac))
+                .unwrap_or_default();
+            Err(Error::conflict(format!(
+                "{machine} took {got} on network {network}, not its reserved {want}{holder}"
+            )))
+        }
+    }
+}
+
 /// Wait after a start as `wait` says; `nics` are the machine's records.
 pub fn until_started(
     host: &Host,
@@ -97,6 +131,7 @@ pub fn until_started(
                     "--wait lease: machine {name:?} has no NIC with a reserved IP on a creature network"
                 ))
             })?;
+            let want = nic.ip.as_deref().expect("found with an IP");
             let conn =
                 crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
             let net = crate::net::libvirt_name(&nic.network);
@@ -104,9 +139,8 @@ pub fn until_started(
                 &format!("waiting for {name} to take its DHCP lease"),
                 limit,
                 || {
-                    Ok(crate::backend::libvirt::network::leases(&conn, &net)?
-                        .iter()
-                        .any(|l| l.mac.eq_ignore_ascii_case(&nic.mac)))
+                    let leases = crate::backend::libvirt::network::leases(&conn, &net)?;
+                    lease_taken(name, &nic.network, &nic.mac, want, &leases)
                 },
             )
         }
@@ -138,6 +172,34 @@ pub fn until_started(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lease(mac: &str, ip: &str) -> crate::backend::libvirt::network::Lease {
+        crate::backend::libvirt::network::Lease {
+            mac: mac.into(),
+            ip: ip.into(),
+            hostname: None,
+            expires: 0,
+        }
+    }
+
+    #[test]
+    fn a_lease_counts_only_on_the_reserved_address() {
+        let mac = "52:54:00:00:00:0c";
+        let want = "10.77.0.128";
+        let none: [crate::backend::libvirt::network::Lease; 0] = [];
+        assert!(!lease_taken("c", "n", mac, want, &none).unwrap());
+        let others = [lease("52:54:00:00:00:0a", want)];
+        assert!(!lease_taken("c", "n", mac, want, &others).unwrap());
+        let right = [lease("52:54:00:00:00:0C", want)];
+        assert!(lease_taken("c", "n", mac, want, &right).unwrap());
+        let wrong = [lease(mac, "10.77.0.194"), lease("52:54:00:00:00:0a", want)];
+        let e = lease_taken("c", "n", mac, want, &wrong).unwrap_err();
+        assert_eq!(e.kind(), Kind::Conflict);
+        assert_eq!(
+            e.message(),
+            "c took 10.77.0.194 on network n, not its reserved 10.77.0.128 (its reserved address is leased to MAC 52:54:00:00:00:0a)"
+        );
+    }
 
     #[test]
     fn waits_parse_and_print() {

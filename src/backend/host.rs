@@ -44,6 +44,11 @@ impl Host {
         &self.name
     }
 
+    /// This machine, where creature can run programs next to the backends.
+    pub fn is_local(&self) -> bool {
+        self.remote.is_none()
+    }
+
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

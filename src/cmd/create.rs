@@ -139,7 +139,8 @@ fn plan(
         &external,
     )?;
     let made = match &net_conn {
-        Some(c) => crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo),
+        Some(c) => crate::backend::libvirt::reserve::unleased(c, &job_nics)
+            .and_then(|_| crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo)),
         None => Ok(()),
     }
     .and_then(|_| {
@@ -159,7 +160,8 @@ fn plan(
     .and_then(|_| store.set_state(&host, name, RecordState::Ready));
     if let Err(e) = made {
         let left = undo.rollback();
-        let forgot = store.remove_machine(&host, name);
+        // The machine never ran: its addresses go straight back to the pool.
+        let forgot = store.remove_machine(&host, name, crate::store::Leases::None);
         let mut e = e;
         for l in left {
             e = e.caused_by(format!("could not undo: {l}"));

@@ -188,7 +188,12 @@ pub fn delete(
             removed.push(format!("reservation {r}"));
         }
     }
-    store.remove_machine(ctx.host_name(), name)?;
+    let leases = if crate::backend::libvirt::reserve::drop_leases(host.is_local(), &nics) {
+        crate::store::Leases::None
+    } else {
+        crate::store::Leases::MayLive
+    };
+    store.remove_machine(ctx.host_name(), name, leases)?;
     if !ctx.global.quiet {
         let mut out = format!("deleted {name}\n");
         for r in removed {

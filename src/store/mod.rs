@@ -68,6 +68,16 @@ impl RecordState {
     }
 }
 
+/// Whether a forgotten machine's DHCP leases may still live in dnsmasq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// It ran, and its leases were not dropped: keep its addresses out of
+    /// the automatic pool for a lease time.
+    MayLive,
+    /// It never ran (an undone create) or its leases were dropped.
+    None,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MachineRecord {
     pub host: String,
@@ -436,16 +446,18 @@ impl Store {
     }
 
     /// Forget a machine and its NICs (the CASCADE releases its reservations).
-    pub fn remove_machine(&mut self, host: &str, name: &str) -> Result<bool> {
+    pub fn remove_machine(&mut self, host: &str, name: &str, leases: Leases) -> Result<bool> {
         let tx = self.write()?;
-        // Its IPs stay out of the pool while their old leases may live on.
-        tx.execute(
+        // Its IPs stay out of the automatic pool while old leases may live on.
+        if leases == Leases::MayLive {
+            tx.execute(
             "INSERT OR REPLACE INTO released_ips (network_id, ip, released_at)
              SELECT n.network_id, n.ip, strftime('%s', 'now') FROM nics n JOIN machines m ON m.id = n.machine_id
              WHERE m.host = ?1 AND m.name = ?2 AND n.ip IS NOT NULL AND n.network_id IS NOT NULL",
             params![host, name],
-        )
-        .context(Kind::Other, || format!("cannot release the IPs of {name:?}"))?;
+            )
+            .context(Kind::Other, || format!("cannot release the IPs of {name:?}"))?;
+        }
         let n = tx
             .execute(
                 "DELETE FROM machines WHERE host = ?1 AND name = ?2",

@@ -47,7 +47,7 @@ fn remove_clears_journal() {
     s.begin_create("local", "web", Backend::Qemu, None).unwrap();
     s.set_state("local", "web", RecordState::Ready).unwrap();
     assert_eq!(s.journal_rows("local", "web").unwrap().len(), 2);
-    assert!(s.remove_machine("local", "web").unwrap());
+    assert!(s.remove_machine("local", "web", Leases::MayLive).unwrap());
     assert!(s.journal_rows("local", "web").unwrap().is_empty());
     assert!(s.machine("local", "web").unwrap().is_none());
 }
@@ -277,7 +277,7 @@ mod nics {
         assert_eq!(e.kind(), Kind::Exhausted);
         assert!(s.machine("local", "m3").unwrap().is_none());
         // A released address is held back while its lease may live on.
-        s.remove_machine("local", "m0").unwrap();
+        s.remove_machine("local", "m0", Leases::MayLive).unwrap();
         let e = create(&mut s, "m4", Backend::Lxc, &[req("tiny")]).unwrap_err();
         assert_eq!(e.kind(), Kind::Exhausted);
     }

@@ -183,7 +183,7 @@ fn import_kernel_pair_and_refuse_removal_while_used() {
         .stderr_has("used by vm");
     creature::store::Store::open(d.path())
         .unwrap()
-        .remove_machine("local", "vm")
+        .remove_machine("local", "vm", creature::store::Leases::MayLive)
         .unwrap();
     Creature::new(d.path())
         .args(["image", "rm", "pair"])

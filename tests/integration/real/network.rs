@@ -89,9 +89,47 @@ fn vm_and_container_get_their_reserved_ips() {
     lab.run(&["net", "delete", "n-dhcp", "--yes"])
         .code(5)
         .stderr_has("nd-ct, nd-vm");
+    let old_mac = creature::store::Store::open(lab.path())
+        .unwrap()
+        .nics("local", "nd-vm")
+        .unwrap()[0]
+        .mac
+        .clone();
     lab.run(&["delete", "nd-vm", "--yes", "--force"])
         .ok()
         .stdout_has(&format!("IP {vm_ip}"));
+    // The deleted machine's lease is dropped with it, so a new machine
+    // asking for the same fixed IP gets that IP, not another one.
+    let leased_to_old = |leases: &serde_json::Value| {
+        leases.as_array().unwrap().iter().any(|l| {
+            l["mac"]
+                .as_str()
+                .is_some_and(|m| m.eq_ignore_ascii_case(&old_mac))
+        })
+    };
+    wait_until("the old lease to be dropped", || {
+        !leased_to_old(
+            &lab.run(&["net", "leases", "n-dhcp", "--format", "json"])
+                .ok()
+                .json(),
+        )
+    });
+    lab.run(&[
+        "create",
+        "nd-vm2",
+        "-t",
+        "tiny",
+        "--network",
+        "n-dhcp",
+        "--ip",
+        &vm_ip,
+    ])
+    .ok();
+    lab.run(&["start", "nd-vm2", "--wait", "lease"]).ok();
+    lab.wait_log("nd-vm2", "its lease on the reused IP", |l| {
+        l.contains(&format!("lease eth0 {vm_ip}"))
+    });
+    lab.run(&["delete", "nd-vm2", "--yes", "--force"]).ok();
     lab.run(&["delete", "nd-ct", "--yes", "--force"]).ok();
     // Nothing is left: no host entries, no reservations, no bridge ports.
     let xml =
@@ -235,6 +273,23 @@ fn parallel_creates_conflicts_and_exhaustion() {
     // A /29 runs out: exit 8, nothing created.
     lab.run(&["net", "create", "n-small", "--subnet", "10.83.0.8/29"])
         .ok();
+    // Creates that fail late give their addresses straight back: they never
+    // ran, so no lease can hold them.
+    for step in ["rootfs", "define", "ready"] {
+        lab.c()
+            .args([
+                "create",
+                "ns-fail",
+                "-t",
+                "lxc-busybox",
+                "--network",
+                "n-small",
+            ])
+            .env("CREATURE_TEST_FAIL_AT", step)
+            .run()
+            .code(1)
+            .stderr_has("injected failure");
+    }
     for i in 0..3 {
         lab.run(&[
             "create",
