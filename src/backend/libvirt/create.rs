@@ -64,6 +64,7 @@ pub fn create(
             &drv.conn,
             &pool_name,
             &crate::statedir::subdir(&drv.state_dir, "disks", 0o711)?,
+            &drv.state_dir.join("pool.lock"),
         )?,
         name: pool_name,
     };

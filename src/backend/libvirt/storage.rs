@@ -9,7 +9,7 @@ use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
 use crate::backend::libvirt::map_error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::xml::El;
 
 /// The pool for a state directory: `creature` for the default one, and a
@@ -65,22 +65,37 @@ pub fn empty_xml(name: &str, capacity: u64, format: &str) -> String {
 }
 
 /// Find or make the pool, active and refreshed.
-pub fn ensure_pool(conn: &Connect, name: &str, path: &Path) -> Result<StoragePool> {
+/// The pool, defined, built and started if it is not yet. Parallel creates
+/// race here: a `lock` file serializes the creatures of this state
+/// directory, and each step that loses a race to another client (defined,
+/// started meanwhile) accepts the winner's result.
+pub fn ensure_pool(conn: &Connect, name: &str, path: &Path, lock: &Path) -> Result<StoragePool> {
+    let f = crate::statedir::open_nofollow(lock, 0o600)?;
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(Error::other(format!("cannot lock {}", lock.display()))
+            .caused_by(std::io::Error::last_os_error()));
+    }
     let pool = match conn.lookup_storage_pool_by_name(name) {
         Ok(p) => p,
-        Err(_) => {
-            let p = conn
-                .define_storage_pool_xml(&pool_xml(name, path), 0)
-                .map_err(|e| map_error(format!("cannot define storage pool {name}"), e))?;
-            p.build(0)
-                .map_err(|e| map_error(format!("cannot build storage pool {name}"), e))?;
-            let _ = p.set_autostart(true);
-            p
-        }
+        Err(_) => match conn.define_storage_pool_xml(&pool_xml(name, path), 0) {
+            Ok(p) => {
+                p.build(0)
+                    .map_err(|e| map_error(format!("cannot build storage pool {name}"), e))?;
+                let _ = p.set_autostart(true);
+                p
+            }
+            Err(e) => conn
+                .lookup_storage_pool_by_name(name)
+                .map_err(|_| map_error(format!("cannot define storage pool {name}"), e))?,
+        },
     };
     if !pool.is_active().unwrap_or(false) {
-        pool.create(0)
-            .map_err(|e| map_error(format!("cannot start storage pool {name}"), e))?;
+        if let Err(e) = pool.create(0) {
+            if !pool.is_active().unwrap_or(false) {
+                return Err(map_error(format!("cannot start storage pool {name}"), e));
+            }
+        }
     }
     pool.refresh(0)
         .map_err(|e| map_error(format!("cannot refresh storage pool {name}"), e))?;

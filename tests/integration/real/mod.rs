@@ -9,6 +9,7 @@ mod containers;
 mod debian;
 mod host;
 mod lifecycle;
+mod load;
 mod network;
 mod storage;
 pub mod vm;

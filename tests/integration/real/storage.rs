@@ -47,7 +47,13 @@ fn overlays_are_made_by_libvirt_with_explicit_backing_formats() {
     )
     .unwrap();
     let pool_name = storage::pool_name(d.path());
-    let pool = storage::ensure_pool(&conn, &pool_name, &d.path().join("disks")).unwrap();
+    let pool = storage::ensure_pool(
+        &conn,
+        &pool_name,
+        &d.path().join("disks"),
+        &d.path().join("pool.lock"),
+    )
+    .unwrap();
     for (image, fmt) in [("base-q", "qcow2"), ("base-raw", "raw")] {
         let rec = store.image(image).unwrap().unwrap();
         let blob = d.path().join("images/sha256").join(&rec.files[0].sha256);
