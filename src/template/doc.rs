@@ -35,6 +35,7 @@ pub const KEYS: &[Key] = &[
     k("disk.size", "size", "the image's size", "Virtual size; not below the image's own size. Required for an empty disk."),
     k("disk.format", "qcow2 | raw", "qcow2", "Format of the machine's disk."),
     k("disk.bus", "virtio | sata | scsi | xen", "virtio (xen: xen)", "Bus the disk is attached to."),
+    k("disk.overcommit", "bool", "false", "Allow a size beyond the free space of the pool: the disk is sparse and fills as the guest writes, so the pool can run full later. Without it such a disk is refused (exit 2)."),
     k("boot", "table", "none", "How a virtual machine boots. Not for lxc."),
     k("boot.kernel", "source", "none", "Kernel for direct kernel boot."),
     k("boot.initrd", "source", "none", "Initramfs for direct kernel boot; needs boot.kernel."),
@@ -177,6 +178,7 @@ mod tests {
                 size: Some(Size(1 << 30)),
                 format: Some(DiskFormat::Qcow2),
                 bus: Some(DiskBus::Virtio),
+                overcommit: Some(true),
             }],
             boot: Some(Boot {
                 kernel: Some(src()),

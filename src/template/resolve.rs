@@ -43,7 +43,13 @@ impl Resolved {
 #[derive(Debug, Clone, Copy)]
 pub struct HostLimits {
     pub cpus: u32,
+    /// The host's memory in bytes (None: unknown, not checked).
+    pub memory: Option<u64>,
 }
+
+/// No size creature accepts is larger: 2^53 bytes (8 PiB) is beyond any
+/// pool here and the largest integer a JSON consumer reads exactly.
+pub const MAX_SIZE: Size = Size(1 << 53);
 
 impl HostLimits {
     pub fn local() -> HostLimits {
@@ -51,8 +57,18 @@ impl HostLimits {
             cpus: std::thread::available_parallelism()
                 .map(|n| n.get() as u32)
                 .unwrap_or(1),
+            memory: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| mem_total(&m)),
         }
     }
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Resolve a template by name.
@@ -270,6 +286,17 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
             format!("{memory} is below the minimum of {MIN_MEMORY}"),
         ));
     }
+    if let Some(total) = host.memory.filter(|&t| memory.0 > t) {
+        return Err(field_err(
+            name,
+            "memory",
+            format!(
+                "{} is more than the host has ({})",
+                memory.human(),
+                Size(total).human()
+            ),
+        ));
+    }
     match backend {
         Backend::Lxc => check_container(name, &t)?,
         vm => check_vm(name, vm, &t)?,
@@ -406,6 +433,17 @@ fn check_disks(name: &str, disks: &[Disk]) -> Result<()> {
             ));
         }
         if let Some(sz) = d.size {
+            if sz > MAX_SIZE {
+                return Err(field_err(
+                    name,
+                    &format!("disk.{i}.size"),
+                    format!(
+                        "{} is beyond the largest disk creature makes ({})",
+                        sz.human(),
+                        MAX_SIZE.human()
+                    ),
+                ));
+            }
             if sz < Size(1 << 20) {
                 return Err(field_err(
                     name,

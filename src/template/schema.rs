@@ -88,6 +88,9 @@ pub struct Disk {
     /// Disk bus (default virtio).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus: Option<DiskBus>,
+    /// Allow a size beyond the pool's free space (the disk is sparse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overcommit: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

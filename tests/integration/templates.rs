@@ -259,3 +259,34 @@ fn template_new_writes_once() {
         .json();
     assert_eq!(j["template"]["backend"], "qemu");
 }
+
+/// Sizes beyond what the host or a format can give are refused at
+/// validation (exit 2) naming the field, the value and the limit, before a
+/// state directory exists.
+#[test]
+fn sizes_beyond_reason_are_refused_at_validation() {
+    let d = crate::util::state_dir();
+    let sd = d.path().join("state");
+    let host_cpus = std::thread::available_parallelism().unwrap().get();
+    let too_many = format!("cpus={}", host_cpus + 1);
+    let cases: [(&str, &str); 7] = [
+        ("memory=1TiB", "memory: 1.0TiB is more than the host has ("),
+        ("memory=99999999999TiB", "memory"),
+        ("memory=1KiB", "memory: 1KiB is below the minimum"),
+        (too_many.as_str(), "(the host's CPUs)"),
+        ("cpus=0", "cpus: 0 is out of range"),
+        (
+            "disk.0.size=1048576TiB",
+            "disk.0.size: 1048576.0TiB is beyond the largest disk creature makes (8192.0TiB)",
+        ),
+        ("disk.0.size=99999999999999999999", "disk.0.size"),
+    ];
+    for (set, want) in cases {
+        Creature::new(&sd)
+            .args(["create", "x", "-t", "tiny", "--set", set])
+            .run()
+            .code(2)
+            .stderr_has(want);
+    }
+    assert!(!sd.exists());
+}

@@ -59,13 +59,21 @@ pub fn create(
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let pool_name = storage::pool_name(&drv.state_dir);
-    let pool = Pool {
-        pool: storage::ensure_pool(
-            &drv.conn,
-            &pool_name,
-            &crate::statedir::subdir(&drv.state_dir, "disks", 0o711)?,
-            &drv.state_dir.join("pool.lock"),
-        )?,
+    let lv_pool = storage::ensure_pool(
+        &drv.conn,
+        &pool_name,
+        &crate::statedir::subdir(&drv.state_dir, "disks", 0o711)?,
+        &drv.state_dir.join("pool.lock"),
+    )?;
+    let mut pool = Pool {
+        room: Room {
+            available: lv_pool
+                .info()
+                .map_err(|e| map_error(format!("cannot read storage pool {pool_name}"), e))?
+                .available,
+            promised: 0,
+        },
+        pool: lv_pool,
         name: pool_name,
     };
     let mut disks = Vec::new();
@@ -79,7 +87,7 @@ pub fn create(
             .map(|src| locate(store, &drv.state_dir, &r.name, src, quiet))
             .transpose()?;
         images.extend(from.as_ref().and_then(|l| l.image.clone()));
-        let path = volume(drv, &pool, &vol, i, d, from.as_mut(), undo)?;
+        let path = volume(drv, &mut pool, &vol, i, d, from.as_mut(), undo)?;
         let (default_bus, dev) = domain_xml::disk_target(r.backend, i);
         let bus = match d.bus {
             Some(DiskBus::Virtio) => "virtio",
@@ -149,13 +157,35 @@ pub fn create(
 struct Pool {
     name: String,
     pool: virt::storage_pool::StoragePool,
+    room: Room,
+}
+
+/// The pool's free space, and what this create's disks may grow to.
+struct Room {
+    available: u64,
+    promised: u64,
+}
+
+impl Room {
+    /// Disk `i` of `cap` bytes fits, or the template says it may overcommit.
+    fn take(&mut self, i: usize, cap: u64, overcommit: bool) -> Result<()> {
+        self.promised = self.promised.saturating_add(cap);
+        if self.promised > self.available && !overcommit {
+            return Err(Error::invalid(format!(
+                "disk.{i}.size {} does not fit in the pool's free space ({}); free space, make it smaller, or set disk.{i}.overcommit = true for a sparse disk that may fill the pool later",
+                Size(cap).human(),
+                Size(self.available.saturating_sub(self.promised - cap)).human()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Disk `i` as a volume of the pool: an overlay of its source image, or
 /// empty. Returns the volume's path; its deletion is registered in `undo`.
 fn volume(
     drv: &LibvirtDriver,
-    pool: &Pool,
+    pool: &mut Pool,
     vol: &str,
     i: usize,
     d: &Disk,
@@ -173,6 +203,7 @@ fn volume(
                     Size(virtual_size).human()
                 )));
             }
+            pool.room.take(i, cap, d.overcommit == Some(true))?;
             storage::overlay_xml(vol, cap, &l.path, &format)
         }
         None => {
@@ -180,11 +211,9 @@ fn volume(
                 DiskFormat::Qcow2 => "qcow2",
                 DiskFormat::Raw => "raw",
             };
-            storage::empty_xml(
-                vol,
-                d.size.expect("validated: empty disks have a size").0,
-                fmt,
-            )
+            let cap = d.size.expect("validated: empty disks have a size").0;
+            pool.room.take(i, cap, d.overcommit == Some(true))?;
+            storage::empty_xml(vol, cap, fmt)
         }
     };
     fail_point("overlay")?;

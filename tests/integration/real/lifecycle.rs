@@ -401,3 +401,37 @@ fn planted_symlinks_are_never_written_through() {
         );
     }
 }
+
+/// A disk larger than the pool's free space is refused (exit 2) naming the
+/// field and the space, unless the template allows a sparse overcommit.
+#[test]
+fn disk_beyond_the_pool_needs_overcommit() {
+    let Some(lab) = Lab::if_available("disk_beyond_the_pool_needs_overcommit") else {
+        return;
+    };
+    lab.run(&[
+        "create",
+        "lc-huge",
+        "-t",
+        "tiny",
+        "--set",
+        "disk.0.size=100TiB",
+    ])
+    .code(2)
+    .stderr_has("disk.0.size 100.0TiB does not fit in the pool's free space (");
+    assert!(!virsh(&["dominfo", "lc-huge"]).status.success());
+    assert!(!lab.path().join("disks/lc-huge-disk0.qcow2").exists());
+    lab.run(&[
+        "create",
+        "lc-huge",
+        "-t",
+        "tiny",
+        "--set",
+        "disk.0.size=100TiB",
+        "--set",
+        "disk.0.overcommit=true",
+    ])
+    .ok();
+    assert!(lab.path().join("disks/lc-huge-disk0.qcow2").exists());
+    lab.run(&["delete", "lc-huge", "--yes"]).ok();
+}
