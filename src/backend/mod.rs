@@ -29,7 +29,16 @@ pub fn open(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
         Backend::Kvm | Backend::Qemu | Backend::Xen => Ok(Box::new(
             libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?,
         )),
-        Backend::Lxc => Ok(Box::new(lxc::driver::LxcDriver::new(host.state_dir()))),
+        Backend::Lxc => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                // liblxc would quietly switch to ~/.local/share/lxc.
+                return Err(Error::unavailable(
+                    "lxc machines need root: creature runs system containers from liblxc's system path (/var/lib/lxc)",
+                ));
+            }
+            Ok(Box::new(lxc::driver::LxcDriver::new(host.state_dir())))
+        }
     }
 }
 

@@ -122,3 +122,44 @@ fn create_off_a_terminal_lists_what_is_missing() {
         .code(2)
         .stderr_has("missing MACHINE and --template");
 }
+
+/// Run by a user without rights, a create exits 6 saying what it needs,
+/// before it makes anything: no state directory, no record.
+#[test]
+fn an_unprivileged_user_gets_exit_6_before_any_change() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("runuser")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!(
+            "SKIPPED an_unprivileged_user_gets_exit_6_before_any_change: needs root and runuser"
+        );
+        assert!(
+            std::env::var_os("CREATURE_REQUIRE_REAL").is_none(),
+            "must run here"
+        );
+        return;
+    }
+    let d = crate::util::state_dir();
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let sd = d.path().join("state");
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", crate::util::bin()])
+        .arg("--state-dir")
+        .arg(&sd)
+        .args(["create", "x", "-t", "lxc-busybox"])
+        .env("CREATURE_CONFIG", d.path().join("none.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("lxc machines need root"), "{err}");
+    assert!(!sd.exists(), "a state directory was made");
+}
