@@ -166,6 +166,14 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
             None => {}
         }
     }
+    if spec.mode != NetMode::Bridge {
+        if let Some(who) = lvnet::bridge_holder(&conn, &spec.bridge) {
+            return Err(Error::conflict(format!(
+                "bridge {} already exists, held by {who}; remove it or name the network differently",
+                spec.bridge
+            )));
+        }
+    }
     lvnet::define(&conn, &spec, a.autostart)?;
     let rec = NetworkRecord {
         name: spec.name.clone(),
@@ -292,8 +300,23 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
             })
         }
         NetCommand::Start(a) => {
-            let _ = record(ctx, &a.name)?;
-            lvnet::start(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            let (_, rec) = record(ctx, &a.name)?;
+            let conn = connect(ctx)?;
+            let lv = net::libvirt_name(&a.name);
+            let active = conn
+                .lookup_network_by_name(&lv)
+                .ok()
+                .and_then(|n| n.is_active().ok())
+                .unwrap_or(false);
+            if !active && rec.mode != NetMode::Bridge.to_string() {
+                if let Some(who) = lvnet::bridge_holder(&conn, &rec.bridge) {
+                    return Err(Error::conflict(format!(
+                        "bridge {} already exists, held by {who}; network {} cannot start on it",
+                        rec.bridge, a.name
+                    )));
+                }
+            }
+            lvnet::start(&conn, &lv)?;
             ctx.say(&format!("started network {}", a.name));
             Ok(())
         }

@@ -207,3 +207,22 @@ pub fn used_subnets(conn: &Connect) -> Vec<(crate::net::ipv4::Subnet, String)> {
     }
     out
 }
+
+/// Who already has the interface `bridge`, if it exists: a libvirt network
+/// (by its name) or something made outside libvirt. A network defined on
+/// it would fail to start with a message that names neither.
+pub fn bridge_holder(conn: &Connect, bridge: &str) -> Option<String> {
+    if !std::path::Path::new("/sys/class/net").join(bridge).exists() {
+        return None;
+    }
+    for n in conn.list_all_networks(0).unwrap_or_default() {
+        let Ok(x) = n.xml_desc(0) else { continue };
+        if crate::xml::attrs_of(&x, "bridge")
+            .iter()
+            .any(|a| a.get("name").map(String::as_str) == Some(bridge))
+        {
+            return Some(format!("libvirt network {}", n.name().unwrap_or_default()));
+        }
+    }
+    Some("an interface made outside libvirt (see `ip link show`)".to_string())
+}

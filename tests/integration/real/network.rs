@@ -459,6 +459,27 @@ fn flat_network_on_an_existing_bridge() {
         "net", "create", "n-flat2", "--mode", "bridge", "--bridge", "br-none",
     ])
     .code(4);
+    // A NAT network whose bridge name someone else already holds: exit 5
+    // naming the bridge and its holder, and no libvirt network is left.
+    sh(&["ip", "link", "add", "crbr-n-taken", "type", "bridge"]);
+    lab.run(&["net", "create", "n-taken", "--subnet", "10.87.0.0/24"])
+        .code(5)
+        .stderr_has(
+            "bridge crbr-n-taken already exists, held by an interface made outside libvirt",
+        );
+    assert!(!virsh(&["net-info", "creature-n-taken"]).status.success());
+    sh(&["ip", "link", "del", "crbr-n-taken"]);
+    // The same when the bridge appears while creature's network is down.
+    lab.run(&["net", "create", "n-taken", "--subnet", "10.87.0.0/24"])
+        .ok();
+    lab.run(&["net", "stop", "n-taken"]).ok();
+    sh(&["ip", "link", "add", "crbr-n-taken", "type", "bridge"]);
+    lab.run(&["net", "start", "n-taken"])
+        .code(5)
+        .stderr_has("bridge crbr-n-taken already exists");
+    sh(&["ip", "link", "del", "crbr-n-taken"]);
+    lab.run(&["net", "start", "n-taken"]).ok();
+    lab.run(&["net", "delete", "n-taken", "--yes"]).ok();
     lab.run(&["delete", "nf-ct", "--yes", "--force"]).ok();
     lab.run(&["net", "delete", "n-flat", "--yes"]).ok();
     assert!(
