@@ -147,6 +147,67 @@ pub fn rewrite(path: &Path, mode: u32) -> Result<fs::File> {
         })
 }
 
+/// A failed file operation on `path`: a full filesystem (ENOSPC, EDQUOT)
+/// is exit 8 naming the filesystem and what is left on it; anything else
+/// is `kind`.
+pub fn io_error(kind: Kind, path: &Path, message: String, e: std::io::Error) -> Error {
+    if space_or(kind, &e) != Kind::Exhausted {
+        return Error::new(kind, message).caused_by(e);
+    }
+    full(path, &message).caused_by(e)
+}
+
+/// Exit 8: the filesystem holding `path` is full; says which and what is
+/// left on it.
+pub fn full(path: &Path, message: &str) -> Error {
+    let mount = mount_point(path);
+    let free = free_bytes(&mount)
+        .map(|b| format!(", {} free", crate::size::Size(b).human()))
+        .unwrap_or_default();
+    Error::new(
+        Kind::Exhausted,
+        format!(
+            "{message}: the filesystem at {} is full{free}",
+            mount.display()
+        ),
+    )
+}
+
+/// file operations whose failure may be a full filesystem.
+pub trait IoContext<T> {
+    fn io_context(self, path: &Path, message: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn io_context(self, path: &Path, message: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| io_error(Kind::Other, path, message(), e))
+    }
+}
+
+/// The mount point holding `path` (the longest mount prefix in
+/// /proc/self/mounts of its nearest existing ancestor).
+fn mount_point(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    while !p.exists() && p.pop() {}
+    let p = p.canonicalize().unwrap_or(p);
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| p.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn free_bytes(mount: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statvfs the call fills.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 /// A full filesystem is a pool that is exhausted (exit 8), whatever the
 /// caller's kind for other failures.
 pub fn space_or(kind: Kind, e: &std::io::Error) -> Kind {

@@ -119,12 +119,12 @@ impl Cache {
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> Error {
-    let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
-        Kind::Exhausted
-    } else {
-        Kind::Other
-    };
-    Error::new(kind, format!("cannot write {}", path.display())).caused_by(e)
+    crate::statedir::io_error(
+        Kind::Other,
+        path,
+        format!("cannot write {}", path.display()),
+        e,
+    )
 }
 
 /// sha256 and sha512 of a file, in one read.

@@ -7,8 +7,9 @@ use crate::backend::lxc::config::{self, Cgroups, ContainerSpec, Init, RootfsPath
 use crate::backend::lxc::driver::{LxcDriver, Marker, MARKER};
 use crate::backend::lxc::{debootstrap, rootfs};
 use crate::backend::CreateJob;
-use crate::error::{Context, Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::interrupt;
+use crate::statedir::IoContext;
 use crate::store::Store;
 use crate::template::schema::RootfsKind;
 use crate::undo::{fail_point, Undo};
@@ -60,7 +61,7 @@ pub fn create(
     let marker_text = toml::to_string(&marker)
         .map_err(|e| Error::other("cannot render the marker").caused_by(e))?;
     std::fs::write(dir.join(MARKER), marker_text)
-        .context(Kind::Other, || "cannot write the marker".into())?;
+        .io_context(&dir, || "cannot write the marker".into())?;
 
     let idmap = match rootfs_spec.unprivileged {
         Some(true) => Some(crate::backend::lxc::idmap::for_root()?),
@@ -91,7 +92,7 @@ pub fn create(
             } else {
                 debootstrap::copy_tree(&tree, &root)?;
                 std::fs::write(root.join("etc/hostname"), format!("{name}\n"))
-                    .context(Kind::Other, || "cannot write /etc/hostname".into())?;
+                    .io_context(&root, || "cannot write /etc/hostname".into())?;
                 own_dir
             };
             if !quiet {
@@ -155,7 +156,7 @@ pub fn create(
     };
     let text = config::render(&spec)?;
     std::fs::write(dir.join("config"), text)
-        .context(Kind::Other, || "cannot write the container config".into())?;
+        .io_context(&dir, || "cannot write the container config".into())?;
     fail_point("define")?;
     // liblxc must accept what was written.
     let c = drv.open(name)?;

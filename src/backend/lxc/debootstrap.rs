@@ -233,19 +233,17 @@ pub fn copy_tree(tree: &Path, dest: &Path) -> Result<()> {
         .context(Kind::Unavailable, || "cannot run cp".into())?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(dest);
-        let kind = if String::from_utf8_lossy(&out.stderr).contains("No space left") {
-            Kind::Exhausted
+        let what = format!(
+            "cannot copy the cached root filesystem to {}",
+            dest.display()
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let e = if err.contains("No space left") || err.contains("Disk quota exceeded") {
+            crate::statedir::full(dest, &what)
         } else {
-            Kind::Other
+            Error::other(what)
         };
-        return Err(Error::new(
-            kind,
-            format!(
-                "cannot copy the cached root filesystem to {}",
-                dest.display()
-            ),
-        )
-        .caused_by(String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(e.caused_by(err.trim()));
     }
     Ok(())
 }

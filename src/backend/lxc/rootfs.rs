@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::error::{Context, Error, Kind, Result};
+use crate::statedir::IoContext;
 
 const INITTAB: &str = "::sysinit:/etc/init.d/rcS
 tty1::respawn:/bin/cttyhack /bin/sh -l
@@ -37,7 +38,7 @@ esac
 ";
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
-    fs::write(path, text).context(Kind::Other, || format!("cannot write {}", path.display()))?;
+    fs::write(path, text).io_context(path, || format!("cannot write {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).context(Kind::Other, || {
         format!("cannot set the mode of {}", path.display())
     })
@@ -67,14 +68,14 @@ pub fn build_busybox(root: &Path, hostname: &str) -> Result<()> {
         "usr/sbin",
         "usr/share/udhcpc",
     ] {
-        fs::create_dir_all(root.join(d)).context(Kind::Other, || {
+        fs::create_dir_all(root.join(d)).io_context(&root.join(d), || {
             format!("cannot create {}", root.join(d).display())
         })?;
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))
         .context(Kind::Other, || "cannot set the mode of /tmp".into())?;
     fs::copy(busybox, root.join("bin/busybox"))
-        .context(Kind::Other, || "cannot copy busybox".into())?;
+        .io_context(root, || "cannot copy busybox".into())?;
     // busybox --list names its applets; each becomes a link in /bin.
     let out = Command::new(busybox)
         .arg("--list")
@@ -86,11 +87,11 @@ pub fn build_busybox(root: &Path, hostname: &str) -> Result<()> {
         }
         let link = root.join("bin").join(applet);
         if !link.exists() {
-            symlink("busybox", &link).context(Kind::Other, || format!("cannot link {applet}"))?;
+            symlink("busybox", &link).io_context(&link, || format!("cannot link {applet}"))?;
         }
     }
     symlink("../bin/busybox", root.join("sbin/init"))
-        .context(Kind::Other, || "cannot link init".into())?;
+        .io_context(root, || "cannot link init".into())?;
     write(&root.join("etc/inittab"), INITTAB, 0o644)?;
     write(&root.join("etc/init.d/rcS"), RCS, 0o755)?;
     write(&root.join("usr/share/udhcpc/default.script"), DHCP, 0o755)?;
@@ -113,8 +114,7 @@ pub fn build_busybox(root: &Path, hostname: &str) -> Result<()> {
 /// keeping owners and modes. GNU tar refuses `..` members and strips
 /// leading slashes, so nothing lands outside `root`.
 pub fn unpack_tarball(tarball: &Path, root: &Path) -> Result<()> {
-    fs::create_dir_all(root)
-        .context(Kind::Other, || format!("cannot create {}", root.display()))?;
+    fs::create_dir_all(root).io_context(root, || format!("cannot create {}", root.display()))?;
     let out = Command::new("tar")
         .args(["--numeric-owner", "--same-permissions", "-x", "-f"])
         .arg(tarball)
@@ -162,7 +162,7 @@ pub fn overlay_on(tree: &Path, upper: &Path, work: &Path, hostname: &str) -> Res
     let like = |dir: &Path, model: &Path| -> Result<fs::Metadata> {
         let m = fs::metadata(model)
             .context(Kind::Other, || format!("cannot read {}", model.display()))?;
-        fs::create_dir(dir).context(Kind::Other, || format!("cannot create {}", dir.display()))?;
+        fs::create_dir(dir).io_context(dir, || format!("cannot create {}", dir.display()))?;
         owned(dir, &m)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(m.mode() & 0o7777))
             .context(Kind::Other, || {

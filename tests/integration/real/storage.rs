@@ -83,3 +83,34 @@ fn overlays_are_made_by_libvirt_with_explicit_backing_formats() {
     pool.destroy().unwrap();
     pool.undefine().unwrap();
 }
+
+/// A full filesystem under the state directory is exit 8 naming the
+/// filesystem and what is left on it, and the partial copy is removed.
+/// (A 2 MiB tmpfs, mounted inside the test namespace's private mounts.)
+#[test]
+fn a_full_filesystem_is_exit_8_naming_it() {
+    if !super::available("a_full_filesystem_is_exit_8_naming_it") {
+        return;
+    }
+    let d = state_dir();
+    let sd = d.path().join("state");
+    std::fs::create_dir(&sd).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0711", "tmpfs"])
+            .arg(&sd),
+    );
+    let img = d.path().join("big.raw");
+    std::fs::write(&img, vec![7u8; 4 << 20]).unwrap();
+    let r = Creature::new(&sd)
+        .args(["image", "import", "--name", "big"])
+        .arg_path(&img)
+        .run();
+    let tmp: Vec<_> = std::fs::read_dir(sd.join("images/tmp"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    run_ok(Command::new("umount").arg(&sd));
+    r.code(8)
+        .stderr_has(&format!("the filesystem at {} is full", sd.display()));
+    assert!(tmp.is_empty(), "partial copies left: {tmp:?}");
+}
