@@ -147,6 +147,34 @@ pub fn rewrite(path: &Path, mode: u32) -> Result<fs::File> {
         })
 }
 
+/// An exclusive lock on one machine for the length of a change (create,
+/// delete), so `repair` can tell an interrupted change from one in
+/// progress. `wait` false: None when another process holds it.
+pub fn lock_machine(
+    state_dir: &Path,
+    host: &str,
+    name: &str,
+    wait: bool,
+) -> Result<Option<fs::File>> {
+    let dir = subdir(state_dir, &format!("locks/{host}"), 0o700)?;
+    let path = dir.join(format!("{name}.lock"));
+    let f = open_nofollow(&path, 0o600)?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op) } == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(None);
+    }
+    Err(Error::other(format!("cannot lock {}", path.display())).caused_by(e))
+}
+
 /// A failed file operation on `path`: a full filesystem (ENOSPC, EDQUOT)
 /// is exit 8 naming the filesystem and what is left on it; anything else
 /// is `kind`.

@@ -55,6 +55,7 @@ pub fn fail_point(step: &str) -> Result<(), Error> {
         )));
     }
     if std::env::var("CREATURE_TEST_STALL_AT").is_ok_and(|s| s == step) {
+        eprintln!("CREATURE_TEST_STALL_AT: stalled at step {step:?}");
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < until {
             if crate::interrupt::requested() {

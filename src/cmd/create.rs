@@ -14,7 +14,7 @@ use crate::op::Op;
 use crate::size::Size;
 use crate::store::{RecordState, Store};
 use crate::template::{self, HostLimits, Library, Resolved};
-use crate::undo::Undo;
+use crate::undo::{fail_point, Undo};
 
 /// The template overrides the create flags stand for, as `--set` assignments.
 fn overrides(a: &CreateArgs) -> Vec<String> {
@@ -114,6 +114,13 @@ fn plan(
     let drv = backend::open(r.backend, &target)?;
     drv.ensure_free(name)?;
     let mut store = Store::open(&ctx.global.state_dir)?;
+    // Held until the create is done or undone; `repair` leaves it alone.
+    let _busy = crate::statedir::lock_machine(&ctx.global.state_dir, &host, name, false)?
+        .ok_or_else(|| {
+            Error::conflict(format!(
+                "machine {name:?} is being created or deleted by another command"
+            ))
+        })?;
     let mut undo = Undo::new();
     // Networks are libvirt networks for every backend.
     let net_conn = if requests.is_empty() {
@@ -138,26 +145,31 @@ fn plan(
         &host_id,
         &external,
     )?;
-    let made = match &net_conn {
-        Some(c) => crate::backend::libvirt::reserve::unleased(c, &job_nics)
-            .and_then(|_| crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo)),
-        None => Ok(()),
-    }
-    .and_then(|_| {
-        let job = CreateJob {
-            host: &host,
-            name,
-            resolved: r,
-            nics: &job_nics,
-            quiet: ctx.global.quiet,
-        };
-        drv.create(&job, &mut store, &mut undo)
-    })
-    .and_then(|_| {
-        let s = crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;
-        store.set_autostart(&host, name, &s)
-    })
-    .and_then(|_| store.set_state(&host, name, RecordState::Ready));
+    let made = fail_point("record")
+        .and_then(|_| match &net_conn {
+            Some(c) => crate::backend::libvirt::reserve::unleased(c, &job_nics).and_then(|_| {
+                crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo)
+            }),
+            None => Ok(()),
+        })
+        .and_then(|_| fail_point("reserve"))
+        .and_then(|_| {
+            let job = CreateJob {
+                host: &host,
+                name,
+                resolved: r,
+                nics: &job_nics,
+                quiet: ctx.global.quiet,
+            };
+            drv.create(&job, &mut store, &mut undo)
+        })
+        .and_then(|_| {
+            let s =
+                crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;
+            store.set_autostart(&host, name, &s)
+        })
+        .and_then(|_| fail_point("autostart"))
+        .and_then(|_| store.set_state(&host, name, RecordState::Ready));
     if let Err(e) = made {
         let left = undo.rollback();
         // The machine never ran: its addresses go straight back to the pool.

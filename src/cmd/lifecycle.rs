@@ -179,6 +179,12 @@ pub fn delete(
         )));
     }
     let mut store = Store::open(&ctx.global.state_dir)?;
+    let _busy = crate::statedir::lock_machine(&ctx.global.state_dir, ctx.host_name(), name, false)?
+        .ok_or_else(|| {
+            Error::conflict(format!(
+                "machine {name:?} is being created or deleted by another command"
+            ))
+        })?;
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
     let nics = store.nics(ctx.host_name(), name)?;
     let mut removed = drv.remove(name)?;

@@ -218,17 +218,21 @@ fn volume(
     };
     fail_point("overlay")?;
     let v = storage::create_volume(&pool.pool, &xml, vol)?;
+    let registered = {
+        let conn = drv.conn.clone();
+        let (pool_name, vol) = (pool.name.clone(), vol.to_string());
+        move || -> Result<()> {
+            let p = conn
+                .lookup_storage_pool_by_name(&pool_name)
+                .map_err(|e| map_error("cannot find the pool", e))?;
+            storage::delete_volume(&p, &vol).map(|_| ())
+        }
+    };
+    undo.push(format!("delete volume {vol}"), registered);
+    fail_point("disk")?;
     let path = v
         .path()
         .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?;
-    let conn = drv.conn.clone();
-    let (pool_name, vol) = (pool.name.clone(), vol.to_string());
-    undo.push(format!("delete volume {vol}"), move || {
-        let p = conn
-            .lookup_storage_pool_by_name(&pool_name)
-            .map_err(|e| map_error("cannot find the pool", e))?;
-        storage::delete_volume(&p, &vol).map(|_| ())
-    });
     Ok(path)
 }
 

@@ -254,6 +254,18 @@ impl Driver for LibvirtDriver {
                 }
             }
         }
+        // Disks an interrupted create made before its domain existed: in
+        // creature's own pool, named for this machine.
+        if let Ok(pool) = self
+            .conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+        {
+            for v in storage::volumes(&pool).unwrap_or_default() {
+                if storage::is_volume_of(&v, name) && storage::delete_volume(&pool, &v)? {
+                    removed.push(format!("volume {v}"));
+                }
+            }
+        }
         let log = Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log"));
         if std::fs::remove_file(&log).is_ok() {
             removed.push(format!("serial log {}", log.display()));

@@ -146,3 +146,45 @@ mod tests {
         assert!(pool_name(Path::new("/tmp/a")).len() <= 17);
     }
 }
+
+/// Whether `volume` is one of machine `name`'s disks by creature's naming
+/// (`<name>-disk<N>.qcow2`). Pure.
+pub fn is_volume_of(volume: &str, name: &str) -> bool {
+    volume
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix("-disk"))
+        .and_then(|r| r.strip_suffix(".qcow2"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The machine whose disk `volume` is, by creature's naming. Pure.
+pub fn machine_of_volume(volume: &str) -> Option<&str> {
+    let stem = volume.strip_suffix(".qcow2")?;
+    let (name, n) = stem.rsplit_once("-disk")?;
+    (!name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
+}
+
+/// Every volume of the pool (after a refresh).
+pub fn volumes(pool: &StoragePool) -> Result<Vec<String>> {
+    let _ = pool.refresh(0);
+    pool.list_volumes()
+        .map_err(|e| map_error("cannot list the storage pool's volumes", e))
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    #[test]
+    fn volumes_are_matched_to_their_machine_by_name() {
+        assert!(is_volume_of("web-disk0.qcow2", "web"));
+        assert!(is_volume_of("web-disk12.qcow2", "web"));
+        assert!(!is_volume_of("web-2-disk0.qcow2", "web"));
+        assert!(!is_volume_of("web-disk.qcow2", "web"));
+        assert!(!is_volume_of("web-disk0.raw", "web"));
+        assert_eq!(machine_of_volume("web-2-disk3.qcow2"), Some("web-2"));
+        assert_eq!(machine_of_volume("a-disk-disk0.qcow2"), Some("a-disk"));
+        assert_eq!(machine_of_volume("notes.txt"), None);
+        assert_eq!(machine_of_volume("-disk0.qcow2"), None);
+    }
+}
