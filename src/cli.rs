@@ -138,6 +138,14 @@ pub enum Command {
     Host(HostCommand),
     /// Show the support matrix: Nova's cells beside creature's effective ones.
     Matrix(MatrixArgs),
+    /// Bring the state database and the backends back into agreement after a crash or a kill.
+    ///
+    /// Finds records without a machine, machines creature made without a record, interrupted creates and
+    /// deletes, volumes no machine owns, DHCP host entries no machine reserves, stale journal rows and
+    /// temporary files left by dead processes. It prints the plan and carries it out after a confirmation
+    /// (--yes off a terminal). It never touches anything creature did not make with this state directory,
+    /// nor a machine another command is creating or deleting right now.
+    Repair(RepairArgs),
     /// Write completions, man pages and docs generated from the code.
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -639,6 +647,13 @@ pub enum ServiceAction {
     Start,
     Stop,
     Restart,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RepairArgs {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args, Clone)]

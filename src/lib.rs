@@ -18,6 +18,7 @@ pub mod names;
 pub mod net;
 pub mod op;
 pub mod output;
+pub mod repair;
 pub mod roff_lint;
 pub mod shutdown;
 pub mod size;

@@ -175,6 +175,58 @@ pub fn lock_machine(
     Err(Error::other(format!("cannot lock {}", path.display())).caused_by(e))
 }
 
+/// Whether another process holds machine `name`'s lock now. Creates
+/// nothing: no lock file means nobody has it.
+pub fn machine_busy(state_dir: &Path, host: &str, name: &str) -> bool {
+    let path = state_dir
+        .join("locks")
+        .join(host)
+        .join(format!("{name}.lock"));
+    let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_EX | libc::LOCK_NB,
+        ) != 0
+    }
+}
+
+/// Temporary files in the state directory whose writer is gone: cache
+/// downloads and imports (`images/tmp/<stem>.<pid>.part`) and databases
+/// being built (`creature.db.new-<pid>`).
+pub fn stale_files(state_dir: &Path) -> Vec<PathBuf> {
+    let alive = |pid: &str| {
+        pid.parse::<u32>()
+            .is_ok_and(|p| Path::new("/proc").join(p.to_string()).exists())
+    };
+    let mut out = Vec::new();
+    let tmp = state_dir.join("images/tmp");
+    for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let pid = n.strip_suffix(".part").and_then(|s| s.rsplit('.').next());
+        if pid.is_some_and(|p| !alive(p)) {
+            out.push(e.path());
+        }
+    }
+    for e in fs::read_dir(state_dir).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = n.strip_prefix("creature.db.new-") {
+            if !alive(pid) {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A failed file operation on `path`: a full filesystem (ENOSPC, EDQUOT)
 /// is exit 8 naming the filesystem and what is left on it; anything else
 /// is `kind`.

@@ -42,6 +42,32 @@ pub fn open(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
     }
 }
 
+/// How long one engine may take to say what it has.
+const OBSERVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// kvm and qemu machines are domains of one libvirt driver: one pass
+/// serves both.
+pub fn engine(b: Backend) -> Backend {
+    match b {
+        Backend::Kvm => Backend::Qemu,
+        other => other,
+    }
+}
+
+/// What one engine (see `engine`) reports, within a deadline, so a hung
+/// daemon cannot hang `list` or `repair`.
+pub fn observe_within(
+    host: &Host,
+    engine: Backend,
+    known: BTreeSet<String>,
+) -> Result<Vec<Observed>> {
+    let label = host.engine(engine)?;
+    let host = host.clone();
+    crate::deadline::run(&label, OBSERVE_DEADLINE, move || {
+        open(engine, &host)?.observe(&known)
+    })
+}
+
 /// What one create is asked to make. The machine's record exists already
 /// (`creating`) with its NICs allocated; the caller marks it ready.
 pub struct CreateJob<'a> {

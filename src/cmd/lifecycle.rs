@@ -186,8 +186,10 @@ pub fn delete(
             ))
         })?;
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
+    crate::undo::fail_point("deleting")?;
     let nics = store.nics(ctx.host_name(), name)?;
     let mut removed = drv.remove(name)?;
+    crate::undo::fail_point("removed")?;
     if nics.iter().any(|n| n.ip.is_some()) {
         let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
         for r in crate::backend::libvirt::reserve::release(&conn, name, &nics) {

@@ -3,14 +3,12 @@
 //! hung daemon turns its rows `unknown` instead of hanging the command.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::{self, Backend, Host, Observed, Owner};
+use crate::backend::{self, Backend, Observed, Owner};
 use crate::cli::ListArgs;
 use crate::cmd::Ctx;
-use crate::deadline;
 use crate::error::{Error, Result};
 use crate::output::{self, Table};
 use crate::store::{MachineRecord, RecordState, Store};
@@ -35,26 +33,6 @@ pub struct ListRow {
     pub cpus: Option<u32>,
     pub memory_bytes: Option<u64>,
     pub cpu_time_ns: Option<u64>,
-}
-
-const BACKEND_DEADLINE: Duration = Duration::from_secs(10);
-
-/// kvm and qemu machines are domains of one libvirt driver: one pass
-/// serves both.
-fn engine(b: Backend) -> Backend {
-    match b {
-        Backend::Kvm => Backend::Qemu,
-        other => other,
-    }
-}
-
-/// What one backend's engine reports, within the deadline.
-fn observe(host: &Host, engine: Backend, known: BTreeSet<String>) -> Result<Vec<Observed>> {
-    let label = host.engine(engine)?;
-    let host = host.clone();
-    deadline::run(&label, BACKEND_DEADLINE, move || {
-        backend::open(engine, &host)?.observe(&known)
-    })
 }
 
 /// A row for a machine creature has no record of: made by it (untracked)
@@ -119,7 +97,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     engines.insert(Backend::Lxc, BTreeSet::new());
     for r in &records {
         engines
-            .entry(engine(r.backend))
+            .entry(backend::engine(r.backend))
             .or_default()
             .insert(r.name.clone());
     }
@@ -128,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     let mut failed: BTreeSet<Backend> = BTreeSet::new();
     for (eng, known) in engines {
         let needed = !known.is_empty();
-        match observe(&host, eng, known.clone()) {
+        match backend::observe_within(&host, eng, known.clone()) {
             Ok(list) => {
                 for o in list {
                     match &o.owner {
@@ -153,7 +131,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     let mut rows: Vec<ListRow> = records
         .iter()
         .map(|r| {
-            let eng = engine(r.backend);
+            let eng = backend::engine(r.backend);
             let rec_state = if r.state == RecordState::Ready {
                 "ok"
             } else {

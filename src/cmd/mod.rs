@@ -11,6 +11,7 @@ mod list;
 mod machine;
 mod matrix;
 mod net;
+mod repair;
 mod template;
 
 use crate::cli::{Cli, Command, Global};
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Host(h) => host::run(&ctx, h),
         Command::List(a) => list::run(&ctx, &a),
         Command::Net(n) => net::run(&ctx, n),
+        Command::Repair(a) => repair::run(&ctx, &a),
         Command::Template(t) => template::run(&ctx, t),
         Command::Image(i) => image::run(&ctx, i),
         Command::Autostart(a) => autostart::run(&ctx, a),

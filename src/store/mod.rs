@@ -491,6 +491,32 @@ impl Store {
             .map_err(|e| self.corrupt(e))
     }
 
+    /// Machines of `host` the journal has rows for.
+    pub fn journal_machines(&self, host: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT machine FROM journal WHERE host = ?1 ORDER BY machine")
+            .map_err(|e| self.corrupt(e))?;
+        let rows = stmt
+            .query_map(params![host], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    pub fn clear_journal(&mut self, host: &str, machine: &str) -> Result<()> {
+        let tx = self.write()?;
+        tx.execute(
+            "DELETE FROM journal WHERE host = ?1 AND machine = ?2",
+            params![host, machine],
+        )
+        .context(Kind::Other, || {
+            format!("cannot clear the journal of {machine:?}")
+        })?;
+        tx.commit()
+            .context(Kind::Other, || "cannot commit the journal change".into())
+    }
+
     pub fn network_names(&self) -> Result<Vec<String>> {
         self.strings("SELECT name FROM networks ORDER BY name")
     }

@@ -226,3 +226,21 @@ pub fn bridge_holder(conn: &Connect, bridge: &str) -> Option<String> {
     }
     Some("an interface made outside libvirt (see `ip link show`)".to_string())
 }
+
+/// The static DHCP hosts of a libvirt network: (MAC, IP, name).
+pub fn host_entries(conn: &Connect, libvirt_name: &str) -> Result<Vec<(String, String, String)>> {
+    let n = lookup(conn, libvirt_name)?;
+    let x = n
+        .xml_desc(0)
+        .map_err(|e| map_error(format!("cannot read network {libvirt_name}"), e))?;
+    Ok(crate::xml::attrs_of(&x, "host")
+        .into_iter()
+        .filter_map(|a| {
+            Some((
+                a.get("mac")?.clone(),
+                a.get("ip")?.clone(),
+                a.get("name").cloned().unwrap_or_default(),
+            ))
+        })
+        .collect())
+}

@@ -1,0 +1,192 @@
+//! `creature repair [--dry-run]`: gathers what the state database, the
+//! backends and the state directory hold, prints the plan of
+//! `crate::repair`, and carries it out after a confirmation (or `--yes`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::libvirt::{network as lvnet, storage};
+use crate::backend::{self, Backend, Host};
+use crate::cli::RepairArgs;
+use crate::cmd::Ctx;
+use crate::error::{Error, Result};
+use crate::output::{self, Table};
+use crate::repair::{plan, Action, Facts, HostEntry};
+use crate::store::{Leases, Store};
+
+#[derive(Serialize)]
+struct Report<'a> {
+    /// Engines whose machines were not checked, and why.
+    unchecked: &'a [String],
+    actions: &'a [Action],
+}
+
+fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> {
+    let state_dir = &ctx.global.state_dir;
+    let hn = host.name();
+    let mut f = Facts::default();
+    let store = Store::open_read_only(state_dir)?;
+    let mut networks = Vec::new();
+    if let Some(s) = &store {
+        f.records = s.machines(Some(hn))?;
+        for r in &f.records {
+            let macs = s.nics(hn, &r.name)?.into_iter().map(|n| n.mac).collect();
+            f.macs.insert(r.name.clone(), macs);
+        }
+        f.journal = s.journal_machines(hn)?.into_iter().collect();
+        networks = s.networks(hn)?;
+    }
+    let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
+    engines.insert(Backend::Qemu, BTreeSet::new());
+    engines.insert(Backend::Lxc, BTreeSet::new());
+    for r in &f.records {
+        engines
+            .entry(backend::engine(r.backend))
+            .or_default()
+            .insert(r.name.clone());
+    }
+    for (eng, known) in engines {
+        match backend::observe_within(host, eng, known) {
+            Ok(list) => {
+                f.observed.insert(eng, list);
+            }
+            Err(e) => unchecked.push(format!("{eng}: {}", e.message())),
+        }
+    }
+    let names: BTreeSet<String> = f
+        .records
+        .iter()
+        .map(|r| r.name.clone())
+        .chain(f.observed.values().flatten().map(|o| o.name.clone()))
+        .collect();
+    f.busy = names
+        .into_iter()
+        .filter(|n| crate::statedir::machine_busy(state_dir, hn, n))
+        .collect();
+    match backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30)) {
+        Ok(conn) => {
+            f.volumes = match conn.lookup_storage_pool_by_name(&storage::pool_name(state_dir)) {
+                Ok(pool) => storage::volumes(&pool).ok(),
+                Err(_) => Some(Vec::new()),
+            };
+            for n in &networks {
+                match lvnet::host_entries(&conn, &crate::net::libvirt_name(&n.name)) {
+                    Ok(list) => f
+                        .host_entries
+                        .extend(list.into_iter().map(|(mac, ip, name)| HostEntry {
+                            network: n.name.clone(),
+                            mac,
+                            ip,
+                            name,
+                        })),
+                    Err(e) => unchecked.push(format!("network {}: {}", n.name, e.message())),
+                }
+            }
+        }
+        Err(e) => unchecked.push(format!("volumes and DHCP hosts: {}", e.message())),
+    }
+    f.stale_files = crate::statedir::stale_files(state_dir);
+    Ok(f)
+}
+
+fn apply(ctx: &Ctx, host: &Host, a: &Action) -> Result<()> {
+    let hn = host.name();
+    let state_dir = &ctx.global.state_dir;
+    match a {
+        Action::RemoveMachine {
+            machine, backend, ..
+        } => {
+            let _busy = crate::statedir::lock_machine(state_dir, hn, machine, false)?
+                .ok_or_else(|| Error::conflict(format!("machine {machine:?} is busy now")))?;
+            backend::open(*backend, host)?.remove(machine).map(|_| ())
+        }
+        Action::ForgetRecord { machine, .. } => {
+            let _busy = crate::statedir::lock_machine(state_dir, hn, machine, false)?
+                .ok_or_else(|| Error::conflict(format!("machine {machine:?} is busy now")))?;
+            Store::open(state_dir)?
+                .remove_machine(hn, machine, Leases::MayLive)
+                .map(|_| ())
+        }
+        Action::DeleteVolume { volume, .. } => {
+            let conn = backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+            let pool = conn
+                .lookup_storage_pool_by_name(&storage::pool_name(state_dir))
+                .map_err(|e| {
+                    backend::libvirt::map_error("cannot find creature's storage pool", e)
+                })?;
+            storage::delete_volume(&pool, volume).map(|_| ())
+        }
+        Action::RemoveHostEntry { entry, .. } => {
+            let conn = backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+            let ip = entry
+                .ip
+                .parse()
+                .map_err(|_| Error::other(format!("bad IP {:?} in a host entry", entry.ip)))?;
+            lvnet::remove_host(
+                &conn,
+                &crate::net::libvirt_name(&entry.network),
+                &entry.mac,
+                &entry.name,
+                ip,
+            )
+        }
+        Action::ClearJournal { machine, .. } => Store::open(state_dir)?.clear_journal(hn, machine),
+        Action::RemoveFile { path, .. } => std::fs::remove_file(path)
+            .map_err(|e| Error::other(format!("cannot remove {}", path.display())).caused_by(e)),
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &RepairArgs) -> Result<()> {
+    let host = ctx.host()?;
+    let mut unchecked = Vec::new();
+    let facts = gather(ctx, &host, &mut unchecked)?;
+    let actions = plan(&facts);
+    let report = Report {
+        unchecked: &unchecked,
+        actions: &actions,
+    };
+    if args.dry_run || actions.is_empty() || ctx.global.format == output::Format::Json {
+        output::emit(ctx.global.format, &report, || {
+            let mut t = Table::new(["PLANNED"]);
+            for a in &actions {
+                t.row([a.describe()]);
+            }
+            t
+        })?;
+    }
+    for u in &unchecked {
+        ctx.note(&format!("not checked: {u}"));
+    }
+    if actions.is_empty() {
+        ctx.say("nothing to repair: the state database and the backends agree");
+        return Ok(());
+    }
+    if args.dry_run {
+        return Ok(());
+    }
+    if !ctx.global.yes && ctx.global.format != output::Format::Json {
+        for a in &actions {
+            eprintln!("  {}", a.describe());
+        }
+    }
+    crate::cmd::lifecycle::confirm(ctx, &format!("carry out these {} steps", actions.len()))?;
+    let mut failed = 0;
+    for a in &actions {
+        match apply(ctx, &host, a) {
+            Ok(()) => ctx.say(&format!("done: {}", a.describe())),
+            Err(e) => {
+                failed += 1;
+                eprintln!("failed: {}: {}", a.describe(), e.message());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::other(format!(
+            "{failed} of {} repair steps failed; run `creature repair` again to see what is left",
+            actions.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! `creature repair`, the decision: from what the state database says and
+//! what the backends and the state directory hold, the steps that bring
+//! them into agreement. Pure: `cmd/repair.rs` gathers the facts, prints the
+//! plan and carries it out. Nothing foreign is ever planned for removal:
+//! only machines made by creature with this state directory, volumes in
+//! creature's own pool, host entries in creature's own networks and files
+//! in its own directories.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::backend::{engine, Backend, Observed, Owner};
+use crate::store::{MachineRecord, RecordState};
+
+/// Everything repair looks at.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub records: Vec<MachineRecord>,
+    /// MACs reserved by each recorded machine.
+    pub macs: BTreeMap<String, Vec<String>>,
+    /// What each engine that answered reports; an engine that did not
+    /// answer is absent, and its machines are left alone.
+    pub observed: BTreeMap<Backend, Vec<Observed>>,
+    /// Machines whose create or delete is running now (their lock is held).
+    pub busy: BTreeSet<String>,
+    /// Volumes in creature's pool (None: the pool could not be read).
+    pub volumes: Option<Vec<String>>,
+    /// DHCP host entries of creature's networks.
+    pub host_entries: Vec<HostEntry>,
+    /// Machines the journal has rows for.
+    pub journal: BTreeSet<String>,
+    /// Temporary files whose writer is gone.
+    pub stale_files: Vec<PathBuf>,
+}
+
+/// A static DHCP host of one of creature's networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostEntry {
+    pub network: String,
+    pub mac: String,
+    pub ip: String,
+    /// The host name in the entry (the machine's, when creature wrote it).
+    pub name: String,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Remove a machine creature made (its domain or container, disks, log).
+    RemoveMachine {
+        machine: String,
+        backend: Backend,
+        why: String,
+    },
+    /// Forget a record (its NICs and reservations go with it).
+    ForgetRecord {
+        machine: String,
+        why: String,
+    },
+    DeleteVolume {
+        volume: String,
+        why: String,
+    },
+    RemoveHostEntry {
+        #[serde(flatten)]
+        entry: HostEntry,
+        why: String,
+    },
+    ClearJournal {
+        machine: String,
+        why: String,
+    },
+    RemoveFile {
+        path: PathBuf,
+        why: String,
+    },
+}
+
+impl Action {
+    /// One line for the table and for what was done.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::RemoveMachine {
+                machine,
+                backend,
+                why,
+            } => format!("remove {backend} machine {machine}: {why}"),
+            Action::ForgetRecord { machine, why } => {
+                format!("forget the record of {machine}: {why}")
+            }
+            Action::DeleteVolume { volume, why } => format!("delete volume {volume}: {why}"),
+            Action::RemoveHostEntry { entry: e, why } => format!(
+                "remove DHCP host {} {} from network {}: {why}",
+                e.mac, e.ip, e.network
+            ),
+            Action::ClearJournal { machine, why } => {
+                format!("clear the journal of {machine}: {why}")
+            }
+            Action::RemoveFile { path, why } => format!("remove {}: {why}", path.display()),
+        }
+    }
+}
+
+/// The plan, in the order it is carried out: machines first (their disks
+/// and host entries go with them), records, then leftovers.
+pub fn plan(f: &Facts) -> Vec<Action> {
+    let mut out = Vec::new();
+    let recorded: BTreeMap<&str, &MachineRecord> =
+        f.records.iter().map(|r| (r.name.as_str(), r)).collect();
+    let ours = |b: Backend, name: &str| {
+        f.observed
+            .get(&engine(b))
+            .is_some_and(|l| l.iter().any(|o| o.name == name && o.owner == Owner::Ours))
+    };
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
+    for r in &f.records {
+        let name = r.name.as_str();
+        if f.busy.contains(name) || !f.observed.contains_key(&engine(r.backend)) {
+            kept.insert(name);
+            continue;
+        }
+        let exists = ours(r.backend, name);
+        match (&r.state, exists) {
+            (RecordState::Ready, true) => {
+                kept.insert(name);
+            }
+            (RecordState::Ready, false) => out.push(Action::ForgetRecord {
+                machine: name.into(),
+                why: format!("its {} machine is gone", r.backend),
+            }),
+            (state, exists) => {
+                let what = match state {
+                    RecordState::Creating => "its create was interrupted",
+                    _ => "its delete was interrupted",
+                };
+                if exists {
+                    out.push(Action::RemoveMachine {
+                        machine: name.into(),
+                        backend: r.backend,
+                        why: what.into(),
+                    });
+                }
+                out.push(Action::ForgetRecord {
+                    machine: name.into(),
+                    why: what.into(),
+                });
+            }
+        }
+    }
+    for (b, list) in &f.observed {
+        for o in list {
+            if o.owner == Owner::Ours
+                && !recorded.contains_key(o.name.as_str())
+                && !f.busy.contains(&o.name)
+            {
+                out.push(Action::RemoveMachine {
+                    machine: o.name.clone(),
+                    backend: *b,
+                    why: "made by creature, but its record is gone".into(),
+                });
+            }
+        }
+    }
+    let domains: BTreeSet<&str> = f
+        .observed
+        .get(&Backend::Qemu)
+        .into_iter()
+        .chain(f.observed.get(&Backend::Xen))
+        .flatten()
+        .map(|o| o.name.as_str())
+        .collect();
+    for v in f.volumes.iter().flatten() {
+        let Some(m) = crate::backend::libvirt::storage::machine_of_volume(v) else {
+            continue;
+        };
+        if !kept.contains(m) && !domains.contains(m) && !f.busy.contains(m) {
+            out.push(Action::DeleteVolume {
+                volume: v.clone(),
+                why: format!("no machine {m} owns it"),
+            });
+        }
+    }
+    let reserved: BTreeSet<String> = kept
+        .iter()
+        .flat_map(|m| f.macs.get(*m).into_iter().flatten())
+        .map(|m| m.to_ascii_lowercase())
+        .chain(
+            // A busy machine's entries may be in the making.
+            f.busy
+                .iter()
+                .flat_map(|m| f.macs.get(m).into_iter().flatten())
+                .map(|m| m.to_ascii_lowercase()),
+        )
+        .collect();
+    for e in &f.host_entries {
+        if !reserved.contains(&e.mac.to_ascii_lowercase()) {
+            out.push(Action::RemoveHostEntry {
+                entry: e.clone(),
+                why: "no machine reserves it".into(),
+            });
+        }
+    }
+    for m in &f.journal {
+        if !recorded.contains_key(m.as_str()) {
+            out.push(Action::ClearJournal {
+                machine: m.clone(),
+                why: "no such machine".into(),
+            });
+        }
+    }
+    for p in &f.stale_files {
+        out.push(Action::RemoveFile {
+            path: p.clone(),
+            why: "left by a process that is gone".into(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::PowerState;
+
+    fn rec(name: &str, backend: Backend, state: RecordState) -> MachineRecord {
+        MachineRecord {
+            host: "local".into(),
+            name: name.into(),
+            backend,
+            template: None,
+            state,
+            created_at: String::new(),
+        }
+    }
+
+    fn obs(name: &str, backend: Backend, owner: Owner) -> Observed {
+        Observed {
+            name: name.into(),
+            backend,
+            state: PowerState::ShutOff,
+            owner,
+            cpus: None,
+            memory_bytes: None,
+            cpu_time_ns: None,
+        }
+    }
+
+    fn entry(mac: &str, ip: &str) -> HostEntry {
+        HostEntry {
+            network: "n".into(),
+            mac: mac.into(),
+            ip: ip.into(),
+            name: "x".into(),
+        }
+    }
+
+    fn facts() -> Facts {
+        let mut f = Facts::default();
+        f.observed.insert(Backend::Qemu, Vec::new());
+        f.observed.insert(Backend::Lxc, Vec::new());
+        f.volumes = Some(Vec::new());
+        f
+    }
+
+    #[test]
+    fn agreement_plans_nothing() {
+        let mut f = facts();
+        f.records.push(rec("a", Backend::Kvm, RecordState::Ready));
+        f.macs.insert("a".into(), vec!["52:54:00:00:00:01".into()]);
+        f.observed
+            .get_mut(&Backend::Qemu)
+            .unwrap()
+            .push(obs("a", Backend::Kvm, Owner::Ours));
+        f.volumes = Some(vec!["a-disk0.qcow2".into()]);
+        f.host_entries.push(entry("52:54:00:00:00:01", "10.0.0.2"));
+        f.journal.insert("a".into());
+        assert_eq!(plan(&f), vec![]);
+    }
+
+    #[test]
+    fn interrupted_creates_are_finished_by_removal() {
+        let mut f = facts();
+        f.records
+            .push(rec("half", Backend::Qemu, RecordState::Creating));
+        f.records
+            .push(rec("gone", Backend::Lxc, RecordState::Deleting));
+        f.macs
+            .insert("half".into(), vec!["52:54:00:00:00:02".into()]);
+        f.observed
+            .get_mut(&Backend::Qemu)
+            .unwrap()
+            .push(obs("half", Backend::Qemu, Owner::Ours));
+        f.volumes = Some(vec!["half-disk0.qcow2".into(), "early-disk0.qcow2".into()]);
+        f.host_entries.push(entry("52:54:00:00:00:02", "10.0.0.3"));
+        let p = plan(&f);
+        let kinds: Vec<String> = p.iter().map(Action::describe).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "remove qemu machine half: its create was interrupted",
+                "forget the record of half: its create was interrupted",
+                "forget the record of gone: its delete was interrupted",
+                "delete volume early-disk0.qcow2: no machine early owns it",
+                "remove DHCP host 52:54:00:00:00:02 10.0.0.3 from network n: no machine reserves it",
+            ]
+        );
+    }
+
+    #[test]
+    fn foreign_busy_and_unanswered_are_left_alone() {
+        let mut f = facts();
+        f.observed.remove(&Backend::Lxc); // liblxc did not answer
+        f.records
+            .push(rec("ct", Backend::Lxc, RecordState::Creating));
+        f.records
+            .push(rec("busy", Backend::Qemu, RecordState::Creating));
+        f.busy.insert("busy".into());
+        f.macs
+            .insert("busy".into(), vec!["52:54:00:00:00:09".into()]);
+        let q = f.observed.get_mut(&Backend::Qemu).unwrap();
+        q.push(obs("theirs", Backend::Qemu, Owner::Foreign));
+        q.push(obs("other", Backend::Qemu, Owner::OtherState("/x".into())));
+        q.push(obs("lost", Backend::Qemu, Owner::Ours));
+        f.volumes = Some(vec!["busy-disk0.qcow2".into(), "theirs-disk0.qcow2".into()]);
+        f.host_entries.push(entry("52:54:00:00:00:09", "10.0.0.9"));
+        let p: Vec<String> = plan(&f).iter().map(Action::describe).collect();
+        assert_eq!(
+            p,
+            vec!["remove qemu machine lost: made by creature, but its record is gone"]
+        );
+    }
+
+    #[test]
+    fn stale_journal_and_files_are_cleared() {
+        let mut f = facts();
+        f.journal.insert("old".into());
+        f.stale_files
+            .push(PathBuf::from("/s/images/tmp/import.1.part"));
+        let p: Vec<String> = plan(&f).iter().map(Action::describe).collect();
+        assert_eq!(
+            p,
+            vec![
+                "clear the journal of old: no such machine",
+                "remove /s/images/tmp/import.1.part: left by a process that is gone",
+            ]
+        );
+    }
+}
