@@ -266,7 +266,31 @@ impl Driver for LxcDriver {
 
     fn observe(&self, _known: &BTreeSet<String>) -> Result<Vec<Observed>> {
         let mut out = Vec::new();
-        for name in sys::list_all(&self.lxcpath) {
+        let listed = sys::list_all(&self.lxcpath);
+        // A create killed before the config existed leaves a directory with
+        // creature's marker that liblxc does not list: it is ours, shut off.
+        for e in std::fs::read_dir(&self.lxcpath)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !listed.contains(&name)
+                && crate::names::is_valid(&name)
+                && self.owner(&name) == Owner::Ours
+            {
+                out.push(Observed {
+                    state: PowerState::ShutOff,
+                    owner: Owner::Ours,
+                    backend: Backend::Lxc,
+                    cpus: None,
+                    memory_bytes: None,
+                    cpu_time_ns: None,
+                    name,
+                });
+            }
+        }
+        for name in listed {
             let Ok(c) = Container::open(&name, &self.lxcpath) else {
                 continue;
             };

@@ -11,6 +11,7 @@ mod host;
 mod lifecycle;
 mod load;
 mod network;
+mod repair;
 mod storage;
 pub mod vm;
 
