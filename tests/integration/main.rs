@@ -8,6 +8,7 @@ mod autostart;
 mod cli;
 mod completion;
 mod domain_xml;
+mod fuzz;
 mod generated;
 mod http;
 mod images;

@@ -290,3 +290,40 @@ fn sizes_beyond_reason_are_refused_at_validation() {
     }
     assert!(!sd.exists());
 }
+
+/// Every MAC a user gives is unicast, not zero, and not in the prefix
+/// libvirt gives host-side taps (fe:…): refused at validation, before a
+/// state directory exists.
+#[test]
+fn macs_that_would_collide_or_not_unicast_are_refused() {
+    let d = crate::util::state_dir();
+    let sd = d.path().join("state");
+    let cases = [
+        ("fe:54:00:aa:bb:01", "starts with fe"),
+        ("FE:00:00:00:00:01", "starts with fe"),
+        ("00:00:00:00:00:00", "all zeros"),
+        ("01:00:5e:00:00:01", "multicast or broadcast"),
+        ("ff:ff:ff:ff:ff:ff", "multicast or broadcast"),
+        ("53:54:00:00:00:01", "multicast or broadcast"),
+        ("52:54:00:aa:bb", "six hex pairs"),
+        ("52-54-00-aa-bb-cc", "six hex pairs"),
+        ("52:54:00:aa:bb:cg", "six hex pairs"),
+    ];
+    for (mac, why) in cases {
+        Creature::new(&sd)
+            .args([
+                "create",
+                "x",
+                "-t",
+                "lxc-busybox",
+                "--network",
+                "n",
+                "--mac",
+                mac,
+            ])
+            .run()
+            .code(2)
+            .stderr_has(why);
+    }
+    assert!(!sd.exists());
+}
