@@ -7,6 +7,7 @@ mod autostart;
 mod console;
 mod containers;
 mod debian;
+mod exec;
 mod host;
 mod lifecycle;
 mod load;
