@@ -288,6 +288,16 @@ fn free_bytes(mount: &Path) -> Option<u64> {
         .then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// Whether `path` is on a filesystem mounted read-only.
+pub fn read_only_fs(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statvfs the call fills.
+    unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0 }
+}
+
 /// A full filesystem is a pool that is exhausted (exit 8), whatever the
 /// caller's kind for other failures.
 pub fn space_or(kind: Kind, e: &std::io::Error) -> Kind {

@@ -90,6 +90,20 @@ pub struct MachineRecord {
 
 use crate::statedir::check_safe;
 
+/// A path for an SQLite `file:` URI: characters URIs reserve are escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(*b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn corrupt_file(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::corrupt(format!(
         "{} is not a valid creature state database: {why}; it was left untouched (move it away to start afresh)",
@@ -128,6 +142,12 @@ impl Store {
                     })?;
             }
         }
+        if crate::statedir::read_only_fs(state_dir) {
+            return Err(Error::unavailable(format!(
+                "state directory {} is on a read-only filesystem: creature can read it but change nothing (remount it read-write)",
+                state_dir.display()
+            )));
+        }
         let path = state_dir.join(DB_FILE);
         if check_safe(&path, "state database")?.is_none() {
             Store::create_fresh(&path)?;
@@ -146,8 +166,11 @@ impl Store {
                 format!("cannot set mode of {}", path.display())
             })?;
         let mut store = Store { conn, path };
-        store.identify()?;
+        let version = store.identify()?;
         store.configure()?;
+        if version < schema::MIGRATIONS.len() as i64 {
+            store.back_up(version)?;
+        }
         store.migrate()?;
         Ok(store)
     }
@@ -212,11 +235,22 @@ impl Store {
         }
         // Not SQLITE_OPEN_READ_ONLY: a read-only connection to a WAL database
         // leaves -wal and -shm files behind. A read-write connection that only
-        // reads (query_only) removes them on close and writes nothing.
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        // reads (query_only) removes them on close and writes nothing. On a
+        // read-only filesystem nothing can change under us: read the file
+        // as immutable.
+        let conn = if crate::statedir::read_only_fs(state_dir) {
+            Connection::open_with_flags(
+                format!("file:{}?immutable=1", uri_path(&path)),
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        } else {
+            Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        }
         .context(Kind::Unavailable, || {
             format!("cannot open state database {}", path.display())
         })?;
@@ -335,6 +369,31 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(|e| self.corrupt(e))
+    }
+
+    /// A copy of the database beside it before a schema upgrade
+    /// (`creature.db.bak-v<N>`, kept if one exists), so a failed or
+    /// regretted upgrade can be undone by hand.
+    fn back_up(&self, version: i64) -> Result<()> {
+        let mut bak = self.path.as_os_str().to_owned();
+        bak.push(format!(".bak-v{version}"));
+        let bak = PathBuf::from(bak);
+        if crate::statedir::check_safe(&bak, "database backup")?.is_some() {
+            return Ok(());
+        }
+        self.conn
+            .execute("VACUUM INTO ?1", params![bak.to_string_lossy()])
+            .map_err(|e| {
+                Error::new(
+                    Kind::Unavailable,
+                    format!("cannot back up {} before upgrading it", self.path.display()),
+                )
+                .caused_by(e)
+            })?;
+        fs::set_permissions(&bak, fs::Permissions::from_mode(0o600))
+            .context(Kind::Unavailable, || {
+                format!("cannot set mode of {}", bak.display())
+            })
     }
 
     fn migrate(&mut self) -> Result<()> {

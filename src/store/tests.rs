@@ -354,3 +354,34 @@ fn a_second_autostop_adds_to_the_record_until_an_autostart_uses_it() {
     s.record_autostop("local", &names(&["c"])).unwrap();
     assert_eq!(s.last_running("local").unwrap(), names(&["c"]));
 }
+
+/// A database from an older creature is copied beside itself before its
+/// schema is upgraded, and the copy is still the old version.
+#[test]
+fn upgrade_leaves_a_backup_of_the_old_version() {
+    let d = dir();
+    let sd = d.path().join("state");
+    fs::create_dir(&sd).unwrap();
+    fs::set_permissions(&sd, fs::Permissions::from_mode(0o711)).unwrap();
+    let old = schema::MIGRATIONS.len() - 1;
+    {
+        let c = Connection::open(sd.join(DB_FILE)).unwrap();
+        for m in &schema::MIGRATIONS[..old] {
+            c.execute_batch(m).unwrap();
+        }
+        c.execute_batch(&format!(
+            "PRAGMA user_version = {old}; PRAGMA application_id = {APPLICATION_ID};"
+        ))
+        .unwrap();
+    }
+    fs::set_permissions(sd.join(DB_FILE), fs::Permissions::from_mode(0o600)).unwrap();
+    let s = Store::open(&sd).unwrap();
+    assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+    let bak = sd.join(format!("{DB_FILE}.bak-v{old}"));
+    let b = Connection::open(&bak).unwrap();
+    let v: i64 = b
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, old as i64);
+    assert_eq!(fs::metadata(&bak).unwrap().mode() & 0o777, 0o600);
+}

@@ -114,3 +114,41 @@ fn a_full_filesystem_is_exit_8_naming_it() {
         .stderr_has(&format!("the filesystem at {} is full", sd.display()));
     assert!(tmp.is_empty(), "partial copies left: {tmp:?}");
 }
+
+/// A state directory on a read-only filesystem: reads work, every change
+/// exits 6 saying so, and nothing is written.
+#[test]
+fn a_read_only_state_directory_is_read_but_never_changed() {
+    if !super::available("a_read_only_state_directory_is_read_but_never_changed") {
+        return;
+    }
+    let d = state_dir();
+    let sd = d.path().join("state");
+    std::fs::create_dir(&sd).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m,mode=0711", "tmpfs"])
+            .arg(&sd),
+    );
+    let img = d.path().join("small.raw");
+    std::fs::write(&img, vec![1u8; 1 << 16]).unwrap();
+    Creature::new(&sd)
+        .args(["--quiet", "image", "import", "--name", "kept"])
+        .arg_path(&img)
+        .run()
+        .ok();
+    run_ok(Command::new("mount").args(["-o", "remount,ro"]).arg(&sd));
+    let before = crate::util::snapshot(&sd);
+    let list = Creature::new(&sd).args(["image", "list"]).run();
+    let import = Creature::new(&sd)
+        .args(["image", "import", "--name", "more"])
+        .arg_path(&img)
+        .run();
+    let rm = Creature::new(&sd).args(["image", "rm", "kept"]).run();
+    let after = crate::util::snapshot(&sd);
+    run_ok(Command::new("umount").arg(&sd));
+    list.ok().stdout_has("kept");
+    import.code(6).stderr_has("read-only filesystem");
+    rm.code(6).stderr_has("read-only filesystem");
+    assert_eq!(before, after);
+}
