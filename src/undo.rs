@@ -48,7 +48,11 @@ impl Undo {
 /// Test hooks at each step of a create: `CREATURE_TEST_FAIL_AT=<step>`
 /// makes that step fail, and `CREATURE_TEST_STALL_AT=<step>` waits there
 /// (up to 60 s) for a Ctrl-C, to prove rollback leaves nothing behind.
+/// Without the `test-hooks` feature (release builds) it does nothing.
 pub fn fail_point(step: &str) -> Result<(), Error> {
+    if !cfg!(feature = "test-hooks") {
+        return Ok(());
+    }
     if std::env::var("CREATURE_TEST_FAIL_AT").is_ok_and(|s| s == step) {
         return Err(Error::other(format!(
             "injected failure at step {step:?} (CREATURE_TEST_FAIL_AT)"

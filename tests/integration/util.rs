@@ -179,3 +179,10 @@ pub fn snapshot(state: &Path) -> Vec<(PathBuf, usize, u64)> {
     v.sort();
     v
 }
+
+/// Fault tests need the fail points, which only a `test-hooks` build has.
+#[track_caller]
+pub fn require_hooks() {
+    #[cfg(not(feature = "test-hooks"))]
+    panic!("this test needs the fail points: cargo test --features test-hooks (scripts/test does)");
+}

@@ -104,6 +104,7 @@ fn failed_container_create_leaves_nothing() {
     let Some(lab) = Lab::if_available("failed_container_create_leaves_nothing") else {
         return;
     };
+    crate::util::require_hooks();
     for step in ["rootfs", "define", "ready"] {
         let m = format!("ct-fail-{step}");
         lab.c()

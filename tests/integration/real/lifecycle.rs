@@ -197,6 +197,7 @@ fn failed_create_leaves_nothing() {
     let Some(lab) = Lab::if_available("failed_create_leaves_nothing") else {
         return;
     };
+    crate::util::require_hooks();
     for step in ["overlay", "define", "ready"] {
         let m = format!("lc-fail-{step}");
         lab.c()

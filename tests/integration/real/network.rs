@@ -151,6 +151,7 @@ fn parallel_creates_conflicts_and_exhaustion() {
     let Some(lab) = Lab::if_available("parallel_creates_conflicts_and_exhaustion") else {
         return;
     };
+    crate::util::require_hooks();
     lab.run(&["net", "create", "n-par", "--subnet", "10.82.0.0/24"])
         .ok();
     let handles: Vec<_> = (0..20)

@@ -52,6 +52,7 @@ fn kill_9_at_every_step_then_repair() {
     let Some(lab) = Lab::if_available("kill_9_at_every_step_then_repair") else {
         return;
     };
+    crate::util::require_hooks();
     lab.run(&["net", "create", "n-kill", "--subnet", "10.88.0.0/24"])
         .ok();
     let vm_steps = [
