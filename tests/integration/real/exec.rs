@@ -41,7 +41,17 @@ fn allowed_shell(cmd: &str, name: &str) -> bool {
 /// tracing: a started container's monitor stays a traced child forever.
 fn traced(state: &std::path::Path, out: &std::path::Path, args: &[&str]) -> String {
     let mut strace = Command::new("strace")
-        .args(["-f", "-q", "-s", "400", "-e", "trace=execve", "-o"])
+        // seccomp-bpf: tracees stop only at execve, so tracing costs little.
+        .args([
+            "-f",
+            "--seccomp-bpf",
+            "-q",
+            "-s",
+            "400",
+            "-e",
+            "trace=execve",
+            "-o",
+        ])
         .arg(out)
         .arg(crate::util::bin())
         .args(args)
@@ -51,7 +61,7 @@ fn traced(state: &std::path::Path, out: &std::path::Path, args: &[&str]) -> Stri
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("strace (setup-host installs it)");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
         let text = std::fs::read_to_string(out).unwrap_or_default();
         let first = text.split_whitespace().next().unwrap_or("").to_string();

@@ -113,12 +113,14 @@ fn kill_9_at_every_step_then_repair() {
     }
     // A delete killed after it marked the record, and after it removed
     // the machine.
-    for step in ["deleting", "removed"] {
-        let m = format!("kl-del-{step}");
-        lab.run(&["create", &m, "-t", "lxc-busybox", "--network", "n-kill"])
-            .ok();
-        kill_at(&lab, &["delete", &m, "--yes"], step);
-        names.push(m);
+    for (kind, template) in [("ct", "lxc-busybox"), ("vm", "tiny")] {
+        for step in ["deleting", "removed"] {
+            let m = format!("kl-del-{kind}-{step}");
+            lab.run(&["create", &m, "-t", template, "--network", "n-kill"])
+                .ok();
+            kill_at(&lab, &["delete", &m, "--yes"], step);
+            names.push(m);
+        }
     }
     assert!(
         host_entries("n-kill") > 0,
