@@ -60,7 +60,18 @@ pub fn open(uri: &Uri, limit: Duration) -> Result<Connect> {
     let u = uri.0.clone();
     deadline::run(&format!("libvirt at {}", uri.0), limit, move || {
         Connect::open(Some(&u)).map_err(|e| {
-            let mut err = map_error(format!("cannot connect to libvirt at {u}"), e);
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let unprivileged = unsafe { libc::geteuid() } != 0;
+            let denied = e.message().contains("Permission denied")
+                || e.message().contains("authentication")
+                || e.message().contains("not authorized")
+                || (unprivileged && u.ends_with("/system"));
+            let what = if denied {
+                format!("cannot connect to libvirt at {u}: permission denied (run as root or as a member of the libvirt group)")
+            } else {
+                format!("cannot connect to libvirt at {u}")
+            };
+            let mut err = map_error(what, e);
             if err.kind() == Kind::Other {
                 err = Error::new(Kind::Unavailable, err.message().to_string())
                     .caused_by(err.causes().join("; "));
