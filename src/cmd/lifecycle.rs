@@ -141,10 +141,8 @@ pub fn confirm(ctx: &Ctx, question: &str) -> Result<()> {
     if yes {
         Ok(())
     } else {
-        Err(Error::new(
-            Kind::Interrupted,
-            "cancelled; nothing was deleted",
-        ))
+        // A "no" is an answer, not a signal: exit 1, not 130.
+        Err(Error::other(format!("{question} no: nothing was done")))
     }
 }
 

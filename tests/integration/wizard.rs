@@ -29,9 +29,9 @@ fn read_until(master: &mut std::fs::File, buf: &mut String, needle: &str) {
     }
 }
 
-#[test]
-fn wizard_asks_and_prints_the_equivalent_command() {
-    let d = state_dir();
+/// `creature ARGS` on a new pty as its controlling terminal; returns the
+/// child and the pty's master end (non-blocking).
+fn on_pty(state: &std::path::Path, args: &[&str]) -> (std::process::Child, std::fs::File) {
     let (mut master_fd, mut slave_fd) = (0, 0);
     // SAFETY: openpty fills two descriptors we then own.
     let rc = unsafe {
@@ -46,13 +46,13 @@ fn wizard_asks_and_prints_the_equivalent_command() {
     assert_eq!(rc, 0);
     // SAFETY: fresh descriptors from openpty, owned here.
     let slave = unsafe { OwnedFd::from_raw_fd(slave_fd) };
-    let mut master = unsafe { std::fs::File::from_raw_fd(master_fd) };
+    let master = unsafe { std::fs::File::from_raw_fd(master_fd) };
     // SAFETY: fcntl on our own descriptor.
     unsafe { libc::fcntl(master_fd, libc::F_SETFL, libc::O_NONBLOCK) };
     let mut cmd = Command::new(bin());
-    cmd.args(["create"])
-        .env("CREATURE_STATE_DIR", d.path())
-        .env("CREATURE_CONFIG", d.path().join("none.toml"))
+    cmd.args(args)
+        .env("CREATURE_STATE_DIR", state)
+        .env("CREATURE_CONFIG", state.join("none.toml"))
         .env("TERM", "xterm")
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
@@ -65,7 +65,13 @@ fn wizard_asks_and_prints_the_equivalent_command() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
+    (cmd.spawn().unwrap(), master)
+}
+
+#[test]
+fn wizard_asks_and_prints_the_equivalent_command() {
+    let d = state_dir();
+    let (mut child, mut master) = on_pty(d.path(), &["create"]);
     let mut seen = String::new();
     read_until(&mut master, &mut seen, "template");
     // The sixth template, tiny-xen: no Xen host here, so the matrix refuses
@@ -94,4 +100,21 @@ fn wizard_asks_and_prints_the_equivalent_command() {
     );
     // Launch is not implemented for xen: the matrix has the last word.
     assert_eq!(status.code(), Some(3), "{seen}");
+}
+
+/// Answering "no" at a prompt is an answer, not an interrupt: exit 1,
+/// "nothing was done", and the machine is still there.
+#[test]
+fn a_declined_delete_exits_1_and_keeps_the_machine() {
+    let d = state_dir();
+    crate::util::seed(d.path(), &[("vm", creature::backend::Backend::Qemu)]);
+    let (mut child, mut master) = on_pty(d.path(), &["delete", "vm"]);
+    let mut seen = String::new();
+    read_until(&mut master, &mut seen, "delete machine vm");
+    master.write_all(b"n").unwrap();
+    read_until(&mut master, &mut seen, "nothing was done");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    let s = creature::store::Store::open(d.path()).unwrap();
+    assert!(s.machine("local", "vm").unwrap().is_some());
 }
