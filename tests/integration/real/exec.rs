@@ -83,10 +83,14 @@ fn traced(state: &std::path::Path, out: &std::path::Path, args: &[&str]) -> Stri
             assert!(st.success(), "{args:?} failed under strace");
             return std::fs::read_to_string(out).unwrap_or_default();
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{args:?} did not finish under strace"
-        );
+        if std::time::Instant::now() > deadline {
+            let _ = strace.kill();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            panic!(
+                "{args:?} did not finish under strace; the trace ends (newest first):\n{}",
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -98,6 +102,9 @@ fn child_processes_are_argument_vectors_without_template_values() {
     else {
         return;
     };
+    // Not beside the 50-machine test: tracing a container start under that
+    // load has hung strace.
+    let _alone = crate::util::heavy();
     lab.run(&["net", "create", "n-exec", "--subnet", "10.89.0.0/24"])
         .ok();
     for (m, template) in [("ex-ct", "lxc-busybox"), ("ex-vm", "tiny")] {
