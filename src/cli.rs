@@ -545,6 +545,10 @@ pub enum ImageCommand {
         /// URL's file name without extension).
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// What the file is; without it qemu-img probes it. A file named raw is never probed as
+        /// another format.
+        #[arg(long, value_name = "FORMAT", value_parser = ["raw", "qcow2"])]
+        image_format: Option<String>,
     },
     /// Copy local files into the cache.
     Import {
@@ -552,6 +556,10 @@ pub enum ImageCommand {
         files: Vec<PathBuf>,
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// What the files are; without it qemu-img probes them. A file named raw is never probed
+        /// as another format.
+        #[arg(long, value_name = "FORMAT", value_parser = ["raw", "qcow2"])]
+        image_format: Option<String>,
     },
     /// List cached images.
     List,

@@ -59,19 +59,29 @@ fn show(ctx: &Ctx, rec: &ImageRecord) -> Result<()> {
 
 pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
     match cmd {
-        ImageCommand::Import { files, name } => import(ctx, &files, name),
+        ImageCommand::Import {
+            files,
+            name,
+            image_format,
+        } => import(ctx, &files, name, image_format.as_deref()),
         ImageCommand::Pull {
             source,
             sha256,
             sha512,
             name,
-        } => pull(ctx, &source, name, sha256, sha512),
+            image_format,
+        } => pull(ctx, &source, name, sha256, sha512, image_format.as_deref()),
         ImageCommand::List => list(ctx),
         ImageCommand::Rm { image } => remove(ctx, &image),
     }
 }
 
-fn import(ctx: &Ctx, files: &[PathBuf], name: Option<String>) -> Result<()> {
+fn import(
+    ctx: &Ctx,
+    files: &[PathBuf],
+    name: Option<String>,
+    declared: Option<&str>,
+) -> Result<()> {
     let name = match name {
         Some(n) => n,
         None => files
@@ -87,7 +97,13 @@ fn import(ctx: &Ctx, files: &[PathBuf], name: Option<String>) -> Result<()> {
     names::check(What::Image, &name)?;
     crate::interrupt::catch();
     let mut store = Store::open(&ctx.global.state_dir)?;
-    let rec = image::import(&mut store, &Cache::new(&ctx.global.state_dir), &name, files)?;
+    let rec = image::import(
+        &mut store,
+        &Cache::new(&ctx.global.state_dir),
+        &name,
+        files,
+        declared,
+    )?;
     show(ctx, &rec)
 }
 
@@ -100,6 +116,7 @@ fn pull(
     name: Option<String>,
     sha256: Option<String>,
     sha512: Option<String>,
+    declared: Option<&str>,
 ) -> Result<()> {
     if let Some(n) = &name {
         names::check(What::Image, n)?;
@@ -125,7 +142,7 @@ fn pull(
     let mut store = Store::open(&ctx.global.state_dir)?;
     let cache = Cache::new(&ctx.global.state_dir);
     for (n, url, e) in jobs {
-        let rec = image::pull(&mut store, &cache, &n, &url, &e, ctx.global.quiet)?;
+        let rec = image::pull(&mut store, &cache, &n, &url, &e, declared, ctx.global.quiet)?;
         show(ctx, &rec)?;
     }
     Ok(())

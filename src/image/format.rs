@@ -43,11 +43,42 @@ pub struct Format {
 /// `label` names the file in messages (the user's name for it, not the
 /// cache's temporary path).
 pub fn inspect(path: &Path, label: &str) -> Result<Format> {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json", "-U", "--"])
-        .arg(path)
-        .output()
-        .map_err(|e| Error::unavailable("cannot run qemu-img (install qemu-utils)").caused_by(e))?;
+    info(path, label, None)
+}
+
+/// As `inspect`, for a file whose format its owner named (`raw` or
+/// `qcow2`): it is read as that format, never probed into another. A file
+/// named qcow2 must be one; a file named raw stays raw whatever its first
+/// bytes look like. Unnamed, a file is probed, and a raw disk whose guest
+/// wrote another format's header at its start is taken for that format,
+/// so the checks below still refuse a backing or data file it names.
+pub fn inspect_as(path: &Path, label: &str, declared: Option<&str>) -> Result<Format> {
+    let Some(want) = declared else {
+        return inspect(path, label);
+    };
+    if want != "raw" {
+        let probed = info(path, label, None)?;
+        if probed.format != want {
+            return Err(Error::invalid(format!(
+                "{label} is named {want} but is a {} image",
+                probed.format
+            )));
+        }
+        return Ok(probed);
+    }
+    info(path, label, Some(want))
+}
+
+fn info(path: &Path, label: &str, format: Option<&str>) -> Result<Format> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["info", "--output=json", "-U"]);
+    if let Some(f) = format {
+        cmd.args(["-f", f]);
+    }
+    let out =
+        cmd.arg("--").arg(path).output().map_err(|e| {
+            Error::unavailable("cannot run qemu-img (install qemu-utils)").caused_by(e)
+        })?;
     if !out.status.success() {
         return Err(Error::invalid(format!("qemu-img cannot read {label}"))
             .caused_by(String::from_utf8_lossy(&out.stderr).trim()));

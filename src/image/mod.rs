@@ -31,6 +31,7 @@ pub fn import(
     cache: &Cache,
     name: &str,
     files: &[PathBuf],
+    declared: Option<&str>,
 ) -> Result<ImageRecord> {
     names::check(What::Image, name)?;
     if store.image(name)?.is_some() {
@@ -51,7 +52,7 @@ pub fn import(
     let result = (|| {
         for f in files {
             let tmp = cache.copy_in(f)?;
-            let fmt = format::inspect(&tmp.path, &f.display().to_string())?;
+            let fmt = format::inspect_as(&tmp.path, &f.display().to_string(), declared)?;
             let size = std::fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
             let (sha256, _) = cache::digests(&tmp.path)?;
             let fresh = !cache.blob(&sha256).exists();
@@ -87,6 +88,7 @@ pub fn pull(
     name: &str,
     url: &str,
     expected: &Expected,
+    declared: Option<&str>,
     quiet: bool,
 ) -> Result<ImageRecord> {
     names::check(What::Image, name)?;
@@ -95,7 +97,7 @@ pub fn pull(
     }
     cache.ensure()?;
     let (tmp, sha256) = fetch::download(cache, url, expected, quiet)?;
-    let fmt = format::inspect(&tmp.path, url)?;
+    let fmt = format::inspect_as(&tmp.path, url, declared)?;
     let size = std::fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
     let file = url
         .rsplit('/')

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::image::{self, Cache, Expected};
 use crate::store::Store;
-use crate::template::schema::Source;
+use crate::template::schema::{DiskFormat, Source};
 
 pub struct Located {
     pub path: PathBuf,
@@ -16,6 +16,8 @@ pub struct Located {
     /// size as recorded at import. Paths: none (the caller inspects them).
     pub image: Option<String>,
     pub format: Option<(String, u64)>,
+    /// A path's format as the template names it (`source.format`).
+    pub declared: Option<&'static str>,
 }
 
 impl Located {
@@ -25,7 +27,12 @@ impl Located {
     /// or a root filesystem directory has no disk format).
     pub fn disk_format(&mut self) -> Result<(String, u64)> {
         let label = self.path.display().to_string();
-        let f = image::format::inspect(&self.path, &label)?;
+        // A cached file is read as the format recorded at import.
+        let named = match &self.format {
+            Some((recorded, _)) => Some(recorded.as_str()),
+            None => self.declared,
+        };
+        let f = image::format::inspect_as(&self.path, &label, named)?;
         if let Some((recorded, _)) = &self.format {
             if *recorded != f.format {
                 return Err(Error::corrupt(format!(
@@ -37,6 +44,13 @@ impl Located {
         self.format = Some((f.format.clone(), f.virtual_size));
         Ok((f.format, f.virtual_size))
     }
+}
+
+fn declared(src: &Source) -> Option<&'static str> {
+    src.format.map(|f| match f {
+        DiskFormat::Raw => "raw",
+        DiskFormat::Qcow2 => "qcow2",
+    })
 }
 
 /// Name for an image pulled on behalf of a template: the template's, or
@@ -66,7 +80,7 @@ pub fn locate(
             None => {
                 let e = expected.ok_or_else(|| Error::invalid(format!("{url}: no checksum")))?;
                 let name = pull_name(store, template, url)?;
-                image::pull(store, &cache, &name, url, &e, quiet)?.name
+                image::pull(store, &cache, &name, url, &e, declared(src), quiet)?.name
             }
         },
         (None, None, Some(p)) => {
@@ -83,6 +97,7 @@ pub fn locate(
                 path,
                 image: None,
                 format: None,
+                declared: declared(src),
             });
         }
         (None, None, None) => return Err(Error::invalid("a source names nothing")),
@@ -111,5 +126,6 @@ pub fn locate(
         path: cache.blob(&file.sha256),
         format: Some((file.format.clone(), file.virtual_size)),
         image: Some(image_name),
+        declared: None,
     })
 }

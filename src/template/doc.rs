@@ -77,6 +77,7 @@ pub const KEYS: &[Key] = &[
     k("source.sha256", "64 hex digits", "-", "A source: checksum of the download."),
     k("source.sha512", "128 hex digits", "-", "A source: checksum of the download (as Debian publishes)."),
     k("source.path", "absolute path", "-", "A source: a local file."),
+    k("source.format", "raw | qcow2", "probed", "A source: what a `url` or `path` file is. A file named raw is never probed as another format, whatever its first bytes; a file named qcow2 must be one."),
 ];
 
 pub fn markdown() -> String {
@@ -165,6 +166,7 @@ mod tests {
             sha256: Some("s".into()),
             sha512: Some("s".into()),
             path: Some("/p".into()),
+            format: Some(DiskFormat::Raw),
         };
         let full = Template {
             description: Some("d".into()),

@@ -205,6 +205,13 @@ fn check_source(name: &str, field: &str, s: &FileSource) -> Result<()> {
             "give exactly one of `image`, `url` or `path`",
         ));
     }
+    if s.image.is_some() && s.format.is_some() {
+        return Err(field_err(
+            name,
+            &format!("{field}.format"),
+            "is for `url` and `path` sources; a cached image's format was recorded when it was imported",
+        ));
+    }
     if let Some(img) = &s.image {
         names::check(What::Image, img).map_err(|e| field_err(name, field, e.message()))?;
     }

@@ -64,6 +64,9 @@ pub struct Source {
     /// Absolute path of a local file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// What a `url` or `path` file is (default: probed by qemu-img).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<DiskFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

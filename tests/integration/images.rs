@@ -341,3 +341,55 @@ fn planted_symlinks_in_the_cache_are_refused() {
         );
     }
 }
+
+/// A raw disk whose guest wrote a qcow2 header at its start: named raw
+/// (`--image-format raw`), it is cached as raw and never probed into a
+/// qcow2; named qcow2, a raw file is refused; unnamed, it is probed (and
+/// what the header claims is checked like any qcow2).
+#[test]
+fn a_named_format_is_never_probed_into_another() {
+    let d = state_dir();
+    let sd = d.path().join("state");
+    let qcow = d.path().join("header.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&qcow)
+        .arg("1M")
+        .status()
+        .unwrap()
+        .success());
+    // A "raw disk" that starts with a qcow2 header.
+    let raw = d.path().join("disk.raw");
+    let mut bytes = std::fs::read(&qcow).unwrap();
+    bytes.resize(4 << 20, 0);
+    std::fs::write(&raw, &bytes).unwrap();
+    let import = |name: &str, file: &std::path::Path, format: Option<&str>| {
+        let mut c = Creature::new(&sd).args(["--quiet", "image", "import", "--name", name]);
+        if let Some(f) = format {
+            c = c.args(["--image-format", f]);
+        }
+        c.arg_path(file).run()
+    };
+    import("as-raw", &raw, Some("raw")).code(0);
+    import("probed", &raw, None).code(0);
+    import("not-qcow2", &d.path().join("plain.raw"), Some("qcow2")).code(4);
+    std::fs::write(d.path().join("plain.raw"), vec![0u8; 1 << 20]).unwrap();
+    import("not-qcow2", &d.path().join("plain.raw"), Some("qcow2"))
+        .code(2)
+        .stderr_has("is named qcow2 but is a raw image");
+    let list = Creature::new(&sd)
+        .args(["image", "list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    let format_of = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == n)
+            .map(|i| i["files"][0]["format"].as_str().unwrap().to_string())
+    };
+    assert_eq!(format_of("as-raw").as_deref(), Some("raw"));
+    assert_eq!(format_of("probed").as_deref(), Some("qcow2"));
+    assert_eq!(format_of("not-qcow2"), None);
+}
