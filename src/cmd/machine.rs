@@ -107,6 +107,27 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         lifecycle::confirm_delete(ctx, rec)?;
     }
     let host = ctx.host()?;
+    // Verbs that change a machine hold its lock, so two of them (a delete
+    // racing a start) never interleave: the second is refused (exit 5).
+    let _busy = match cmd {
+        Command::Start(_)
+        | Command::Stop(_)
+        | Command::Reboot(_)
+        | Command::Pause(_)
+        | Command::Unpause(_)
+        | Command::Suspend(_)
+        | Command::Restore(_)
+        | Command::Delete(_) => Some(
+            crate::statedir::lock_machine(&ctx.global.state_dir, host.name(), &rec.name, false)?
+                .ok_or_else(|| {
+                    Error::conflict(format!(
+                        "machine {:?} is being changed by another command; try again when it is done",
+                        rec.name
+                    ))
+                })?,
+        ),
+        _ => None,
+    };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;
     let drv = drv.as_ref();
     match cmd {

@@ -82,44 +82,57 @@ fn fifty_parallel_creates_and_deletes() {
     assert_eq!(codes, vec![0, 5], "two creates of one name");
     lab.run(&["delete", "ld-twin", "--yes"]).ok();
 
-    // A delete racing a start of one VM: one of them wins; the loser exits
-    // 4 or 5; nothing is half-done (the machine is either wholly there or
-    // wholly gone).
-    let race: Vec<_> = [vec!["start", "ld-0"], vec!["delete", "ld-0", "--yes"]]
-        .into_iter()
-        .map(|a| {
-            let c = lab.c().args(a);
-            std::thread::spawn(move || c.run())
+    // A delete racing a start, on five VMs at once: one of each pair wins;
+    // the loser exits 4 or 5; nothing is half-done (each machine is either
+    // wholly there or wholly gone, never a domain without its record).
+    let raced = ["ld-0", "ld-2", "ld-4", "ld-6", "ld-8"];
+    let pairs: Vec<_> = raced
+        .iter()
+        .map(|m| {
+            let s = lab.c().args(["start", m]);
+            let d = lab.c().args(["delete", m, "--yes"]);
+            (
+                std::thread::spawn(move || s.run()),
+                std::thread::spawn(move || d.run()),
+            )
         })
         .collect();
-    let results: Vec<_> = race.into_iter().map(|h| h.join().unwrap()).collect();
-    let (start, delete) = (&results[0], &results[1]);
-    let domain = virsh(&["dominfo", "ld-0"]).status.success();
-    let record = creature::store::Store::open(lab.path())
-        .unwrap()
-        .machine("local", "ld-0")
-        .unwrap()
-        .is_some();
-    assert_eq!(domain, record, "domain and record disagree after the race");
-    if delete.code == 0 {
-        assert!(!domain, "deleted but the domain is there");
-    } else {
-        assert!([4, 5].contains(&delete.code), "delete: {}", delete.stderr);
+    for (m, (s, d)) in raced.iter().zip(pairs) {
+        let (start, delete) = (s.join().unwrap(), d.join().unwrap());
+        let domain = virsh(&["dominfo", m]).status.success();
+        let record = creature::store::Store::open(lab.path())
+            .unwrap()
+            .machine("local", m)
+            .unwrap()
+            .is_some();
         assert_eq!(
-            start.code, 0,
-            "both lost: {} / {}",
-            start.stderr, delete.stderr
+            domain, record,
+            "{m}: domain and record disagree after the race"
         );
-    }
-    if domain {
-        lab.run(&["delete", "ld-0", "--yes", "--force"]).ok();
+        if delete.code == 0 {
+            assert!(!domain, "{m}: deleted but the domain is there");
+        } else {
+            assert!(
+                [4, 5].contains(&delete.code),
+                "{m}: delete: {}",
+                delete.stderr
+            );
+            assert_eq!(
+                start.code, 0,
+                "{m}: both lost: {} / {}",
+                start.stderr, delete.stderr
+            );
+        }
+        if domain {
+            lab.run(&["delete", m, "--yes", "--force"]).ok();
+        }
     }
 
     // Fifty deletes at once leave nothing.
     let deleted =
         spawn_all(&|m: &str| ["delete", m, "--yes", "--force"].map(String::from).to_vec());
     for (m, r) in deleted {
-        if m != "ld-0" {
+        if !raced.contains(&m.as_str()) {
             assert_eq!(r.code, 0, "delete {m}: {}", r.stderr);
         }
     }
