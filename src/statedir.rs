@@ -93,58 +93,59 @@ fn dir_checked(path: &Path, what: &str) -> Result<()> {
     }
 }
 
+/// How a file below the state directory is opened; never through a symlink.
+#[derive(Clone, Copy)]
+enum Open {
+    /// A new file; one that exists is an error.
+    New,
+    /// An existing file or a new one, kept as it is (appending, locking).
+    Keep,
+    /// An existing file or a new one, emptied.
+    Truncate,
+}
+
+fn open(path: &Path, mode: u32, how: Open) -> Result<fs::File> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    let verb = match how {
+        Open::New => {
+            o.create_new(true);
+            "create"
+        }
+        Open::Keep => {
+            o.create(true).truncate(false);
+            "open"
+        }
+        Open::Truncate => {
+            o.create(true).truncate(true);
+            "write"
+        }
+    };
+    o.open(path).map_err(|e| {
+        Error::new(
+            space_or(Kind::Other, &e),
+            format!("cannot {verb} {}", path.display()),
+        )
+        .caused_by(e)
+    })
+}
+
 /// A new file, never one that exists and never through a symlink.
 pub fn create_new(path: &Path, mode: u32) -> Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            Error::new(
-                space_or(Kind::Other, &e),
-                format!("cannot create {}", path.display()),
-            )
-            .caused_by(e)
-        })
+    open(path, mode, Open::New)
 }
 
 /// An existing file or a new one, for appending or locking, never through a
 /// symlink.
 pub fn open_nofollow(path: &Path, mode: u32) -> Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            Error::new(
-                space_or(Kind::Other, &e),
-                format!("cannot open {}", path.display()),
-            )
-            .caused_by(e)
-        })
+    open(path, mode, Open::Keep)
 }
 
 /// A file written afresh (truncated if it exists), never through a symlink.
 pub fn rewrite(path: &Path, mode: u32) -> Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            Error::new(
-                space_or(Kind::Other, &e),
-                format!("cannot write {}", path.display()),
-            )
-            .caused_by(e)
-        })
+    open(path, mode, Open::Truncate)
 }
 
 /// An exclusive lock on one machine for the length of a change (create,

@@ -116,14 +116,9 @@ impl Store {
     }
 
     pub fn last_running(&self, host: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT machine FROM last_running WHERE host = ?1 ORDER BY machine")
-            .map_err(|e| self.corrupt(e))?;
-        let rows = stmt
-            .query_map(params![host], |r| r.get(0))
-            .map_err(|e| self.corrupt(e))?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
-            .map_err(|e| self.corrupt(e))
+        self.host_strings(
+            "SELECT machine FROM last_running WHERE host = ?1 ORDER BY machine",
+            host,
+        )
     }
 }

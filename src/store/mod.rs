@@ -552,10 +552,15 @@ impl Store {
 
     /// Machines of `host` the journal has rows for.
     pub fn journal_machines(&self, host: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT machine FROM journal WHERE host = ?1 ORDER BY machine")
-            .map_err(|e| self.corrupt(e))?;
+        self.host_strings(
+            "SELECT DISTINCT machine FROM journal WHERE host = ?1 ORDER BY machine",
+            host,
+        )
+    }
+
+    /// One text column of a query on one host (`?1`).
+    pub(crate) fn host_strings(&self, sql: &str, host: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.corrupt(e))?;
         let rows = stmt
             .query_map(params![host], |r| r.get(0))
             .map_err(|e| self.corrupt(e))?;

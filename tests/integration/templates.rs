@@ -184,14 +184,7 @@ fn bad_set_values_name_their_key() {
             "--set disk.0.bsu=x: disk[0].bsu: unknown key (did you mean `bus`?)",
         ),
     ];
-    for (set, want) in cases {
-        Creature::new(&sd)
-            .args(["create", "x", "-t", "tiny", "--set", set])
-            .run()
-            .code(2)
-            .stderr_has(want);
-    }
-    assert!(!sd.exists());
+    refused_at_validation(&sd, &cases);
 }
 
 #[test]
@@ -281,14 +274,7 @@ fn sizes_beyond_reason_are_refused_at_validation() {
         ),
         ("disk.0.size=99999999999999999999", "disk.0.size"),
     ];
-    for (set, want) in cases {
-        Creature::new(&sd)
-            .args(["create", "x", "-t", "tiny", "--set", set])
-            .run()
-            .code(2)
-            .stderr_has(want);
-    }
-    assert!(!sd.exists());
+    refused_at_validation(&sd, &cases);
 }
 
 /// Every MAC a user gives is unicast, not zero, and not in the prefix
@@ -324,6 +310,19 @@ fn macs_that_would_collide_or_not_unicast_are_refused() {
             .run()
             .code(2)
             .stderr_has(why);
+    }
+    assert!(!sd.exists());
+}
+
+/// Each `--set` of `cases` makes `create` exit 2 with its message, and no
+/// state directory is made.
+fn refused_at_validation(sd: &std::path::Path, cases: &[(&str, &str)]) {
+    for (set, want) in cases {
+        Creature::new(sd)
+            .args(["create", "x", "-t", "tiny", "--set", set])
+            .run()
+            .code(2)
+            .stderr_has(want);
     }
     assert!(!sd.exists());
 }

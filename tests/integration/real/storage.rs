@@ -84,6 +84,26 @@ fn overlays_are_made_by_libvirt_with_explicit_backing_formats() {
     pool.undefine().unwrap();
 }
 
+/// A state directory on a tmpfs of `size` of its own (the test namespace's
+/// mounts are private); unmount it when done.
+fn tmpfs_state(size: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = state_dir();
+    let sd = d.path().join("state");
+    std::fs::create_dir(&sd).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0711"),
+                "tmpfs",
+            ])
+            .arg(&sd),
+    );
+    (d, sd)
+}
+
 /// A full filesystem under the state directory is exit 8 naming the
 /// filesystem and what is left on it, and the partial copy is removed.
 /// (A 2 MiB tmpfs, mounted inside the test namespace's private mounts.)
@@ -92,14 +112,7 @@ fn a_full_filesystem_is_exit_8_naming_it() {
     if !super::available("a_full_filesystem_is_exit_8_naming_it") {
         return;
     }
-    let d = state_dir();
-    let sd = d.path().join("state");
-    std::fs::create_dir(&sd).unwrap();
-    run_ok(
-        Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m,mode=0711", "tmpfs"])
-            .arg(&sd),
-    );
+    let (d, sd) = tmpfs_state("2m");
     let img = d.path().join("big.raw");
     std::fs::write(&img, vec![7u8; 4 << 20]).unwrap();
     let r = Creature::new(&sd)
@@ -122,14 +135,7 @@ fn a_read_only_state_directory_is_read_but_never_changed() {
     if !super::available("a_read_only_state_directory_is_read_but_never_changed") {
         return;
     }
-    let d = state_dir();
-    let sd = d.path().join("state");
-    std::fs::create_dir(&sd).unwrap();
-    run_ok(
-        Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8m,mode=0711", "tmpfs"])
-            .arg(&sd),
-    );
+    let (d, sd) = tmpfs_state("8m");
     let img = d.path().join("small.raw");
     std::fs::write(&img, vec![1u8; 1 << 16]).unwrap();
     Creature::new(&sd)
