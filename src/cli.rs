@@ -77,7 +77,10 @@ pub enum Command {
     Start(StartArgs),
     /// Stop a machine: graceful shutdown, then --force after --timeout.
     Stop(StopArgs),
+    /// Power a machine off at once, as `virsh destroy` (= stop --force --timeout 0).
+    Destroy(MachineArg),
     /// Reboot a machine.
+    #[command(visible_alias = "restart")]
     Reboot(MachineArg),
     /// Pause a machine's CPUs (containers: freeze).
     Pause(MachineArg),
@@ -88,8 +91,10 @@ pub enum Command {
     /// Bring back a suspended machine.
     Restore(MachineArg),
     /// Delete a machine and everything creature made for it.
+    #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
     /// List machines on the host, reconciled with creature's records.
+    #[command(visible_alias = "ls")]
     List(ListArgs),
     /// Show one machine in detail.
     Info(MachineArg),

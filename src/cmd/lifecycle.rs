@@ -74,6 +74,11 @@ pub fn stop(
     ready(rec)?;
     let name = &rec.name;
     if force && timeout == 0 {
+        // As the graceful path answers: a machine that is off is not stopped again.
+        let st = drv.state(name)?;
+        if !st.is_active() {
+            return Err(crate::backend::wrong_state(name, "stop", st));
+        }
         drv.force_off(name)?;
         ctx.say(&format!("powered off {name}"));
         return Ok(());

@@ -16,6 +16,7 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
     Some(match cmd {
         C::Start(a) => (Op::Start, &a.machine.name),
         C::Stop(a) => (Op::Stop, &a.machine.name),
+        C::Destroy(a) => (Op::Stop, &a.name),
         C::Reboot(a) => (Op::Reboot, &a.name),
         C::Pause(a) => (Op::Pause, &a.name),
         C::Unpause(a) => (Op::Unpause, &a.name),
@@ -112,6 +113,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
     let _busy = match cmd {
         Command::Start(_)
         | Command::Stop(_)
+        | Command::Destroy(_)
         | Command::Reboot(_)
         | Command::Pause(_)
         | Command::Unpause(_)
@@ -133,6 +135,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
     match cmd {
         Command::Start(a) => lifecycle::start(ctx, &host, drv, rec, &a.wait),
         Command::Stop(a) => lifecycle::stop(ctx, drv, rec, a.timeout, a.force),
+        Command::Destroy(_) => lifecycle::stop(ctx, drv, rec, 0, true),
         Command::Reboot(_)
         | Command::Pause(_)
         | Command::Unpause(_)
@@ -157,6 +160,9 @@ mod tests {
         let cases: &[(&[&str], Op)] = &[
             (&["start", "m"], Op::Start),
             (&["stop", "m"], Op::Stop),
+            (&["destroy", "m"], Op::Stop),
+            (&["restart", "m"], Op::Reboot),
+            (&["rm", "m"], Op::Delete),
             (&["reboot", "m"], Op::Reboot),
             (&["pause", "m"], Op::Pause),
             (&["unpause", "m"], Op::Unpause),

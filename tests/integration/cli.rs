@@ -177,3 +177,26 @@ fn an_unprivileged_user_gets_exit_6_before_any_change() {
         assert!(!sd.exists(), "{template}: a state directory was made");
     }
 }
+
+/// The words a virsh or incus user types land on creature's verbs.
+#[test]
+fn aliases_of_other_tools_land_on_the_right_verb() {
+    let d = crate::util::state_dir();
+    Creature::new(d.path())
+        .args(["ls", "--format", "json"])
+        .run()
+        .ok()
+        .stdout_has("[]");
+    for verb in ["destroy", "restart", "rm"] {
+        Creature::new(d.path())
+            .args([verb, "nosuch", "--yes"])
+            .run()
+            .code(4)
+            .stderr_has("machine \"nosuch\" not found");
+    }
+    let help = Creature::new(d.path()).args(["--help"]).run().ok();
+    help.stdout_has("destroy")
+        .stdout_has("[alias: restart]")
+        .stdout_has("[alias: rm]")
+        .stdout_has("[alias: ls]");
+}

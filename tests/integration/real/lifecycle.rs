@@ -159,7 +159,16 @@ fn stop_force_path_for_a_guest_ignoring_acpi() {
     lab.run(&["start", m]).ok();
     lab.run(&["stop", m, "--force", "--timeout", "0"]).ok();
     assert_eq!(lab.state(m), "shut-off");
-    lab.run(&["delete", m, "--yes"]).ok();
+    // `destroy` (virsh's word) is the same forced stop; `restart` is reboot.
+    lab.run(&["start", m, "--wait", "running"]).ok();
+    lab.run(&["destroy", m])
+        .ok()
+        .stdout_has(&format!("powered off {m}"));
+    assert_eq!(lab.state(m), "shut-off");
+    // On a machine that is already off it answers as `stop` does: exit 5.
+    lab.run(&["destroy", m]).code(5).stderr_has("shut-off");
+    lab.run(&["stop", m, "--force"]).code(5);
+    lab.run(&["rm", m, "--yes"]).ok();
 }
 
 /// A stop right after start: the first power-button press reaches a guest
