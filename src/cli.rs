@@ -294,6 +294,10 @@ pub struct LogArgs {
     /// Keep printing as the log grows.
     #[arg(long, short = 'f')]
     pub follow: bool,
+
+    /// Print only the last N lines (then follow, with --follow).
+    #[arg(long = "lines", short = 'n', value_name = "N")]
+    pub lines: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]

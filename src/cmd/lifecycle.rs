@@ -313,7 +313,39 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
     })
 }
 
-pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool) -> Result<()> {
+/// Where the last `n` lines of `f` start, read backwards a block at a time
+/// so a large log is not read whole.
+pub fn tail_start(f: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let len = f.seek(SeekFrom::End(0))?;
+    let mut pos = len;
+    let mut seen = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    // A final newline ends the last line; it does not start another.
+    let mut skip_last = true;
+    while pos > 0 {
+        let take = (pos as usize).min(buf.len());
+        pos -= take as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..take])?;
+        for i in (0..take).rev() {
+            if buf[i] == b'\n' {
+                if skip_last && pos + i as u64 == len - 1 {
+                    skip_last = false;
+                    continue;
+                }
+                seen += 1;
+                if seen == n {
+                    return Ok(pos + i as u64 + 1);
+                }
+            }
+            skip_last = false;
+        }
+    }
+    Ok(0)
+}
+
+pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool, lines: Option<u64>) -> Result<()> {
     let path = drv.serial_log(&rec.name)?;
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -336,6 +368,17 @@ pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool) -> Result<()> {
     };
     if follow {
         interrupt::catch();
+    }
+    if let Some(n) = lines {
+        use std::io::Seek;
+        let start = if n == 0 {
+            f.seek(std::io::SeekFrom::End(0))
+        } else {
+            tail_start(&mut f, n)
+        }
+        .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;
+        f.seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;
     }
     let mut buf = vec![0u8; 64 << 10];
     let mut out = std::io::stdout().lock();
@@ -361,5 +404,33 @@ pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool) -> Result<()> {
             let _ = f.seek(SeekFrom::Start(0));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    fn tail(text: &[u8], n: u64) -> String {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text).unwrap();
+        let at = super::tail_start(&mut f, n).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn the_last_lines_of_a_log() {
+        assert_eq!(tail(b"a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail(b"a\nb\nc", 2), "b\nc");
+        assert_eq!(tail(b"a\nb\nc\n", 9), "a\nb\nc\n");
+        assert_eq!(tail(b"", 3), "");
+        assert_eq!(tail(b"\n\n\n", 1), "\n");
+        let big: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        assert_eq!(tail(&big, 3), "line 199997\nline 199998\nline 199999\n");
     }
 }

@@ -143,7 +143,14 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Restore(_) => lifecycle::simple(ctx, drv, rec, op),
         Command::Delete(a) => lifecycle::delete(ctx, &host, drv, rec, a.force),
         Command::Info(_) => lifecycle::info(ctx, &host, drv, rec),
-        Command::Log(a) => lifecycle::log(drv, rec, a.follow),
+        Command::Log(a) => {
+            if ctx.global.format == crate::output::Format::Json {
+                return Err(Error::invalid(
+                    "log prints the console's text as it came; --format json is not supported for log",
+                ));
+            }
+            lifecycle::log(drv, rec, a.follow, a.lines)
+        }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }

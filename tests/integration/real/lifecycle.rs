@@ -93,8 +93,21 @@ fn qemu_machine_full_lifecycle() {
     );
     lab.run(&["list"]).ok().stdout_has("lc-qemu");
 
-    // log shows what the guest printed.
+    // log shows what the guest printed; -n the last lines of it; JSON is
+    // refused rather than silently printing text.
     lab.run(&["log", m]).ok().stdout_has(BOOTED);
+    // (The guest ticks, so the log only grows: read the tail first.)
+    let last2 = lab.run(&["log", m, "-n", "2"]).ok().stdout;
+    let whole = lab.run(&["log", m]).ok().stdout;
+    assert_eq!(last2.lines().count(), 2, "{last2}");
+    assert!(
+        whole.contains(&last2),
+        "the last two lines are the log's own: {last2:?}"
+    );
+    assert!(whole.lines().count() > 2);
+    lab.run(&["log", m, "--format", "json"])
+        .code(2)
+        .stderr_has("--format json is not supported for log");
 
     // stop: a real ACPI shutdown.
     lab.run(&["stop", m, "--timeout", "60"]).ok();
