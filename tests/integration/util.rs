@@ -186,10 +186,3 @@ pub fn require_hooks() {
     #[cfg(not(feature = "test-hooks"))]
     panic!("this test needs the fail points: cargo test --features test-hooks (scripts/test does)");
 }
-
-/// Tests that load the host heavily, or that must not run beside such a
-/// test, take this lock.
-pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
-}

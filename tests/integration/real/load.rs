@@ -16,7 +16,6 @@ fn fifty_parallel_creates_and_deletes() {
     let Some(lab) = Lab::if_available("fifty_parallel_creates_and_deletes") else {
         return;
     };
-    let _heavy = crate::util::heavy();
     lab.run(&["net", "create", "n-load", "--subnet", "10.86.0.0/24"])
         .ok();
     let names: Vec<String> = (0..50).map(|i| format!("ld-{i}")).collect();
