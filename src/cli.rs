@@ -680,7 +680,7 @@ pub struct MatrixArgs {
     pub backend: Option<Backend>,
 
     /// Only this feature (its id, e.g. suspend, or its row number).
-    #[arg(long, value_name = "FEATURE")]
+    #[arg(long, value_name = "FEATURE", add = ArgValueCandidates::new(complete::features))]
     pub feature: Option<String>,
 }
 

@@ -51,3 +51,11 @@ pub fn templates() -> Vec<CompletionCandidate> {
 pub fn images() -> Vec<CompletionCandidate> {
     from_store(|s| s.image_names().unwrap_or_default())
 }
+
+/// The matrix's feature ids, each with its title as the description.
+pub fn features() -> Vec<CompletionCandidate> {
+    crate::matrix::Feature::ALL
+        .iter()
+        .map(|f| CompletionCandidate::new(f.id()).help(Some(f.title().into())))
+        .collect()
+}

@@ -38,3 +38,30 @@ fn subcommands_complete_and_nothing_is_created() {
     );
     assert!(!sd.exists());
 }
+
+/// `matrix --feature` completes the matrix's feature ids, with titles.
+#[test]
+fn feature_ids_complete_after_feature() {
+    let d = state_dir();
+    let r = Creature::new(d.path())
+        .env("COMPLETE", "fish")
+        .args(["--", "creature", "matrix", "--feature", "sus"])
+        .run()
+        .ok();
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("suspend\t")),
+        "{}",
+        r.stdout
+    );
+    let all = Creature::new(d.path())
+        .env("COMPLETE", "fish")
+        .args(["--", "creature", "matrix", "--feature", ""])
+        .run()
+        .ok();
+    assert_eq!(
+        all.stdout.lines().count(),
+        creature::matrix::Feature::ALL.len(),
+        "{}",
+        all.stdout
+    );
+}
