@@ -67,11 +67,8 @@ pub fn subdir(state_dir: &Path, rel: &str, mode: u32) -> Result<PathBuf> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(Error::new(
-                    space_or(Kind::Unavailable, &e),
-                    format!("cannot create {}", path.display()),
-                )
-                .caused_by(e))
+                let what = format!("cannot create {}", path.display());
+                return Err(io_error(Kind::Unavailable, &path, what, e));
             }
         }
         dir_checked(&path, "state subdirectory")?;
@@ -124,11 +121,12 @@ fn open(path: &Path, mode: u32, how: Open) -> Result<fs::File> {
         }
     };
     o.open(path).map_err(|e| {
-        Error::new(
-            space_or(Kind::Other, &e),
+        io_error(
+            Kind::Other,
+            path,
             format!("cannot {verb} {}", path.display()),
+            e,
         )
-        .caused_by(e)
     })
 }
 
@@ -148,55 +146,65 @@ pub fn rewrite(path: &Path, mode: u32) -> Result<fs::File> {
     open(path, mode, Open::Truncate)
 }
 
-/// An exclusive lock on one machine for the length of a change (create,
-/// delete), so `repair` can tell an interrupted change from one in
-/// progress. `wait` false: None when another process holds it.
-pub fn lock_machine(
-    state_dir: &Path,
-    host: &str,
-    name: &str,
-    wait: bool,
-) -> Result<Option<fs::File>> {
-    let dir = subdir(state_dir, &format!("locks/{host}"), 0o700)?;
-    let path = dir.join(format!("{name}.lock"));
-    let f = open_nofollow(&path, 0o600)?;
+/// flock(2) on `f`: true when taken, false when `wait` is false and
+/// another process holds it.
+fn flock(f: &fs::File, wait: bool, path: &Path) -> Result<bool> {
     let op = if wait {
         libc::LOCK_EX
     } else {
         libc::LOCK_EX | libc::LOCK_NB
     };
     // SAFETY: flock on a descriptor we own; released when `f` closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op) } == 0 {
-        return Ok(Some(f));
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), op) } == 0 {
+        return Ok(true);
     }
     let e = std::io::Error::last_os_error();
     if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Ok(None);
+        return Ok(false);
     }
     Err(Error::other(format!("cannot lock {}", path.display())).caused_by(e))
+}
+
+/// An exclusive lock file (made if missing), waited for: held until the
+/// returned file is dropped.
+pub fn lock_file(path: &Path) -> Result<fs::File> {
+    let f = open_nofollow(path, 0o600)?;
+    flock(&f, true, path)?;
+    Ok(f)
+}
+
+fn machine_lock_path(state_dir: &Path, host: &str, name: &str) -> PathBuf {
+    state_dir
+        .join("locks")
+        .join(host)
+        .join(format!("{name}.lock"))
+}
+
+/// An exclusive lock on one machine for the length of a change (create,
+/// start, stop, delete …), so two changes never interleave and `repair`
+/// can tell an interrupted change from one in progress. Held by another
+/// process: exit 5.
+pub fn lock_machine(state_dir: &Path, host: &str, name: &str) -> Result<fs::File> {
+    subdir(state_dir, &format!("locks/{host}"), 0o700)?;
+    let path = machine_lock_path(state_dir, host, name);
+    let f = open_nofollow(&path, 0o600)?;
+    if !flock(&f, false, &path)? {
+        return Err(Error::conflict(format!(
+            "machine {name:?} is being changed by another command; try again when it is done"
+        )));
+    }
+    Ok(f)
 }
 
 /// Whether another process holds machine `name`'s lock now. Creates
 /// nothing: no lock file means nobody has it.
 pub fn machine_busy(state_dir: &Path, host: &str, name: &str) -> bool {
-    let path = state_dir
-        .join("locks")
-        .join(host)
-        .join(format!("{name}.lock"));
-    let Ok(f) = fs::OpenOptions::new()
+    let path = machine_lock_path(state_dir, host, name);
+    fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
-    else {
-        return false;
-    };
-    // SAFETY: flock on a descriptor we own; released when `f` closes.
-    unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            libc::LOCK_EX | libc::LOCK_NB,
-        ) != 0
-    }
+        .is_ok_and(|f| flock(&f, false, &path).is_ok_and(|taken| !taken))
 }
 
 /// Temporary files in the state directory whose writer is gone: cache
@@ -281,27 +289,26 @@ fn mount_point(path: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
-fn free_bytes(mount: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()).ok()?;
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs is plain data; the call fills it.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid C string and a statvfs the call fills.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
-        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then_some(st)
+}
+
+fn free_bytes(mount: &Path) -> Option<u64> {
+    statvfs(mount).map(|st| st.f_bavail * st.f_frsize)
 }
 
 /// Whether `path` is on a filesystem mounted read-only.
 pub fn read_only_fs(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid C string and a statvfs the call fills.
-    unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0 }
+    statvfs(path).is_some_and(|st| st.f_flag & libc::ST_RDONLY != 0)
 }
 
 /// A full filesystem is a pool that is exhausted (exit 8), whatever the
 /// caller's kind for other failures.
-pub fn space_or(kind: Kind, e: &std::io::Error) -> Kind {
+fn space_or(kind: Kind, e: &std::io::Error) -> Kind {
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => Kind::Exhausted,
         _ => kind,

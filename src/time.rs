@@ -19,12 +19,16 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
-pub fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
+        .unwrap_or(0)
+}
+
+pub fn rfc3339_now() -> String {
+    rfc3339(unix_now())
 }
 
 #[cfg(test)]

@@ -115,12 +115,7 @@ fn plan(
     drv.ensure_free(name)?;
     let mut store = Store::open(&ctx.global.state_dir)?;
     // Held until the create is done or undone; `repair` leaves it alone.
-    let _busy = crate::statedir::lock_machine(&ctx.global.state_dir, &host, name, false)?
-        .ok_or_else(|| {
-            Error::conflict(format!(
-                "machine {name:?} is being created or deleted by another command"
-            ))
-        })?;
+    let _busy = crate::statedir::lock_machine(&ctx.global.state_dir, &host, name)?;
     let mut undo = Undo::new();
     // Networks are libvirt networks for every backend.
     let net_conn = if requests.is_empty() {

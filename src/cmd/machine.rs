@@ -119,15 +119,11 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Unpause(_)
         | Command::Suspend(_)
         | Command::Restore(_)
-        | Command::Delete(_) => Some(
-            crate::statedir::lock_machine(&ctx.global.state_dir, host.name(), &rec.name, false)?
-                .ok_or_else(|| {
-                    Error::conflict(format!(
-                        "machine {:?} is being changed by another command; try again when it is done",
-                        rec.name
-                    ))
-                })?,
-        ),
+        | Command::Delete(_) => Some(crate::statedir::lock_machine(
+            &ctx.global.state_dir,
+            host.name(),
+            &rec.name,
+        )?),
         _ => None,
     };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;

@@ -91,27 +91,43 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
     Ok(f)
 }
 
-fn apply(ctx: &Ctx, host: &Host, a: &Action) -> Result<()> {
+/// The network connection, opened on the first step that needs it.
+fn network<'a>(
+    host: &Host,
+    conn: &'a mut Option<virt::connect::Connect>,
+) -> Result<&'a virt::connect::Connect> {
+    if conn.is_none() {
+        *conn = Some(backend::libvirt::open(
+            &host.network_uri()?,
+            Duration::from_secs(30),
+        )?);
+    }
+    Ok(conn.as_ref().expect("opened above"))
+}
+
+fn apply(
+    ctx: &Ctx,
+    host: &Host,
+    conn: &mut Option<virt::connect::Connect>,
+    a: &Action,
+) -> Result<()> {
     let hn = host.name();
     let state_dir = &ctx.global.state_dir;
     match a {
         Action::RemoveMachine {
             machine, backend, ..
         } => {
-            let _busy = crate::statedir::lock_machine(state_dir, hn, machine, false)?
-                .ok_or_else(|| Error::conflict(format!("machine {machine:?} is busy now")))?;
+            let _busy = crate::statedir::lock_machine(state_dir, hn, machine)?;
             backend::open(*backend, host)?.remove(machine).map(|_| ())
         }
         Action::ForgetRecord { machine, .. } => {
-            let _busy = crate::statedir::lock_machine(state_dir, hn, machine, false)?
-                .ok_or_else(|| Error::conflict(format!("machine {machine:?} is busy now")))?;
+            let _busy = crate::statedir::lock_machine(state_dir, hn, machine)?;
             Store::open(state_dir)?
                 .remove_machine(hn, machine, Leases::MayLive)
                 .map(|_| ())
         }
         Action::DeleteVolume { volume, .. } => {
-            let conn = backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
-            let pool = conn
+            let pool = network(host, conn)?
                 .lookup_storage_pool_by_name(&storage::pool_name(state_dir))
                 .map_err(|e| {
                     backend::libvirt::map_error("cannot find creature's storage pool", e)
@@ -119,13 +135,13 @@ fn apply(ctx: &Ctx, host: &Host, a: &Action) -> Result<()> {
             storage::delete_volume(&pool, volume).map(|_| ())
         }
         Action::RemoveHostEntry { entry, .. } => {
-            let conn = backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+            let conn = network(host, conn)?;
             let ip = entry
                 .ip
                 .parse()
                 .map_err(|_| Error::other(format!("bad IP {:?} in a host entry", entry.ip)))?;
             lvnet::remove_host(
-                &conn,
+                conn,
                 &crate::net::libvirt_name(&entry.network),
                 &entry.mac,
                 &entry.name,
@@ -173,8 +189,9 @@ pub fn run(ctx: &Ctx, args: &RepairArgs) -> Result<()> {
     }
     crate::cmd::lifecycle::confirm(ctx, &format!("carry out these {} steps", actions.len()))?;
     let mut failed = 0;
+    let mut conn = None;
     for a in &actions {
-        match apply(ctx, &host, a) {
+        match apply(ctx, &host, &mut conn, a) {
             Ok(()) => ctx.say(&format!("done: {}", a.describe())),
             Err(e) => {
                 failed += 1;

@@ -170,13 +170,8 @@ pub fn download(
                 Ok(0) => break total.is_some_and(|t| done < t),
                 Ok(n) => {
                     file.write_all(&buf[..n]).map_err(|e| {
-                        let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
-                            Kind::Exhausted
-                        } else {
-                            Kind::Other
-                        };
-                        Error::new(kind, format!("cannot write {}", tmp.path.display()))
-                            .caused_by(e)
+                        let what = format!("cannot write {}", tmp.path.display());
+                        crate::statedir::io_error(Kind::Other, &tmp.path, what, e)
                     })?;
                     done += n as u64;
                     progress.update(done, total);

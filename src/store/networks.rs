@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -39,10 +38,7 @@ pub struct Nic {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::time::unix_now() as i64
 }
 
 fn net_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRecord> {

@@ -34,10 +34,7 @@ pub fn unleased(conn: &Connect, nics: &[Nic]) -> Result<()> {
     for n in nics {
         let Some(ip) = &n.ip else { continue };
         let leases = lvnet::leases(conn, &libvirt_name(&n.network))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::time::unix_now() as i64;
         if let Some(l) = leases.iter().find(|l| {
             &l.ip == ip
                 && !l.mac.eq_ignore_ascii_case(&n.mac)

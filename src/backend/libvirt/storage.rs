@@ -9,7 +9,7 @@ use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
 use crate::backend::libvirt::map_error;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::xml::El;
 
 /// The pool for a state directory: `creature` for the default one, and a
@@ -70,12 +70,7 @@ pub fn empty_xml(name: &str, capacity: u64, format: &str) -> String {
 /// directory, and each step that loses a race to another client (defined,
 /// started meanwhile) accepts the winner's result.
 pub fn ensure_pool(conn: &Connect, name: &str, path: &Path, lock: &Path) -> Result<StoragePool> {
-    let f = crate::statedir::open_nofollow(lock, 0o600)?;
-    // SAFETY: flock on a descriptor we own; released when `f` closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(Error::other(format!("cannot lock {}", lock.display()))
-            .caused_by(std::io::Error::last_os_error()));
-    }
+    let _serialized = crate::statedir::lock_file(lock)?;
     let pool = match conn.lookup_storage_pool_by_name(name) {
         Ok(p) => p,
         Err(_) => match conn.define_storage_pool_xml(&pool_xml(name, path), 0) {

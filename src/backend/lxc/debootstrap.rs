@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::io::IsTerminal;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,13 +106,7 @@ impl Cache {
 
     /// One builder per key at a time: a second create waits for the first.
     fn lock(&self) -> Result<fs::File> {
-        let f = crate::statedir::open_nofollow(&self.dir.join("lock"), 0o600)?;
-        // SAFETY: flock on a descriptor we own; released when the file closes.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::other("cannot lock the rootfs cache")
-                .caused_by(std::io::Error::last_os_error()));
-        }
-        Ok(f)
+        crate::statedir::lock_file(&self.dir.join("lock"))
     }
 
     /// Download the packages (needs the network). Nothing if already cached.
