@@ -78,18 +78,18 @@ pub enum Command {
     /// Stop a machine: graceful shutdown, then --force after --timeout.
     Stop(StopArgs),
     /// Power a machine off at once, as `virsh destroy` (= stop --force --timeout 0).
-    Destroy(MachineArg),
+    Destroy(Selection),
     /// Reboot a machine.
     #[command(visible_alias = "restart")]
-    Reboot(MachineArg),
+    Reboot(Selection),
     /// Pause a machine's CPUs (containers: freeze).
-    Pause(MachineArg),
+    Pause(Selection),
     /// Resume a paused machine's CPUs (containers: unfreeze).
-    Unpause(MachineArg),
+    Unpause(Selection),
     /// Save a running machine's memory to disk and stop it.
-    Suspend(MachineArg),
+    Suspend(Selection),
     /// Bring back a suspended machine.
-    Restore(MachineArg),
+    Restore(Selection),
     /// Delete a machine and everything creature made for it.
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
@@ -102,6 +102,15 @@ pub enum Command {
     Log(LogArgs),
     /// Attach to a machine's interactive console (Ctrl-] leaves).
     Console(MachineArg),
+    /// Run a command inside a running machine; its exit status is creature's.
+    ///
+    /// Containers: through liblxc's attach (the container's namespaces, cgroup and
+    /// security profile). VMs: through the QEMU guest agent, when the machine's template
+    /// enables it (`guest_agent = true`). The environment is PATH, HOME, LANG and TERM
+    /// (with a terminal) plus each --env; the caller's own is not passed in.
+    Exec(ExecArgs),
+    /// Open a login shell inside a running machine (exec of the user's shell).
+    Shell(ShellArgs),
     /// Show how to reach a machine's graphical display (VNC, SPICE).
     Display(DisplayArgs),
     /// Save a snapshot of a machine's disks.
@@ -161,6 +170,68 @@ pub struct MachineArg {
     /// Machine name.
     #[arg(value_name = "MACHINE", add = ArgValueCandidates::new(complete::machines))]
     pub name: String,
+}
+
+/// The machines a verb acts on: names, or every machine that matches the
+/// filters (`--all` for no filter). Shared by the lifecycle verbs and `list`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Selection {
+    /// Machine names.
+    #[arg(value_name = "MACHINE", add = ArgValueCandidates::new(complete::machines),
+          required_unless_present_any = ["all", "state", "backend", "template", "network"],
+          conflicts_with_all = ["all", "state", "backend", "template", "network"])]
+    pub names: Vec<String>,
+
+    /// Every machine of this state directory on the host that the verb applies to
+    /// (start: those not running, stop: those running, ...), narrowed by the filters.
+    #[arg(long)]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub filter: Filter,
+
+    /// Machines worked on at once when several are selected.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+}
+
+/// Filters shared by `list` and the verbs that take several machines.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Filter {
+    /// Only machines in this state (running, paused, shut-off, saved, crashed, ...); repeatable.
+    #[arg(long, value_name = "STATE", value_parser = state_parser())]
+    pub state: Vec<crate::backend::PowerState>,
+
+    /// Only machines of this backend.
+    #[arg(long, value_parser = backend_parser())]
+    pub backend: Option<Backend>,
+
+    /// Only machines created from this template.
+    #[arg(long, value_name = "TEMPLATE",
+          add = ArgValueCandidates::new(complete::templates))]
+    pub template: Option<String>,
+
+    /// Only machines with a NIC on this network.
+    #[arg(long, value_name = "NETWORK",
+          add = ArgValueCandidates::new(complete::networks))]
+    pub network: Option<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+            && self.backend.is_none()
+            && self.template.is_none()
+            && self.network.is_none()
+    }
+}
+
+/// A power state by name; the names come from `PowerState::ALL`.
+fn state_parser() -> impl clap::builder::TypedValueParser<Value = crate::backend::PowerState> {
+    use crate::backend::PowerState;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(PowerState::ALL.map(PowerState::as_str))
+        .map(|s| PowerState::parse(&s).expect("one of the possible values"))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -248,7 +319,7 @@ pub struct LaunchArgs {
 #[derive(Debug, Args, Clone)]
 pub struct StartArgs {
     #[command(flatten)]
-    pub machine: MachineArg,
+    pub machines: Selection,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -256,7 +327,7 @@ pub struct StartArgs {
 #[derive(Debug, Args, Clone)]
 pub struct StopArgs {
     #[command(flatten)]
-    pub machine: MachineArg,
+    pub machines: Selection,
 
     /// Seconds to wait for a graceful shutdown. The request (ACPI power
     /// button, or the container's halt signal) is repeated every 5 s, so a
@@ -272,7 +343,7 @@ pub struct StopArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DeleteArgs {
     #[command(flatten)]
-    pub machine: MachineArg,
+    pub machines: Selection,
 
     /// Stop a running machine first (power off).
     #[arg(long)]
@@ -284,6 +355,55 @@ pub struct ListArgs {
     /// List every host in /etc/creature/config.toml, in parallel.
     #[arg(long)]
     pub all_hosts: bool,
+
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+/// How a command inside a machine is run: shared by `exec` and `shell`.
+#[derive(Debug, Args, Clone)]
+pub struct ExecOpts {
+    /// Set an environment variable for the command (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Run as this user of the machine: a name from its /etc/passwd, or UID[:GID].
+    #[arg(long, short = 'u', value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Working directory inside the machine.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+
+    /// Allocate a terminal even when stdin or stdout is not one.
+    #[arg(long, short = 't', conflicts_with = "no_tty")]
+    pub tty: bool,
+
+    /// Never allocate a terminal (default: one when stdin and stdout are terminals).
+    #[arg(long, short = 'T')]
+    pub no_tty: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    #[command(flatten)]
+    pub opts: ExecOpts,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    #[command(flatten)]
+    pub opts: ExecOpts,
 }
 
 #[derive(Debug, Args, Clone)]

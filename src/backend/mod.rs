@@ -78,6 +78,21 @@ pub struct CreateJob<'a> {
     pub quiet: bool,
 }
 
+/// `creature exec` and `shell` as asked, before the guest is looked at.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    /// Empty: the user's login shell.
+    pub argv: Vec<String>,
+    /// `--env KEY=VALUE`, checked.
+    pub env: Vec<String>,
+    /// `--user NAME|UID[:GID]`.
+    pub user: Option<String>,
+    pub cwd: Option<String>,
+    pub tty: bool,
+    /// TERM of the caller's terminal, for the command's.
+    pub term: Option<String>,
+}
+
 /// The answer a driver gives for an operation its matrix column refuses:
 /// the gate stops those first, so reaching one is a bug.
 fn past_the_matrix(backend: Backend, op: &str) -> Error {
@@ -109,6 +124,20 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    pub const ALL: [PowerState; 7] = [
+        PowerState::Running,
+        PowerState::Paused,
+        PowerState::ShuttingDown,
+        PowerState::ShutOff,
+        PowerState::Saved,
+        PowerState::Crashed,
+        PowerState::Unknown,
+    ];
+
+    pub fn parse(s: &str) -> Option<PowerState> {
+        PowerState::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PowerState::Running => "running",
@@ -127,6 +156,35 @@ impl PowerState {
             self,
             PowerState::Running | PowerState::Paused | PowerState::ShuttingDown
         )
+    }
+}
+
+/// A CPU or memory amount a machine is held to: a number, or `host` for a
+/// container without a limit (it may use all of the host's). JSON: the
+/// number, or the string "host".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Count(u64),
+    Host,
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Limit::Count(n) => s.serialize_u64(*n),
+            Limit::Host => s.serialize_str("host"),
+        }
+    }
+}
+
+impl Limit {
+    /// As a table shows it; `bytes` formats a memory amount.
+    pub fn show(self, bytes: bool) -> String {
+        match self {
+            Limit::Count(n) if bytes => crate::size::Size(n).to_string(),
+            Limit::Count(n) => n.to_string(),
+            Limit::Host => "host".into(),
+        }
     }
 }
 
@@ -149,8 +207,9 @@ pub struct Observed {
     pub backend: Backend,
     pub state: PowerState,
     pub owner: Owner,
-    pub cpus: Option<u32>,
-    pub memory_bytes: Option<u64>,
+    /// None when the backend did not say.
+    pub cpus: Option<Limit>,
+    pub memory_bytes: Option<Limit>,
     pub cpu_time_ns: Option<u64>,
 }
 
@@ -167,8 +226,8 @@ pub struct DiskInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct Details {
     pub state: PowerState,
-    pub cpus: u32,
-    pub memory_bytes: u64,
+    pub cpus: Limit,
+    pub memory_bytes: Limit,
     pub cpu_time_ns: u64,
     pub disks: Vec<DiskInfo>,
     pub macs: Vec<String>,
@@ -176,7 +235,9 @@ pub struct Details {
     pub has_saved_state: bool,
     /// Memory in use now (containers: from the cgroup).
     pub memory_used_bytes: Option<u64>,
-    /// Addresses as the backend sees them.
+    /// Addresses as the backend sees them. Not shown: `info` shows each
+    /// NIC's reservation and lease instead, as `list` does.
+    #[serde(skip)]
     pub ips: Vec<String>,
 }
 
@@ -213,6 +274,14 @@ pub trait Driver {
     fn observe(&self, known: &BTreeSet<String>) -> Result<Vec<Observed>>;
     /// The running machine's interactive console.
     fn console(&self, name: &str) -> Result<Console>;
+    /// Run a command in the running machine; its exit status (a shell's:
+    /// 128+N for a signal). Machines that cannot run one say what they lack.
+    fn exec(&self, name: &str, _spec: &ExecSpec) -> Result<i32> {
+        Err(Error::unavailable(format!(
+            "machine {name:?} ({}) cannot run commands: creature has no way into it",
+            self.backend()
+        )))
+    }
     /// File the serial console is logged to.
     fn serial_log(&self, _name: &str) -> Result<PathBuf> {
         Err(past_the_matrix(self.backend(), "log"))

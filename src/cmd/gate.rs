@@ -37,6 +37,17 @@ impl Subject<'_> {
     }
 }
 
+/// The record of a machine named for a verb the matrix does not govern
+/// (`exec`, `shell`): its name (exit 2), then its record (exit 4).
+pub fn record(ctx: &Ctx, name: &str) -> Result<MachineRecord> {
+    names::check(What::Machine, name)?;
+    Store::open_read_only(&ctx.global.state_dir)?
+        .map(|s| s.machine(ctx.host_name(), name))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| Error::machine_not_found(name, ctx.host_name()))
+}
+
 /// Check `op` on `subject`; returns the machine's record for a `Machine`.
 pub fn check(ctx: &Ctx, op: Op, subject: Subject<'_>) -> Result<Option<MachineRecord>> {
     debug_assert_eq!(op.target(), subject.target(), "{op:?}");

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, Details, Driver, Host, PowerState};
 use crate::cli::WaitArgs;
+use crate::cmd::nic_view::{self, NicView};
 use crate::cmd::Ctx;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
@@ -220,36 +221,23 @@ struct InfoView<'a> {
     template: Option<&'a str>,
     created_at: &'a str,
     record: &'static str,
-    /// NICs as allocated: network, MAC and the reserved IP.
-    nics: Vec<crate::store::Nic>,
+    /// NICs: network, MAC, the reserved IP and (while running) the leased one.
+    nics: Vec<NicView>,
     #[serde(flatten)]
     details: Details,
 }
 
 pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Result<()> {
-    let mut details = drv.details(&rec.name)?;
+    let details = drv.details(&rec.name)?;
     let nics = machine_nics(ctx, &rec.name)?;
-    // VMs: the addresses dnsmasq leased to their MACs (containers: liblxc's).
-    if details.ips.is_empty() && nics.iter().any(|n| n.ip.is_some()) {
-        if let Ok(conn) =
-            crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(10))
-        {
-            for n in &nics {
-                if let Ok(ls) = crate::backend::libvirt::network::leases(
-                    &conn,
-                    &crate::net::libvirt_name(&n.network),
-                ) {
-                    details.ips.extend(
-                        ls.into_iter()
-                            .filter(|l| l.mac.eq_ignore_ascii_case(&n.mac))
-                            .map(|l| l.ip),
-                    );
-                }
-            }
-        }
-    }
+    let active = details.state.is_active();
+    let leases = if active {
+        nic_view::leases(host, nics.iter().map(|n| n.network.clone()).collect())
+    } else {
+        Default::default()
+    };
     let view = InfoView {
-        nics,
+        nics: nic_view::views(&nics, &leases, active),
         name: &rec.name,
         host: &rec.host,
         backend: rec.backend,
@@ -268,11 +256,8 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
         t.row(["name", view.name]);
         t.row(["backend".to_string(), view.backend.to_string()]);
         t.row(["state", d.state.as_str()]);
-        t.row(["vcpus".to_string(), d.cpus.to_string()]);
-        t.row([
-            "memory".to_string(),
-            crate::size::Size(d.memory_bytes).to_string(),
-        ]);
+        t.row(["cpus".to_string(), d.cpus.show(false)]);
+        t.row(["memory".to_string(), d.memory_bytes.show(true)]);
         t.row([
             "cpu time".to_string(),
             format!("{:.2} s", d.cpu_time_ns as f64 / 1e9),
@@ -289,16 +274,9 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
         for n in &view.nics {
             t.row([
                 format!("nic {}", n.index),
-                format!(
-                    "{} on {} (reserved {})",
-                    n.mac,
-                    n.network,
-                    n.ip.as_deref().unwrap_or("-")
-                ),
+                format!("{} on {}", n.mac, n.network),
             ]);
-        }
-        for ip in &d.ips {
-            t.row(["ip", ip]);
+            t.row([format!("ip {}", n.index), nic_view::label(n)]);
         }
         if let Some(pid) = d.pid {
             t.row(["init pid".to_string(), pid.to_string()]);

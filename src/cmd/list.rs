@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::backend::{self, Backend, Observed, Owner};
-use crate::cli::ListArgs;
+use crate::backend::{self, Backend, Host, Limit, Observed, Owner};
+use crate::cli::{Filter, ListArgs};
+use crate::cmd::nic_view::{self, NicView};
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
 use crate::output::{self, Table};
@@ -28,10 +29,11 @@ pub struct ListRow {
     pub record: &'static str,
     pub template: Option<String>,
     pub created_at: Option<String>,
-    /// Reserved IPs of its NICs.
-    pub ips: Vec<String>,
-    pub cpus: Option<u32>,
-    pub memory_bytes: Option<u64>,
+    /// Its NICs: network, MAC, reserved IP and (running) leased IP.
+    pub nics: Vec<NicView>,
+    /// vCPUs, or a container's CPU limit ("host": none); null when unknown.
+    pub cpus: Option<Limit>,
+    pub memory_bytes: Option<Limit>,
     pub cpu_time_ns: Option<u64>,
 }
 
@@ -50,7 +52,7 @@ fn unrecorded(o: &Observed, backend: Backend, host: &str) -> ListRow {
         state: o.state.as_str().to_string(),
         template: None,
         created_at: None,
-        ips: Vec::new(),
+        nics: Vec::new(),
         cpus: o.cpus,
         memory_bytes: o.memory_bytes,
         cpu_time_ns: o.cpu_time_ns,
@@ -71,7 +73,7 @@ fn row(
         record,
         template: rec.template.clone(),
         created_at: Some(rec.created_at.clone()),
-        ips: Vec::new(),
+        nics: Vec::new(),
         cpus: obs.and_then(|o| o.cpus),
         memory_bytes: obs.and_then(|o| o.memory_bytes),
         cpu_time_ns: obs.and_then(|o| o.cpu_time_ns),
@@ -85,6 +87,62 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         ));
     }
     let host = ctx.host()?;
+    let mut rows = rows(ctx, &host)?;
+    rows.retain(|r| matches(r, &args.filter));
+    let networks = rows
+        .iter()
+        .filter(|r| active(r))
+        .flat_map(|r| r.nics.iter().map(|n| n.network.clone()))
+        .collect();
+    let leases = nic_view::leases(&host, networks);
+    for r in rows.iter_mut() {
+        let up = active(r);
+        for n in r.nics.iter_mut() {
+            n.leased_ip = up
+                .then(|| leases.get(&n.mac.to_ascii_lowercase()).cloned())
+                .flatten();
+        }
+    }
+    output::emit(ctx.global.format, &rows, || {
+        let mut t = Table::new([
+            "NAME", "BACKEND", "STATE", "RECORD", "CPUS", "MEMORY", "IP", "TEMPLATE",
+        ]);
+        for r in &rows {
+            t.row([
+                r.name.clone(),
+                r.backend.to_string(),
+                r.state.clone(),
+                r.record.to_string(),
+                r.cpus.map_or("-".into(), |c| c.show(false)),
+                r.memory_bytes.map_or("-".into(), |m| m.show(true)),
+                nic_view::labels(&r.nics),
+                r.template.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t
+    })
+}
+
+fn active(r: &ListRow) -> bool {
+    crate::backend::PowerState::parse(&r.state).is_some_and(|s| s.is_active())
+}
+
+/// Whether a row passes the filters `list` and the verbs on several
+/// machines share (every given filter must hold).
+pub fn matches(r: &ListRow, f: &Filter) -> bool {
+    (f.state.is_empty() || f.state.iter().any(|s| s.as_str() == r.state))
+        && f.backend.is_none_or(|b| b == r.backend)
+        && f.template
+            .as_deref()
+            .is_none_or(|t| r.template.as_deref() == Some(t))
+        && f.network
+            .as_deref()
+            .is_none_or(|n| r.nics.iter().any(|x| x.network == n))
+}
+
+/// Every machine of the host: creature's records reconciled with what each
+/// engine reports (NICs without leases; `run` adds those for display).
+pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
     let store = Store::open_read_only(&ctx.global.state_dir)?;
     let records = match &store {
         Some(s) => s.machines(Some(ctx.host_name()))?,
@@ -106,7 +164,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     let mut failed: BTreeSet<Backend> = BTreeSet::new();
     for (eng, known) in engines {
         let needed = !known.is_empty();
-        match backend::observe_within(&host, eng, known.clone()) {
+        match backend::observe_within(host, eng, known.clone()) {
             Ok(list) => {
                 for o in list {
                     match &o.owner {
@@ -146,29 +204,16 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         })
         .collect();
     if let Some(s) = &store {
-        let mut ips = s.ips_by_machine(ctx.host_name())?;
+        let mut nics = s.nics_by_machine(ctx.host_name())?;
         for r in rows.iter_mut() {
-            r.ips = ips.remove(&r.name).unwrap_or_default();
+            r.nics = nic_view::views(
+                &nics.remove(&r.name).unwrap_or_default(),
+                &Default::default(),
+                false,
+            );
         }
     }
     rows.extend(extra);
     rows.sort_by(|a, b| a.name.cmp(&b.name));
-    output::emit(ctx.global.format, &rows, || {
-        let mut t = Table::new(["NAME", "BACKEND", "STATE", "RECORD", "IP", "TEMPLATE"]);
-        for r in &rows {
-            t.row([
-                r.name.clone(),
-                r.backend.to_string(),
-                r.state.clone(),
-                r.record.to_string(),
-                if r.ips.is_empty() {
-                    "-".into()
-                } else {
-                    r.ips.join(",")
-                },
-                r.template.clone().unwrap_or_else(|| "-".into()),
-            ]);
-        }
-        t
-    })
+    Ok(rows)
 }

@@ -2,7 +2,7 @@
 //! the gate before anything else; what passes runs on a driver opened once.
 
 use crate::backend::{self, Driver};
-use crate::cli::{Command, DisplayProtocol, VolumeCommand};
+use crate::cli::{Command, DisplayProtocol, Selection, VolumeCommand};
 use crate::cmd::gate::{self, Subject};
 use crate::cmd::{lifecycle, Ctx};
 use crate::error::{Error, Result};
@@ -10,19 +10,33 @@ use crate::names::{self, What};
 use crate::op::Op;
 use crate::store::MachineRecord;
 
-/// The operation a command asks for and the machine it names.
-pub fn route(cmd: &Command) -> Option<(Op, &str)> {
+/// The operation of a verb that takes several machines, and its selection.
+pub fn selection(cmd: &Command) -> Option<(Op, &Selection)> {
     use Command as C;
     Some(match cmd {
-        C::Start(a) => (Op::Start, &a.machine.name),
-        C::Stop(a) => (Op::Stop, &a.machine.name),
-        C::Destroy(a) => (Op::Stop, &a.name),
-        C::Reboot(a) => (Op::Reboot, &a.name),
-        C::Pause(a) => (Op::Pause, &a.name),
-        C::Unpause(a) => (Op::Unpause, &a.name),
-        C::Suspend(a) => (Op::Suspend, &a.name),
-        C::Restore(a) => (Op::Restore, &a.name),
-        C::Delete(a) => (Op::Delete, &a.machine.name),
+        C::Start(a) => (Op::Start, &a.machines),
+        C::Stop(a) => (Op::Stop, &a.machines),
+        C::Destroy(a) => (Op::Stop, a),
+        C::Reboot(a) => (Op::Reboot, a),
+        C::Pause(a) => (Op::Pause, a),
+        C::Unpause(a) => (Op::Unpause, a),
+        C::Suspend(a) => (Op::Suspend, a),
+        C::Restore(a) => (Op::Restore, a),
+        C::Delete(a) => (Op::Delete, &a.machines),
+        _ => return None,
+    })
+}
+
+/// The operation a command asks for and the one machine it names.
+pub fn route(cmd: &Command) -> Option<(Op, &str)> {
+    use Command as C;
+    if let Some((op, sel)) = selection(cmd) {
+        return match sel.names.as_slice() {
+            [one] if !sel.all && sel.filter.is_empty() => Some((op, one)),
+            _ => None,
+        };
+    }
+    Some(match cmd {
         C::Info(a) => (Op::Info, &a.name),
         C::Log(a) => (Op::Log, &a.machine.name),
         C::Console(a) => (Op::Console, &a.name),
@@ -74,8 +88,10 @@ fn other_names(cmd: &Command) -> Result<()> {
 pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     other_names(&cmd)?;
     if let Some((op, name)) = route(&cmd) {
-        let rec = gate::check(ctx, op, Subject::Machine(name))?.expect("a machine's record");
-        return dispatch(ctx, op, &cmd, &rec);
+        return one(ctx, op, &cmd, name);
+    }
+    if let Some((op, sel)) = selection(&cmd) {
+        return crate::cmd::many::run(ctx, op, &cmd, sel);
     }
     if let Some(op) = host_op(&cmd) {
         gate::check(ctx, op, Subject::Host)?;
@@ -88,6 +104,12 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             "internal error: no route for {other:?}"
         ))),
     }
+}
+
+/// One machine through the gate, then its verb.
+pub fn one(ctx: &Ctx, op: Op, cmd: &Command, name: &str) -> Result<()> {
+    let rec = gate::check(ctx, op, Subject::Machine(name))?.expect("a machine's record");
+    dispatch(ctx, op, cmd, &rec)
 }
 
 /// An operation the matrix allowed with no code behind it: a bug in

@@ -3,14 +3,17 @@
 mod autostart;
 mod console;
 mod create;
+mod exec;
 mod gate;
 mod host;
 mod image;
 mod lifecycle;
 mod list;
 mod machine;
+mod many;
 mod matrix;
 mod net;
+mod nic_view;
 mod repair;
 mod template;
 
@@ -62,6 +65,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(a) => list::run(&ctx, &a),
         Command::Net(n) => net::run(&ctx, n),
         Command::Repair(a) => repair::run(&ctx, &a),
+        Command::Exec(a) => exec::run(&ctx, &a.machine.name, &a.opts, a.command.clone()),
+        Command::Shell(a) => exec::run(&ctx, &a.machine.name, &a.opts, Vec::new()),
         Command::Template(t) => template::run(&ctx, t),
         Command::Image(i) => image::run(&ctx, i),
         Command::Autostart(a) => autostart::run(&ctx, a),

@@ -165,28 +165,38 @@ impl Store {
             .map_err(|e| self.corrupt(e))
     }
 
-    /// Every machine's reserved IPs on this host, in NIC order, in one query
-    /// (for `list`, which would otherwise ask once per machine).
-    pub fn ips_by_machine(
+    /// Every machine's NICs on this host, in NIC order, in one query (for
+    /// `list`, which would otherwise ask once per machine).
+    pub fn nics_by_machine(
         &self,
         host: &str,
-    ) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    ) -> Result<std::collections::HashMap<String, Vec<Nic>>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.name, n.ip FROM nics n JOIN machines m ON m.id = n.machine_id
-                 WHERE m.host = ?1 AND n.ip IS NOT NULL ORDER BY m.name, n.idx",
+                "SELECT m.name, n.idx, w.name, w.bridge, n.mac, n.ip FROM nics n
+                 JOIN machines m ON m.id = n.machine_id JOIN networks w ON w.id = n.network_id
+                 WHERE m.host = ?1 ORDER BY m.name, n.idx",
             )
             .map_err(|e| self.corrupt(e))?;
         let rows = stmt
             .query_map(params![host], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Nic {
+                        index: r.get::<_, i64>(1)? as u32,
+                        network: r.get(2)?,
+                        bridge: r.get(3)?,
+                        mac: r.get(4)?,
+                        ip: r.get(5)?,
+                    },
+                ))
             })
             .map_err(|e| self.corrupt(e))?;
-        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut out: std::collections::HashMap<String, Vec<Nic>> = Default::default();
         for row in rows {
-            let (m, ip) = row.map_err(|e| self.corrupt(e))?;
-            out.entry(m).or_default().push(ip);
+            let (m, nic) = row.map_err(|e| self.corrupt(e))?;
+            out.entry(m).or_default().push(nic);
         }
         Ok(out)
     }

@@ -40,7 +40,7 @@ fn list_on_an_empty_host_prints_headers_and_creates_nothing() {
     let r = Creature::new(&sd).args(["list"]).run().ok();
     assert_eq!(
         r.stdout.trim(),
-        "NAME  BACKEND  STATE  RECORD  IP  TEMPLATE"
+        "NAME  BACKEND  STATE  RECORD  CPUS  MEMORY  IP  TEMPLATE"
     );
     assert!(!sd.exists());
     let r = Creature::new(&sd)

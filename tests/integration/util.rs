@@ -186,3 +186,66 @@ pub fn require_hooks() {
     #[cfg(not(feature = "test-hooks"))]
     panic!("this test needs the fail points: cargo test --features test-hooks (scripts/test does)");
 }
+
+/// Read the pty until `needle` shows (20 s at most).
+#[track_caller]
+pub fn read_until(master: &mut std::fs::File, buf: &mut String, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut chunk = [0u8; 4096];
+    while !buf.contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} on the terminal; saw:\n{buf}"
+        );
+        match std::io::Read::read(master, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break, // child closed the pty
+            Err(e) => panic!("read pty: {e}"),
+        }
+    }
+}
+
+/// `creature ARGS` on a new pty as its controlling terminal; returns the
+/// child and the pty's master end (non-blocking).
+pub fn on_pty(state: &std::path::Path, args: &[&str]) -> (std::process::Child, std::fs::File) {
+    let (mut master_fd, mut slave_fd) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master_fd,
+            &mut slave_fd,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: fresh descriptors from openpty, owned here.
+    let slave = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave_fd) };
+    let master = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master_fd) };
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(master_fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut cmd = Command::new(bin());
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    cmd.args(args)
+        .env("CREATURE_STATE_DIR", state)
+        .env("CREATURE_CONFIG", state.join("none.toml"))
+        .env("TERM", "xterm")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    (cmd.spawn().unwrap(), master)
+}

@@ -12,7 +12,7 @@ use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
 use crate::backend::libvirt::{map_error, open, stats, storage, Uri};
 use crate::backend::Backend;
 use crate::backend::{
-    wrong_state, Console, CreateJob, Details, DiskInfo, Driver, Observed, Owner, PowerState,
+    wrong_state, Console, CreateJob, Details, DiskInfo, Driver, Limit, Observed, Owner, PowerState,
 };
 use crate::error::{Error, Kind, Result};
 use crate::store::Store;
@@ -291,8 +291,8 @@ impl Driver for LibvirtDriver {
             .collect();
         Ok(Details {
             state: dom_state(&d)?,
-            cpus: info.nr_virt_cpu,
-            memory_bytes: info.memory * 1024,
+            cpus: Limit::Count(info.nr_virt_cpu.into()),
+            memory_bytes: Limit::Count(info.memory * 1024),
             cpu_time_ns: info.cpu_time,
             disks,
             macs,
@@ -318,8 +318,8 @@ impl Driver for LibvirtDriver {
             let mut o = Observed {
                 state: power_state(s.state.unwrap_or(0), false),
                 owner: Owner::Ours,
-                cpus: s.vcpus,
-                memory_bytes: s.balloon_kib.map(|k| k * 1024),
+                cpus: s.vcpus.map(|n| Limit::Count(n.into())),
+                memory_bytes: s.balloon_kib.map(|k| Limit::Count(k * 1024)),
                 cpu_time_ns: s.cpu_time_ns,
                 backend: self.backend,
                 name: s.name,

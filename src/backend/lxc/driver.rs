@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::lxc::sys::{self, Container};
 use crate::backend::Backend;
 use crate::backend::{
-    wrong_state, Console, CreateJob, Details, Driver, Observed, Owner, PowerState,
+    wrong_state, Console, CreateJob, Details, Driver, ExecSpec, Limit, Observed, Owner, PowerState,
 };
 use crate::error::{Error, Kind, Result};
 use crate::store::Store;
@@ -223,15 +223,7 @@ impl Driver for LxcDriver {
     fn details(&self, name: &str) -> Result<Details> {
         let c = self.ours(name)?;
         let state = power_state(&c.state());
-        let num = |k: &str| {
-            c.config_item(k)
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        };
-        let memory = num("lxc.cgroup.memory.limit_in_bytes")
-            .or_else(|| num("lxc.cgroup2.memory.max"))
-            .unwrap_or(0);
-        let quota = num("lxc.cgroup.cpu.cfs_quota_us").or_else(|| num("lxc.cgroup2.cpu.max"));
-        let period = num("lxc.cgroup.cpu.cfs_period_us").unwrap_or(100_000);
+        let (cpus, memory) = limits(&c);
         let active = state.is_active();
         let used = if active {
             c.cgroup_item("memory.usage_in_bytes")
@@ -252,7 +244,7 @@ impl Driver for LxcDriver {
             .collect();
         Ok(Details {
             state,
-            cpus: quota.map(|q| (q / period.max(1)) as u32).unwrap_or(0),
+            cpus,
             memory_bytes: memory,
             cpu_time_ns: cpu_ns,
             disks: Vec::new(),
@@ -294,17 +286,64 @@ impl Driver for LxcDriver {
             let Ok(c) = Container::open(&name, &self.lxcpath) else {
                 continue;
             };
+            let (cpus, memory) = limits(&c);
             out.push(Observed {
                 state: power_state(&c.state()),
                 owner: self.owner(&name),
                 backend: Backend::Lxc,
-                cpus: None,
-                memory_bytes: None,
+                cpus: Some(cpus),
+                memory_bytes: Some(memory),
                 cpu_time_ns: None,
                 name,
             });
         }
         Ok(out)
+    }
+
+    fn exec(&self, name: &str, spec: &ExecSpec) -> Result<i32> {
+        use crate::exec;
+        let c = self.ours(name)?;
+        let st = power_state(&c.state());
+        if st != PowerState::Running {
+            return Err(wrong_state(name, "run a command in", st));
+        }
+        let pid = c
+            .init_pid()
+            .ok_or_else(|| Error::conflict(format!("container {name:?} has no init process")))?;
+        // The guest's own users, read through its init's root.
+        let passwd =
+            std::fs::read_to_string(format!("/proc/{pid}/root/etc/passwd")).unwrap_or_default();
+        let user = spec
+            .user
+            .as_deref()
+            .map(|u| exec::resolve_user(u, &passwd))
+            .transpose()?;
+        let root = exec::resolve_user("0", &passwd).ok();
+        let home = user
+            .as_ref()
+            .or(root.as_ref())
+            .map_or("/root".to_string(), |u| u.home.clone());
+        let argv = if spec.argv.is_empty() {
+            let uid = user.as_ref().map_or(0, |u| u.uid).to_string();
+            let shell = passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 7 && f[2] == uid)
+                .map(|f| f[6].to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/bin/sh".into());
+            vec![shell, "-l".into()]
+        } else {
+            spec.argv.clone()
+        };
+        let req = exec::ExecRequest {
+            argv,
+            env: exec::environment(&spec.env, &home, spec.term.as_deref())?,
+            user,
+            cwd: spec.cwd.clone(),
+            tty: spec.tty,
+        };
+        Ok(exec::exit_status(c.attach_wait(&req)?))
     }
 
     fn console(&self, name: &str) -> Result<Console> {
@@ -316,4 +355,32 @@ impl Driver for LxcDriver {
         // tty1 runs the container's login shell (see its inittab).
         Ok(Console::Pty(c.console_fd(1)?))
     }
+}
+
+/// A container's CPU and memory limits from its configuration (cgroup v1
+/// or v2 keys); `host` where it has none.
+fn limits(c: &Container) -> (Limit, Limit) {
+    let nums = |k: &str| -> Vec<u64> {
+        c.config_item(k)
+            .map(|v| v.split_whitespace().map_while(|w| w.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let first = |k: &str| nums(k).first().copied();
+    let memory = first("lxc.cgroup.memory.limit_in_bytes")
+        .or_else(|| first("lxc.cgroup2.memory.max"))
+        .map_or(Limit::Host, Limit::Count);
+    // v2: "QUOTA PERIOD" (or "max PERIOD": no limit); v1: two keys.
+    let v2 = nums("lxc.cgroup2.cpu.max");
+    let (quota, period) = match v2.as_slice() {
+        [q, p] => (Some(*q), *p),
+        [q] => (Some(*q), 100_000),
+        _ => (
+            first("lxc.cgroup.cpu.cfs_quota_us"),
+            first("lxc.cgroup.cpu.cfs_period_us").unwrap_or(100_000),
+        ),
+    };
+    let cpus = quota
+        .filter(|q| *q > 0)
+        .map_or(Limit::Host, |q| Limit::Count(q.div_ceil(period.max(1))));
+    (cpus, memory)
 }

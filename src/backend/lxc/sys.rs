@@ -266,6 +266,87 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Run `req` inside the running container as lxc-attach does (every
+    /// namespace, the container's cgroup and LSM profile, capabilities
+    /// dropped as its init's), with our stdin/stdout/stderr or, with `tty`,
+    /// a terminal liblxc allocates and proxies until it closes. Returns
+    /// the command's wait status.
+    pub fn attach_wait(&self, req: &crate::exec::ExecRequest) -> Result<i32> {
+        let owned = |v: &[String]| -> Result<Vec<CString>> { v.iter().map(|s| cstr(s)).collect() };
+        let argv = owned(&req.argv)?;
+        let env = owned(&req.env)?;
+        let cwd = req.cwd.as_deref().map(cstr).transpose()?;
+        let mut argv_p: Vec<*mut c_char> = argv.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        argv_p.push(std::ptr::null_mut());
+        let mut env_p: Vec<*mut c_char> = env.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        env_p.push(std::ptr::null_mut());
+        let mut command = lxc_sys::lxc_attach_command_t {
+            program: argv_p[0],
+            argv: argv_p.as_mut_ptr(),
+        };
+        let mut flags = lxc_sys::LXC_ATTACH_DEFAULT as i32;
+        if req.tty {
+            flags |= lxc_sys::LXC_ATTACH_TERMINAL as i32;
+        }
+        let (uid, gid) = match &req.user {
+            Some(u) => (u.uid, u.gid),
+            None => (u32::MAX, u32::MAX), // (uid_t)-1: the init's
+        };
+        let mut opts = lxc_sys::lxc_attach_options_t {
+            attach_flags: flags,
+            namespaces: -1,
+            personality: -1,
+            initial_cwd: cwd
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut c_char),
+            uid,
+            gid,
+            env_policy: lxc_sys::lxc_attach_env_policy_t_LXC_ATTACH_CLEAR_ENV,
+            extra_env_vars: env_p.as_mut_ptr(),
+            extra_keep_env: std::ptr::null_mut(),
+            stdin_fd: 0,
+            stdout_fd: 1,
+            stderr_fd: 2,
+            log_fd: -libc::EBADF,
+            lsm_label: std::ptr::null_mut(),
+            groups: lxc_sys::lxc_groups_t {
+                size: 0,
+                list: std::ptr::null_mut(),
+            },
+        };
+        let mut pid: libc::pid_t = -1;
+        // SAFETY: every pointer in `opts` and `command` points into the
+        // CStrings and vectors above, which outlive the call; liblxc forks
+        // and execs in the child and only reads them in this process.
+        let ret = call!(self.attach(
+            Some(lxc_sys::lxc_attach_run_command),
+            (&mut command as *mut lxc_sys::lxc_attach_command_t).cast(),
+            &mut opts,
+            &mut pid
+        ));
+        if ret < 0 || pid <= 0 {
+            return Err(self.fail(Kind::Other, "cannot attach to"));
+        }
+        let mut status = 0;
+        loop {
+            // SAFETY: pid is our child, from attach.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                return Ok(status);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::other(format!(
+                    "cannot wait for the command in container {:?}",
+                    self.name
+                ))
+                .caused_by(err));
+            }
+        }
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         // SAFETY: the reference taken by lxc_container_new.

@@ -11,8 +11,10 @@ mod exec;
 mod host;
 mod lifecycle;
 mod load;
+mod many;
 mod network;
 mod repair;
+mod shell;
 mod storage;
 pub mod vm;
 

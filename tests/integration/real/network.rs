@@ -76,15 +76,25 @@ fn vm_and_container_get_their_reserved_ips() {
         assert_eq!(r["status"], "ok", "{r}");
     }
     assert_eq!(leases.as_array().unwrap().len(), 2);
-    let info = lab.run(&["info", "nd-ct", "--format", "json"]).ok().json();
-    assert_eq!(info["nics"][0]["ip"], ct_ip.as_str());
-    assert!(info["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|i| i == ct_ip.as_str()));
-    let vm_row = lab.list_row("nd-vm");
-    assert_eq!(vm_row["ips"][0], vm_ip.as_str());
+    // info and list give one answer per NIC: the reservation, and the
+    // lease while running; the container's limits are numbers in both.
+    for (m, ip) in [("nd-ct", &ct_ip), ("nd-vm", &vm_ip)] {
+        let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+        let row = lab.list_row(m);
+        for nics in [&info["nics"], &row["nics"]] {
+            assert_eq!(nics[0]["reserved_ip"], ip.as_str(), "{m}: {nics}");
+            assert_eq!(nics[0]["leased_ip"], ip.as_str(), "{m}: {nics}");
+        }
+        assert_eq!(info["cpus"], row["cpus"], "{m}");
+        assert_eq!(info["memory_bytes"], row["memory_bytes"], "{m}");
+        assert!(info["cpus"].as_u64().is_some_and(|c| c >= 1), "{m}: {info}");
+        let table = lab.run(&["list"]).ok().stdout;
+        let line = table.lines().find(|l| l.starts_with(m)).unwrap();
+        assert!(
+            line.contains(ip.as_str()) && !line.contains("reserved"),
+            "{line}"
+        );
+    }
     // A network in use is not deleted.
     lab.run(&["net", "delete", "n-dhcp", "--yes"])
         .code(5)
@@ -125,10 +135,19 @@ fn vm_and_container_get_their_reserved_ips() {
         &vm_ip,
     ])
     .ok();
+    // Shut off: the reservation only, labelled; no stale lease of nd-vm.
+    let info = lab.run(&["info", "nd-vm2", "--format", "json"]).ok().json();
+    assert_eq!(info["nics"][0]["reserved_ip"], vm_ip.as_str());
+    assert!(info["nics"][0]["leased_ip"].is_null(), "{info}");
+    lab.run(&["info", "nd-vm2"])
+        .ok()
+        .stdout_has(&format!("{vm_ip} (reserved)"));
     lab.run(&["start", "nd-vm2", "--wait", "lease"]).ok();
     lab.wait_log("nd-vm2", "its lease on the reused IP", |l| {
         l.contains(&format!("lease eth0 {vm_ip}"))
     });
+    let info = lab.run(&["info", "nd-vm2", "--format", "json"]).ok().json();
+    assert_eq!(info["nics"][0]["leased_ip"], vm_ip.as_str(), "{info}");
     lab.run(&["delete", "nd-vm2", "--yes", "--force"]).ok();
     lab.run(&["delete", "nd-ct", "--yes", "--force"]).ok();
     // Nothing is left: no host entries, no reservations, no bridge ports.

@@ -1,0 +1,94 @@
+//! `creature exec` and `creature shell` on a real container: the command's
+//! exit status, its output and input, the environment, user and directory
+//! asked for, and a terminal round trip through a pty.
+
+use std::io::Write;
+
+use super::vm::Lab;
+use crate::util::{on_pty, read_until};
+
+#[test]
+fn exec_and_shell_in_a_container() {
+    let Some(lab) = Lab::if_available("exec_and_shell_in_a_container") else {
+        return;
+    };
+    let m = "sh-ct";
+    lab.run(&["launch", m, "-t", "lxc-busybox"]).ok();
+
+    // Exit status, stdout and stderr apart; the caller's environment stays out.
+    let r = lab
+        .c()
+        .args(["exec", m, "-e", "GREETING=hi there", "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo \"$GREETING\" $HOME; echo oops >&2; echo ${SECRET:-unset}; exit 7",
+        ])
+        .env("SECRET", "from-the-host")
+        .run()
+        .code(7);
+    assert_eq!(r.stdout, "hi there /root\nunset\n");
+    assert_eq!(r.stderr, "oops\n");
+    // Standard input reaches the command.
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["exec", m, "--", "tr", "a-z", "A-Z"])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"piped\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED\n");
+    assert!(out.status.success());
+    // User, group and working directory; no terminal when not asked.
+    let r = lab
+        .run(&[
+            "exec",
+            m,
+            "-u",
+            "1000:1001",
+            "--cwd",
+            "/etc",
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g; pwd; [ -t 0 ] || echo no-tty",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "1000\n1001\n/etc\nno-tty\n");
+    // A missing program is the shell's 127; a signal is 128+N.
+    lab.run(&["exec", m, "--", "no-such-program"]).code(127);
+    lab.run(&["exec", m, "--", "sh", "-c", "kill -9 $$"])
+        .code(137);
+    lab.run(&["exec", m, "-u", "nobody-here", "--", "true"])
+        .code(4)
+        .stderr_has("no such user");
+    lab.run(&["exec", m, "-e", "1BAD=x", "--", "true"])
+        .code(2)
+        .stderr_has("--env key");
+
+    // A shell on a terminal: input typed, output seen, its exit status kept.
+    let (mut child, mut master) = on_pty(lab.path(), &["shell", m]);
+    let mut seen = String::new();
+    // Typed once the shell prompts: input typed before the terminal is
+    // switched to raw mode is flushed, as on any terminal.
+    read_until(&mut master, &mut seen, "# ");
+    master
+        .write_all(b"tty; echo \"term=$TERM\"; exit 5\r")
+        .unwrap();
+    read_until(&mut master, &mut seen, "term=xterm");
+    let status = child.wait().unwrap();
+    assert!(seen.contains("/dev/pts/"), "{seen}");
+    assert_eq!(status.code(), Some(5), "{seen}");
+
+    // A stopped machine has nothing to run in (exit 5), and nothing changes.
+    lab.run(&["stop", m, "--timeout", "30"]).ok();
+    lab.run(&["exec", m, "--", "true"])
+        .code(5)
+        .stderr_has("it is shut-off");
+    lab.run(&["exec", "sh-nosuch", "--", "true"]).code(4);
+    lab.run(&["delete", m, "--yes"]).ok();
+}
