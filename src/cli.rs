@@ -191,7 +191,7 @@ pub struct Selection {
     pub filter: Filter,
 
     /// Machines worked on at once when several are selected.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = whole::<u16>(1, 256))]
     pub parallel: u16,
 }
 
@@ -253,7 +253,7 @@ pub struct CreateArgs {
     pub set: Vec<String>,
 
     /// Number of vCPUs (overrides the template).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u32>(1, 4096))]
     pub cpus: Option<u32>,
 
     /// Memory, e.g. 512MiB or 2GiB (overrides the template).
@@ -286,7 +286,7 @@ pub struct WaitArgs {
     pub wait: Wait,
 
     /// Seconds to wait before giving up (exit 7).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = whole::<u64>(0, MAX_SECONDS))]
     pub wait_timeout: u64,
 }
 
@@ -296,6 +296,28 @@ fn mode_parser() -> impl clap::builder::TypedValueParser<Value = NetMode> {
     clap::builder::PossibleValuesParser::new(NetMode::ALL.map(NetMode::as_str))
         .map(|s| s.parse().expect("one of the possible values"))
 }
+
+/// A whole number in a range, refused in words (`must be a whole number
+/// from 1 to 256, got "lots"`) rather than the parser's.
+fn whole<T>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| format!("must be a whole number from {min} to {max}, got {s:?}"))
+    }
+}
+
+/// Seconds a timeout may be: up to a day.
+const MAX_SECONDS: u64 = 86_400;
 
 fn parse_wait(s: &str) -> Result<Wait, String> {
     s.parse().map_err(|e: crate::Error| e.message().to_string())
@@ -332,7 +354,7 @@ pub struct StopArgs {
     /// Seconds to wait for a graceful shutdown. The request (ACPI power
     /// button, or the container's halt signal) is repeated every 5 s, so a
     /// machine that was still booting when it came is not missed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = whole::<u64>(0, MAX_SECONDS))]
     pub timeout: u64,
 
     /// Power off when the graceful shutdown times out (--timeout 0: at once).
@@ -416,7 +438,7 @@ pub struct LogArgs {
     pub follow: bool,
 
     /// Print only the last N lines (then follow, with --follow).
-    #[arg(long = "lines", short = 'n', value_name = "N")]
+    #[arg(long = "lines", short = 'n', value_name = "N", value_parser = whole::<u64>(0, u32::MAX.into()))]
     pub lines: Option<u64>,
 }
 
@@ -453,7 +475,7 @@ pub struct ResizeArgs {
     pub machine: MachineArg,
 
     /// New number of vCPUs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u32>(1, 4096))]
     pub cpus: Option<u32>,
 
     /// New memory size, e.g. 2GiB.
@@ -610,7 +632,7 @@ pub struct NetCreateArgs {
     pub bridge: Option<String>,
 
     /// VLAN tag.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = whole::<u16>(1, 4094))]
     pub vlan: Option<u16>,
 
     /// Start the network at host boot.
@@ -721,14 +743,14 @@ pub struct AutostartSettings {
     #[arg(long)]
     pub priority: Option<i32>,
     /// Seconds to wait after starting this machine.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole::<u64>(0, MAX_SECONDS))]
     pub delay: Option<u64>,
     /// What the next batch waits for: none, running, lease or tcp:PORT.
     #[arg(long, value_name = "WAIT")]
     pub wait: Option<String>,
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole::<u64>(0, MAX_SECONDS))]
     pub wait_timeout: Option<u64>,
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole::<u64>(0, MAX_SECONDS))]
     pub stop_timeout: Option<u64>,
     /// shutdown, suspend or force.
     #[arg(long, value_name = "ACTION")]
@@ -741,7 +763,7 @@ pub struct AutostartRunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Machines started at once within a batch (default: the host's CPUs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 1024))]
     pub concurrency: Option<usize>,
     /// Start exactly the machines autostop found running since the last autostart run.
     #[arg(long)]
@@ -757,7 +779,7 @@ pub enum AutostopCommand {
         dry_run: bool,
         /// Seconds the whole run may take; what is still running then is
         /// powered off (default: the plan's worst case).
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", value_parser = whole::<u64>(1, MAX_SECONDS))]
         budget: Option<u64>,
     },
 }

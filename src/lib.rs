@@ -27,6 +27,7 @@ pub mod statedir;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod trace;
 pub mod undo;
 pub mod wait;
 pub mod xml;

@@ -8,6 +8,7 @@ mod kind;
 pub mod libvirt;
 pub mod lxc;
 pub mod taken;
+mod traced;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -23,8 +24,17 @@ use crate::store::{Nic, Store};
 use crate::template::Resolved;
 use crate::undo::Undo;
 
-/// The driver for machines of `backend` on `host`.
+/// The driver for machines of `backend` on `host` (telling each call at `-v`).
 pub fn open(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
+    let d = open_untraced(backend, host)?;
+    Ok(if crate::trace::level() > 0 {
+        Box::new(traced::Traced(d))
+    } else {
+        d
+    })
+}
+
+fn open_untraced(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
     match backend {
         Backend::Kvm | Backend::Qemu | Backend::Xen => Ok(Box::new(
             libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?,

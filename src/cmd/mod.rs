@@ -57,6 +57,11 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(h) = &cli.global.host {
         names::check(What::Host, h)?;
     }
+    crate::trace::set_level(if cli.global.quiet {
+        0
+    } else {
+        cli.global.verbose
+    });
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Matrix(a) => matrix::run(&a, ctx.global.format),

@@ -148,7 +148,7 @@ fn composed_error(
                 .map(|(_, l)| l.replace('`', ""))
                 .unwrap_or_default()
         ),
-        (None, _) => plain_words(&raw),
+        (None, _) => plain_words(&key, &raw),
     };
     let flat = |p: &str| -> String {
         p.split(['.', '[', ']'])
@@ -161,32 +161,67 @@ fn composed_error(
             .is_some_and(|(k, _)| flat(k) == flat(&key))
     });
     match given {
-        Some(set) => Error::invalid(format!("--set {set}: {key}: {msg}")),
+        Some(set) => Error::invalid(format!("--set {set}: {key}{}{msg}", sep(&msg))),
         None => Error::invalid(format!(
-            "template {name:?} (after extends, variables and --set): {key}: {msg}"
+            "template {name:?} (after extends, variables and --set): {key}{}{msg}",
+            sep(&msg)
         )),
     }
 }
 
-/// serde's type words ("invalid type: string \"lots\", expected u32") as
-/// what the value should be.
-fn plain_words(msg: &str) -> String {
-    let Some(rest) = msg.strip_prefix("invalid type: ") else {
+/// "cpus must be ...", but "cpus: unknown key".
+fn sep(msg: &str) -> &'static str {
+    if msg.starts_with("must be ") {
+        " "
+    } else {
+        ": "
+    }
+}
+
+/// serde's words ("invalid type: string \"lots\", expected u32",
+/// "unknown variant `foo`, expected one of ...") as what the key must be,
+/// what was given, and what the key is for (from the key reference).
+fn plain_words(key: &str, msg: &str) -> String {
+    let (want, got) = if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        let Some((got, want)) = rest.split_once(", expected ") else {
+            return msg.to_string();
+        };
+        let want = match want {
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number".to_string(),
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_string(),
+            "a boolean" => "true or false".to_string(),
+            "a string" => "a quoted string".to_string(),
+            "a sequence" => "a list".to_string(),
+            other => other.to_string(),
+        };
+        (want, got.strip_prefix("string ").unwrap_or(got).to_string())
+    } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        let Some((got, list)) = rest.split_once(", expected ") else {
+            return msg.to_string();
+        };
+        let list = list
+            .strip_prefix("one of ")
+            .unwrap_or(list)
+            .replace('`', "");
+        (
+            format!("one of {list}"),
+            format!("{:?}", got.trim_matches('`')),
+        )
+    } else {
         return msg.to_string();
     };
-    let Some((got, want)) = rest.split_once(", expected ") else {
-        return msg.to_string();
-    };
-    let want = match want {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
-        "a boolean" => "true or false",
-        "a string" => "a quoted string",
-        "a sequence" => "a list",
-        other => other,
-    };
-    let got = got.strip_prefix("string ").unwrap_or(got);
-    format!("{got} is not {want}")
+    // disk[0].bus is documented as disk.bus.
+    let doc_key: String = key
+        .split(['.', '['])
+        .filter(|p| !p.ends_with(']'))
+        .collect::<Vec<_>>()
+        .join(".");
+    let about = super::doc::KEYS
+        .iter()
+        .find(|k| k.key == doc_key)
+        .map(|k| format!(" ({})", k.text.trim_end_matches('.')))
+        .unwrap_or_default();
+    format!("must be {want}{about}, got {got}")
 }
 
 fn field_err(name: &str, field: &str, why: impl std::fmt::Display) -> Error {

@@ -169,7 +169,7 @@ fn bad_set_values_name_their_key() {
     let cases = [
         (
             "cpus=lots",
-            "--set cpus=lots: cpus: \"lots\" is not a whole number",
+            "--set cpus=lots: cpus must be a whole number (Virtual CPUs, from 1 to the host's CPU count), got \"lots\"",
         ),
         (
             "cpu=2",
@@ -177,7 +177,11 @@ fn bad_set_values_name_their_key() {
         ),
         (
             "autostart.enabled=maybe",
-            "--set autostart.enabled=maybe: autostart.enabled: \"maybe\" is not true or false",
+            "--set autostart.enabled=maybe: autostart.enabled must be true or false (Whether the machine starts at host boot), got \"maybe\"",
+        ),
+        (
+            "disk.0.bus=ide",
+            "--set disk.0.bus=ide: disk[0].bus must be one of virtio, sata, scsi, xen (Bus the disk is attached to), got \"ide\"",
         ),
         (
             "disk.0.bsu=x",
@@ -185,6 +189,40 @@ fn bad_set_values_name_their_key() {
         ),
     ];
     refused_at_validation(&sd, &cases);
+}
+
+/// Numbers on the command line are refused in words with their range.
+#[test]
+fn bad_numbers_on_the_command_line_say_the_range() {
+    let d = crate::util::state_dir();
+    for (args, want) in [
+        (
+            &["create", "x", "-t", "tiny", "--cpus", "lots"][..],
+            "must be a whole number from 1 to 4096, got \"lots\"",
+        ),
+        (
+            &["stop", "x", "--timeout", "-1"][..],
+            "unexpected argument '-1'",
+        ),
+        (
+            &["stop", "x", "--timeout", "1e9"][..],
+            "must be a whole number from 0 to 86400, got \"1e9\"",
+        ),
+        (
+            &["start", "--all", "--parallel", "0"][..],
+            "must be a whole number from 1 to 256, got \"0\"",
+        ),
+        (
+            &["net", "create", "n", "--vlan", "4095"][..],
+            "must be a whole number from 1 to 4094, got \"4095\"",
+        ),
+    ] {
+        crate::util::Creature::new(d.path())
+            .args(args)
+            .run()
+            .code(2)
+            .stderr_has(want);
+    }
 }
 
 #[test]

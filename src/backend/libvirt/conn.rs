@@ -57,6 +57,13 @@ pub fn map_error(what: impl Into<String>, e: virt::error::Error) -> Error {
 /// Open a connection, giving up after `limit` so a wedged daemon cannot hang
 /// the command.
 pub fn open(uri: &Uri, limit: Duration) -> Result<Connect> {
+    crate::trace::call(
+        || format!("libvirt: connect {}", uri.0),
+        || open_now(uri, limit),
+    )
+}
+
+fn open_now(uri: &Uri, limit: Duration) -> Result<Connect> {
     let u = uri.0.clone();
     deadline::run(&format!("libvirt at {}", uri.0), limit, move || {
         Connect::open(Some(&u)).map_err(|e| {

@@ -249,8 +249,10 @@ fn nic_model(want: Option<NicModel>, backend: Backend) -> &'static str {
 fn define(drv: &LibvirtDriver, spec: &DomainSpec, undo: &mut Undo) -> Result<()> {
     let name = spec.name.clone();
     fail_point("define")?;
+    let xml = domain_xml::render(spec);
+    crate::trace::text(&format!("domain XML of {name}"), &xml);
     drv.conn
-        .define_domain_xml(&domain_xml::render(spec))
+        .define_domain_xml(&xml)
         .map_err(|e| map_error(format!("cannot define domain {name:?}"), e))?;
     let conn = drv.conn.clone();
     undo.push(format!("undefine domain {name}"), move || {

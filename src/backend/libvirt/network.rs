@@ -21,8 +21,10 @@ pub fn lookup(conn: &Connect, libvirt_name: &str) -> Result<Network> {
 /// definition removes it again.
 pub fn define(conn: &Connect, spec: &NetworkSpec, autostart: bool) -> Result<()> {
     let name = spec.libvirt_name();
+    let text = xml::render(spec);
+    crate::trace::text(&format!("network XML of {name}"), &text);
     let net = conn
-        .define_network_xml(&xml::render(spec))
+        .define_network_xml(&text)
         .map_err(|e| map_error(format!("cannot define network {name}"), e))?;
     let started = net
         .create()
@@ -88,13 +90,17 @@ fn update(
     if n.is_active().unwrap_or(false) {
         flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
     }
-    n.update(cmd, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags)
-        .map_err(|e| {
-            map_error(
-                format!("cannot update the DHCP hosts of network {libvirt_name}"),
-                e,
-            )
-        })
+    crate::trace::text(&format!("DHCP host entry for {libvirt_name}"), entry);
+    crate::trace::call(
+        || format!("libvirt: virNetworkUpdate {libvirt_name} (DHCP host)"),
+        || n.update(cmd, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, flags),
+    )
+    .map_err(|e| {
+        map_error(
+            format!("cannot update the DHCP hosts of network {libvirt_name}"),
+            e,
+        )
+    })
 }
 
 /// Reserve `ip` for `mac` in the network's DHCP server, now and across restarts.

@@ -155,6 +155,7 @@ pub fn create(
         log_file: dir.join("lxc.log").display().to_string(),
     };
     let text = config::render(&spec)?;
+    crate::trace::text(&format!("lxc config of {}", spec.name), &text);
     std::fs::write(dir.join("config"), text)
         .io_context(&dir, || "cannot write the container config".into())?;
     fail_point("define")?;

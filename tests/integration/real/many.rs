@@ -33,10 +33,33 @@ fn several_machines_per_verb_with_filters() {
     let Some(lab) = Lab::if_available("several_machines_per_verb_with_filters") else {
         return;
     };
-    for m in ["mm-a", "mm-b", "mm-c"] {
-        lab.run(&["create", m, "-t", "lxc-busybox"]).ok();
+    // -vv shows the configuration sent; -v each backend call and its time.
+    lab.run(&["-vv", "create", "mm-a", "-t", "lxc-busybox"])
+        .ok()
+        .stderr_has("trace: ")
+        .stderr_has("lxc config of mm-a:\ntrace: | ")
+        .stderr_has("trace: | lxc.uts.name = mm-a");
+    for m in ["mm-b", "mm-c"] {
+        let r = lab.run(&["create", m, "-t", "lxc-busybox"]).ok();
+        assert!(!r.stderr.contains("trace:"), "{}", r.stderr);
     }
-    lab.run(&["create", "mm-vm", "-t", "tiny"]).ok();
+    lab.run(&["-vv", "create", "mm-vm", "-t", "tiny"])
+        .ok()
+        .stderr_has("libvirt: connect qemu:///system (")
+        .stderr_has("domain XML of mm-vm:\ntrace: | <domain type=\"qemu\"");
+    let r = lab.run(&["-v", "info", "mm-vm"]).ok();
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with("trace: [+")
+            && l.contains("qemu: details mm-vm (")
+            && l.ends_with(" ms)")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("<domain"),
+        "-v shows no XML: {}",
+        r.stderr
+    );
 
     // Names: each machine gets its line; an unknown one fails alone, and
     // the exit status is its (the worst).

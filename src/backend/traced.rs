@@ -1,0 +1,79 @@
+//! A driver that tells (`-v`) each call it passes on to the real one, with
+//! its duration: one place for every backend, so no call is missed.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::backend::{
+    Backend, Console, CreateJob, Details, Driver, ExecSpec, Observed, PowerState,
+};
+use crate::error::Result;
+use crate::store::Store;
+use crate::trace;
+use crate::undo::Undo;
+
+pub struct Traced(pub Box<dyn Driver>);
+
+impl Traced {
+    fn t<T>(&self, op: &str, name: &str, f: impl FnOnce(&dyn Driver) -> Result<T>) -> Result<T> {
+        let b = self.0.backend();
+        trace::call(|| format!("{b}: {op} {name}"), || f(self.0.as_ref()))
+    }
+}
+
+impl Driver for Traced {
+    fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+    fn state(&self, name: &str) -> Result<PowerState> {
+        self.t("state", name, |d| d.state(name))
+    }
+    fn ensure_free(&self, name: &str) -> Result<()> {
+        self.t("ensure_free", name, |d| d.ensure_free(name))
+    }
+    fn create(&self, job: &CreateJob<'_>, store: &mut Store, undo: &mut Undo) -> Result<()> {
+        self.t("create", job.name, |d| d.create(job, store, undo))
+    }
+    fn start(&self, name: &str) -> Result<()> {
+        self.t("start", name, |d| d.start(name))
+    }
+    fn request_shutdown(&self, name: &str) -> Result<()> {
+        self.t("request_shutdown", name, |d| d.request_shutdown(name))
+    }
+    fn force_off(&self, name: &str) -> Result<()> {
+        self.t("force_off", name, |d| d.force_off(name))
+    }
+    fn reboot(&self, name: &str) -> Result<()> {
+        self.t("reboot", name, |d| d.reboot(name))
+    }
+    fn pause(&self, name: &str) -> Result<()> {
+        self.t("pause", name, |d| d.pause(name))
+    }
+    fn unpause(&self, name: &str) -> Result<()> {
+        self.t("unpause", name, |d| d.unpause(name))
+    }
+    fn suspend(&self, name: &str) -> Result<()> {
+        self.t("suspend", name, |d| d.suspend(name))
+    }
+    fn restore(&self, name: &str) -> Result<()> {
+        self.t("restore", name, |d| d.restore(name))
+    }
+    fn remove(&self, name: &str) -> Result<Vec<String>> {
+        self.t("remove", name, |d| d.remove(name))
+    }
+    fn details(&self, name: &str) -> Result<Details> {
+        self.t("details", name, |d| d.details(name))
+    }
+    fn observe(&self, known: &BTreeSet<String>) -> Result<Vec<Observed>> {
+        self.t("observe", "(all)", |d| d.observe(known))
+    }
+    fn console(&self, name: &str) -> Result<Console> {
+        self.t("console", name, |d| d.console(name))
+    }
+    fn exec(&self, name: &str, spec: &ExecSpec) -> Result<i32> {
+        self.t("exec", name, |d| d.exec(name, spec))
+    }
+    fn serial_log(&self, name: &str) -> Result<PathBuf> {
+        self.t("serial_log", name, |d| d.serial_log(name))
+    }
+}
