@@ -871,6 +871,10 @@ fn location(
 /// Append the matrix's word to every verb, option and value it governs.
 fn annotate(mut cmd: clap::Command) -> clap::Command {
     use std::collections::BTreeMap;
+    let order: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
     // Notes by verb path; display's protocols share the verb, so each
     // protocol's note is named.
     let mut verbs: BTreeMap<Vec<&str>, Vec<(Op, String)>> = BTreeMap::new();
@@ -907,6 +911,7 @@ fn annotate(mut cmd: clap::Command) -> clap::Command {
             }
         }
     }
+    let unavailable = unavailable_verbs(&cmd);
     for (path, notes) in verbs {
         let tag = if notes.iter().all(|(o, _)| o.refused_everywhere()) {
             if notes
@@ -939,7 +944,84 @@ fn annotate(mut cmd: clap::Command) -> clap::Command {
                 .long_about(format!("{long}\n\nSupport matrix: {text}"))
         });
     }
-    cmd
+    let template = help_template(&cmd, &order, &unavailable);
+    cmd.help_template(template)
+}
+
+/// Top-level verbs every operation of which no backend allows today: a
+/// verb with operations all refused, or a group all of whose verbs are.
+fn unavailable_verbs(cmd: &clap::Command) -> std::collections::BTreeSet<String> {
+    let refused = |path: &[&str]| {
+        let ops: Vec<&Op> = Op::ALL
+            .iter()
+            .filter(|o| {
+                let (p, option) = location(**o);
+                option.is_none() && p == path
+            })
+            .collect();
+        !ops.is_empty() && ops.iter().all(|o| o.refused_everywhere())
+    };
+    cmd.get_subcommands()
+        .filter(|c| {
+            let top = c.get_name();
+            if c.has_subcommands() {
+                c.get_subcommands().all(|s| refused(&[top, s.get_name()]))
+            } else {
+                refused(&[top])
+            }
+        })
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+/// The top-level help: the verbs that work somewhere, then those no backend
+/// allows today under their own heading, so `--help` never promises what
+/// the matrix refuses.
+fn help_template(
+    cmd: &clap::Command,
+    order: &[String],
+    unavailable: &std::collections::BTreeSet<String>,
+) -> String {
+    // Editing a subcommand moves it to the end: list them as declared.
+    let mut subs: Vec<&clap::Command> =
+        cmd.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    subs.sort_by_key(|c| order.iter().position(|n| n == c.get_name()));
+    let width = subs.iter().map(|c| c.get_name().len()).max().unwrap_or(0);
+    let line = |c: &clap::Command, strip_tag: bool| {
+        let mut about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+        if strip_tag {
+            about = about.replace(" [not implemented yet]", "").replace(
+                " [refused: Nova marks it missing everywhere]",
+                " (Nova: missing everywhere)",
+            );
+        }
+        let aliases: Vec<&str> = c.get_visible_aliases().collect();
+        let alias = match aliases.as_slice() {
+            [] => String::new(),
+            [one] => format!(" [alias: {one}]"),
+            many => format!(" [aliases: {}]", many.join(", ")),
+        };
+        format!("  {:<width$}  {about}{alias}\n", c.get_name())
+    };
+    let mut usable = String::new();
+    let mut refused = String::new();
+    for c in &subs {
+        if unavailable.contains(c.get_name()) {
+            refused.push_str(&line(c, true));
+        } else {
+            usable.push_str(&line(c, false));
+        }
+    }
+    usable.push_str(&format!(
+        "  {:<width$}  Print this message or the help of the given subcommand(s)\n",
+        "help"
+    ));
+    format!(
+        "{{before-help}}{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n\
+         Commands:\n{usable}\n\
+         Not available on any backend yet (refused with exit 3; see `creature matrix`):\n{refused}\n\
+         Options:\n{{options}}{{after-help}}"
+    )
 }
 
 /// Apply `f` to the subcommand at `path` (the root when empty).
@@ -990,6 +1072,26 @@ mod tests {
         );
         assert!(long(&["display"]).contains("rdp: Refused on every backend"));
         assert!(!about(&["start"]).contains('['));
+        // The top-level help groups what no backend allows under its own heading.
+        let help = cmd.clone().render_help().to_string();
+        let (usable, refused) = help
+            .split_once("Not available on any backend yet")
+            .expect("a heading for refused verbs");
+        let listed = |text: &str, verb: &str| {
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{verb} ")))
+        };
+        for v in ["start", "exec", "list", "volume"] {
+            assert!(
+                listed(usable, v) != listed(refused, v),
+                "{v} in one group:\n{help}"
+            );
+        }
+        for v in ["snapshot", "set-password", "display", "migrate"] {
+            assert!(listed(refused, v) && !listed(usable, v), "{v}:\n{help}");
+        }
+        assert!(listed(usable, "start") && listed(usable, "exec") && listed(usable, "help"));
+        assert!(refused.contains("Nova: missing everywhere"), "{help}");
         let inject = sub(&["create"])
             .get_arguments()
             .find(|a| a.get_long() == Some("inject-file"))

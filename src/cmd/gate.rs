@@ -78,7 +78,23 @@ pub fn check(ctx: &Ctx, op: Op, subject: Subject<'_>) -> Result<Option<MachineRe
     };
     if let Some(b) = backend {
         let who = name.map(Who::Machine).unwrap_or(Who::Backend);
-        if let Some(note) = op.require(who, b)? {
+        let hinted = |e: Error| match (op, b, name) {
+            // The matrix refuses `log` for containers; their console is
+            // logged all the same, so the refusal says where.
+            (Op::Log, Backend::Lxc, Some(n)) => Error::new(
+                e.kind(),
+                format!(
+                    "{}; the container's console is logged to {} (read it with less or tail)",
+                    e.message(),
+                    crate::backend::lxc::console_log(
+                        &std::path::Path::new(&crate::backend::lxc::sys::lxcpath()).join(n)
+                    )
+                    .display()
+                ),
+            ),
+            _ => e,
+        };
+        if let Some(note) = op.require(who, b).map_err(hinted)? {
             ctx.note(&format!("{} on {b} is partial: {note}", op.word()));
         }
     }

@@ -102,7 +102,8 @@ fn container(name: String, text: String) -> ContainerSpec {
             name: "eth0".into(),
         }],
         idmap: None,
-        log_file: text,
+        log_file: text.clone(),
+        console_log: text,
     }
 }
 

@@ -153,6 +153,7 @@ pub fn create(
             .collect(),
         idmap,
         log_file: dir.join("lxc.log").display().to_string(),
+        console_log: super::console_log(&dir).display().to_string(),
     };
     let text = config::render(&spec)?;
     crate::trace::text(&format!("lxc config of {}", spec.name), &text);

@@ -23,3 +23,8 @@ pub fn prefetch(state_dir: &Path, rootfs: &Rootfs, quiet: bool) -> Result<Option
     let cache = debootstrap::Cache::new(state_dir, debootstrap::Key::of(rootfs));
     cache.download(quiet).map(Some)
 }
+
+/// Where a container's console output is kept (`lxc.console.logfile`).
+pub fn console_log(container_dir: &Path) -> PathBuf {
+    container_dir.join("console.log")
+}
