@@ -9,10 +9,50 @@ use clap_complete::engine::CompletionCandidate;
 
 use crate::store::Store;
 
+/// The words of the command line being completed: the shell passes them
+/// after `--` (`creature -- creature start --state-dir /x w`).
+fn words() -> Vec<String> {
+    std::env::args().skip_while(|a| a != "--").skip(1).collect()
+}
+
+/// The value of a global option typed on the line (`--opt V` or `--opt=V`).
+fn typed(words: &[String], opt: &str) -> Option<String> {
+    let mut found = None;
+    for (i, w) in words.iter().enumerate() {
+        if w == opt {
+            found = words.get(i + 1).cloned();
+        } else if let Some(v) = w.strip_prefix(&format!("{opt}=")) {
+            found = Some(v.to_string());
+        }
+    }
+    found.filter(|v| !v.is_empty())
+}
+
+/// The verb being completed: the first word that is neither an option nor
+/// the value of a global option that takes one.
+fn verb(words: &[String]) -> Option<String> {
+    let mut it = words.iter().skip(1);
+    while let Some(w) = it.next() {
+        if matches!(w.as_str(), "--state-dir" | "--host" | "--format") {
+            it.next();
+        } else if !w.starts_with('-') {
+            return Some(w.clone());
+        }
+    }
+    None
+}
+
 fn state_dir() -> PathBuf {
-    std::env::var_os("CREATURE_STATE_DIR")
+    typed(&words(), "--state-dir")
         .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CREATURE_STATE_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_STATE_DIR))
+}
+
+fn host() -> String {
+    typed(&words(), "--host")
+        .or_else(|| std::env::var("CREATURE_HOST").ok())
+        .unwrap_or_else(|| crate::config::LOCAL.to_string())
 }
 
 fn from_store(f: impl FnOnce(&Store) -> Vec<String>) -> Vec<CompletionCandidate> {
@@ -22,12 +62,47 @@ fn from_store(f: impl FnOnce(&Store) -> Vec<String>) -> Vec<CompletionCandidate>
     }
 }
 
+/// Machines of the host on the line. After a verb that needs a state
+/// (`start`: not running; `stop`, `exec`: running), only those in it, asked
+/// of the backends within a second; without an answer, every machine.
 pub fn machines() -> Vec<CompletionCandidate> {
-    from_store(|s| {
-        s.machines(None)
-            .map(|ms| ms.into_iter().map(|m| m.name).collect())
-            .unwrap_or_default()
-    })
+    let host = host();
+    let all = {
+        let host = host.clone();
+        move |s: &Store| -> Vec<String> {
+            s.machines(Some(&host))
+                .map(|ms| ms.into_iter().map(|m| m.name).collect())
+                .unwrap_or_default()
+        }
+    };
+    let Some(states) = verb(&words()).and_then(|v| crate::cmd::many::states_for(&v)) else {
+        return from_store(all);
+    };
+    crate::backend::libvirt::quiet_errors();
+    let global = crate::cli::Global {
+        format: crate::output::Format::Json,
+        state_dir: state_dir(),
+        host: (host != crate::config::LOCAL).then_some(host),
+        yes: false,
+        quiet: true,
+        verbose: 0,
+    };
+    let rows = crate::deadline::run("completion", std::time::Duration::from_secs(1), move || {
+        let ctx = crate::cmd::Ctx { global };
+        crate::cmd::list::rows(&ctx, &ctx.host()?)
+    });
+    match rows {
+        Ok(rows) => rows
+            .into_iter()
+            // A machine whose backend did not answer may be in any state.
+            .filter(|r| {
+                r.record == "ok"
+                    && (r.state == "unknown" || states.iter().any(|s| s.as_str() == r.state))
+            })
+            .map(|r| CompletionCandidate::new(r.name))
+            .collect(),
+        Err(_) => from_store(all),
+    }
 }
 
 pub fn waits() -> Vec<CompletionCandidate> {

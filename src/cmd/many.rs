@@ -18,20 +18,28 @@ use crate::op::Op;
 /// machines and no `--state` is given: `start --all` starts what is not
 /// running instead of failing on what is.
 pub fn applies_to(op: Op, cmd: &Command) -> &'static [PowerState] {
+    let word = if matches!(cmd, Command::Destroy(_)) {
+        "destroy"
+    } else {
+        op.word()
+    };
+    states_for(word).unwrap_or(&PowerState::ALL)
+}
+
+/// The states in which a machine can take the verb `word` (also what shell
+/// completion offers after it); None: any state.
+pub fn states_for(word: &str) -> Option<&'static [PowerState]> {
     use PowerState as P;
-    match op {
-        Op::Start => &[P::ShutOff, P::Saved, P::Crashed],
-        Op::Stop if matches!(cmd, Command::Destroy(_)) => {
-            &[P::Running, P::Paused, P::ShuttingDown, P::Crashed]
-        }
-        Op::Stop => &[P::Running, P::Paused, P::ShuttingDown],
-        Op::Reboot => &[P::Running],
-        Op::Pause => &[P::Running],
-        Op::Unpause => &[P::Paused],
-        Op::Suspend => &[P::Running, P::Paused],
-        Op::Restore => &[P::Saved],
-        _ => &PowerState::ALL,
-    }
+    Some(match word {
+        "start" => &[P::ShutOff, P::Saved, P::Crashed],
+        "destroy" => &[P::Running, P::Paused, P::ShuttingDown, P::Crashed],
+        "stop" => &[P::Running, P::Paused, P::ShuttingDown],
+        "reboot" | "restart" | "pause" | "exec" | "shell" | "console" => &[P::Running],
+        "unpause" => &[P::Paused],
+        "suspend" => &[P::Running, P::Paused],
+        "restore" => &[P::Saved],
+        _ => return None,
+    })
 }
 
 /// Verbs that lose a machine or its running state: asked once for all.

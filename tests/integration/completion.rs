@@ -11,7 +11,7 @@ fn machine_names_come_from_the_state_database() {
     seed(d.path(), &[("web1", Backend::Qemu), ("db1", Backend::Lxc)]);
     let r = Creature::new(d.path())
         .env("COMPLETE", "fish")
-        .args(["--", "creature", "start", ""])
+        .args(["--", "creature", "info", ""])
         .run()
         .ok();
     let got: Vec<&str> = r
@@ -64,4 +64,49 @@ fn feature_ids_complete_after_feature() {
         "{}",
         all.stdout
     );
+}
+
+fn candidates(d: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let r = Creature::new(d)
+        .env("COMPLETE", "fish")
+        .args(["--"])
+        .args(words)
+        .run()
+        .ok();
+    r.stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
+/// `--state-dir` and `--host` typed on the line are the ones completion
+/// reads, whatever the environment says; names come before flags.
+#[test]
+fn the_state_dir_and_host_on_the_line_are_respected() {
+    let env_dir = state_dir();
+    seed(env_dir.path(), &[("from-env", Backend::Qemu)]);
+    let line_dir = state_dir();
+    seed(line_dir.path(), &[("from-line", Backend::Qemu)]);
+    let dir = line_dir.path().to_str().unwrap();
+    for words in [
+        &["creature", "--state-dir", dir, "info", ""][..],
+        &["creature", "info", "--state-dir", dir, ""][..],
+        &["creature", &format!("--state-dir={dir}"), "info", ""][..],
+    ] {
+        let got = candidates(env_dir.path(), words);
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some("from-line"),
+            "{words:?}: {got:?}"
+        );
+        assert!(!got.iter().any(|c| c == "from-env"), "{got:?}");
+        let first_flag = got.iter().position(|c| c.starts_with('-')).unwrap();
+        assert!(got[..first_flag].iter().all(|c| !c.starts_with('-')) && first_flag >= 1);
+    }
+    // Another host's machines are not this host's.
+    let got = candidates(
+        env_dir.path(),
+        &["creature", "--host", "elsewhere", "info", ""],
+    );
+    assert!(!got.iter().any(|c| c == "from-env"), "{got:?}");
 }

@@ -127,6 +127,26 @@ fn several_machines_per_verb_with_filters() {
     assert!(s[..3].iter().all(|(_, st)| st == "paused"), "{s:?}");
     lab.run(&["unpause", "--state", "paused"]).ok();
 
+    // Completion offers what the verb applies to: start the stopped VM,
+    // stop the running containers.
+    let complete = |verb: &str| -> Vec<String> {
+        let r = lab
+            .c()
+            .env("COMPLETE", "fish")
+            .args(["--", "creature", verb, ""])
+            .run()
+            .ok();
+        r.stdout
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .filter(|c| !c.starts_with('-'))
+            .collect()
+    };
+    assert_eq!(complete("start"), ["mm-vm"]);
+    assert_eq!(complete("stop"), ["mm-a", "mm-b", "mm-c"]);
+    assert_eq!(complete("exec"), ["mm-a", "mm-b", "mm-c"]);
+    assert_eq!(complete("info"), ["mm-a", "mm-b", "mm-c", "mm-vm"]);
+
     // A refused verb fails for the machines whose backend refuses it (exit
     // 3), and the others still run theirs.
     lab.run(&["start", "mm-vm"]).ok();
