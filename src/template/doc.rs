@@ -29,6 +29,7 @@ pub const KEYS: &[Key] = &[
     k("backend", "kvm | qemu | lxc | xen", "required", "What runs the machine."),
     k("cpus", "integer", "1", "Virtual CPUs, from 1 to the host's CPU count."),
     k("memory", "size", "\"512MiB\"", "Memory with a unit: B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB); at least 16MiB."),
+    k("guest_agent", "boolean", "false", "kvm and qemu: a virtio channel for the QEMU guest agent, through which `creature exec` runs commands in the VM (the guest must run qemu-ga)."),
     k("variables", "table of strings", "{}", "Defaults for `${name}` references in string values; `${name:-default}` gives an inline default. Override with `--set variables.NAME=VALUE`."),
     k("disk", "list of tables", "[]", "Virtual machine disks (`[[disk]]`); the first is the root disk. Not for lxc."),
     k("disk.source", "source", "none", "Image the disk starts from, as a copy-on-write overlay; none: an empty disk."),
@@ -174,6 +175,7 @@ mod tests {
             backend: Some(Backend::Qemu),
             cpus: Some(1),
             memory: Some(Size(1 << 30)),
+            guest_agent: Some(true),
             variables: [("a".to_string(), "b".to_string())].into(),
             disks: vec![Disk {
                 source: Some(src()),

@@ -343,6 +343,13 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         Backend::Lxc => check_container(name, &t)?,
         vm => check_vm(name, vm, &t)?,
     }
+    if t.guest_agent == Some(true) && !matches!(backend, Backend::Kvm | Backend::Qemu) {
+        return Err(field_err(
+            name,
+            "guest_agent",
+            format!("is for kvm and qemu machines (the QEMU guest agent), not {backend}"),
+        ));
+    }
     check_disks(name, &t.disks)?;
     if let Some(b) = &t.boot {
         check_boot(name, b)?;

@@ -24,6 +24,9 @@ pub struct Template {
     pub cpus: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Size>,
+    /// A channel for the QEMU guest agent (kvm, qemu): `creature exec` on the VM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_agent: Option<bool>,
     /// Defaults for `${name}` references in string values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,

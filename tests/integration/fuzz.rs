@@ -61,6 +61,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             model: "virtio",
         }],
         serial_log: text.clone(),
+        guest_agent: true,
         meta: Meta {
             template: text.clone(),
             created: text.clone(),

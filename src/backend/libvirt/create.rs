@@ -140,6 +140,7 @@ pub fn create(
             .join(format!("{name}.serial.log"))
             .display()
             .to_string(),
+        guest_agent: t.guest_agent.unwrap_or(false),
         meta: Meta {
             template: r.name.clone(),
             created: crate::time::rfc3339_now(),

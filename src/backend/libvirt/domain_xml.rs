@@ -53,8 +53,13 @@ pub struct DomainSpec {
     pub nics: Vec<NicSpec>,
     /// Where the serial console is logged (`creature log`).
     pub serial_log: String,
+    /// A virtio channel for the QEMU guest agent (`creature exec` on a VM).
+    pub guest_agent: bool,
     pub meta: Meta,
 }
+
+/// The channel name qemu-ga listens on, and libvirt knows as the agent's.
+pub const GUEST_AGENT_CHANNEL: &str = "org.qemu.guest_agent.0";
 
 fn domain_type(b: Backend) -> &'static str {
     match b {
@@ -152,6 +157,17 @@ pub fn render(s: &DomainSpec) -> String {
                 .attr("type", "pty")
                 .child(El::new("target").attr("type", "serial").attr("port", "0")),
         )
+        // libvirt picks the socket path for the agent's channel itself.
+        .child_if(s.guest_agent, || {
+            El::new("channel")
+                .attr("type", "unix")
+                .child(El::new("source").attr("mode", "bind"))
+                .child(
+                    El::new("target")
+                        .attr("type", "virtio")
+                        .attr("name", GUEST_AGENT_CHANNEL),
+                )
+        })
         .child_if(!xen, || El::new("memballoon").attr("model", "none"));
 
     El::new("domain")

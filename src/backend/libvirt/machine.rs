@@ -9,10 +9,11 @@ use virt::domain::{Domain, DomainState};
 use virt::sys;
 
 use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
-use crate::backend::libvirt::{map_error, open, stats, storage, Uri};
+use crate::backend::libvirt::{agent, map_error, open, stats, storage, Uri};
 use crate::backend::Backend;
 use crate::backend::{
-    wrong_state, Console, CreateJob, Details, DiskInfo, Driver, Limit, Observed, Owner, PowerState,
+    wrong_state, Console, CreateJob, Details, DiskInfo, Driver, ExecSpec, Limit, Observed, Owner,
+    PowerState,
 };
 use crate::error::{Error, Kind, Result};
 use crate::store::Store;
@@ -341,6 +342,64 @@ impl Driver for LibvirtDriver {
 
     fn console(&self, name: &str) -> Result<Console> {
         self.open_console(name).map(Console::Stream)
+    }
+
+    fn exec(&self, name: &str, spec: &ExecSpec) -> Result<i32> {
+        use std::io::{IsTerminal, Read};
+        let d = self.ours(name)?;
+        let st = self.state(name)?;
+        if st != PowerState::Running {
+            return Err(wrong_state(name, "run a command in", st));
+        }
+        let xml = d
+            .xml_desc(0)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))?;
+        if !agent::has_channel(&xml) {
+            return Err(Error::unavailable(format!(
+                "machine {name:?} has no guest agent channel: creature runs commands in a VM through \
+                 the QEMU guest agent (template key guest_agent = true, and qemu-ga in the guest)"
+            )));
+        }
+        if spec.argv.is_empty() {
+            return Err(Error::unavailable(format!(
+                "an interactive shell needs a terminal, which the guest agent does not give; \
+                 use `creature console {name}` (or `creature exec {name} -- CMD`)"
+            )));
+        }
+        if spec.user.is_some() {
+            return Err(Error::invalid(
+                "--user is not available on a VM: the guest agent runs commands as its own user (root)",
+            ));
+        }
+        // What the caller pipes in goes to the command; a terminal has
+        // nothing to give (the agent has no terminal of its own).
+        let input = if std::io::stdin().is_terminal() {
+            None
+        } else {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(agent::MAX_INPUT as u64 + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::other("cannot read standard input").caused_by(e))?;
+            if buf.len() > agent::MAX_INPUT {
+                return Err(Error::new(
+                    Kind::Exhausted,
+                    format!(
+                        "standard input is larger than the {} MiB the guest agent takes",
+                        agent::MAX_INPUT >> 20
+                    ),
+                ));
+            }
+            Some(buf)
+        };
+        let req = crate::exec::ExecRequest {
+            argv: spec.argv.clone(),
+            env: crate::exec::environment(&spec.env, "/root", None)?,
+            user: None,
+            cwd: spec.cwd.clone(),
+            tty: false,
+        };
+        agent::exec(&d, name, &req, input.as_deref())
     }
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {

@@ -1,5 +1,6 @@
 //! libvirt: connections and error mapping shared by machines and networks.
 
+pub mod agent;
 mod conn;
 pub mod create;
 pub mod domain_xml;

@@ -1,6 +1,8 @@
-//! `creature exec` and `creature shell` on a real container: the command's
+//! `creature exec` and `creature shell` on a real container (liblxc attach)
+//! and a real VM (the QEMU guest agent in the test guest): the command's
 //! exit status, its output and input, the environment, user and directory
-//! asked for, and a terminal round trip through a pty.
+//! asked for, and a terminal round trip through a pty (containers; a VM's
+//! terminal is its console).
 
 use std::io::Write;
 
@@ -109,4 +111,90 @@ fn exec_and_shell_in_a_container() {
         .stderr_has("it is shut-off");
     lab.run(&["exec", "sh-nosuch", "--", "true"]).code(4);
     lab.run(&["delete", m, "--yes"]).ok();
+}
+
+#[test]
+fn exec_in_a_vm_through_the_guest_agent() {
+    let Some(lab) = Lab::if_available("exec_in_a_vm_through_the_guest_agent") else {
+        return;
+    };
+    let m = "sh-vm";
+    lab.run(&["launch", m, "-t", "tiny"]).ok();
+    lab.wait_log(m, "the guest agent", |l| {
+        l.contains("creature-test-guest: guest agent on")
+    });
+    // The domain has the agent's channel (template key guest_agent).
+    let xml = std::process::Command::new("virsh")
+        .args(["dumpxml", m])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&xml.stdout).contains("org.qemu.guest_agent.0"));
+
+    // The guest's own answer: its boot id is the one its console printed.
+    let boot_id = lab
+        .log(m)
+        .lines()
+        .find_map(|l| l.strip_prefix("creature-test-guest: booted "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let r = lab
+        .run(&["exec", m, "--", "cat", "/proc/sys/kernel/random/boot_id"])
+        .ok();
+    assert_eq!(r.stdout.trim(), boot_id);
+    // Exit status, stdout and stderr apart, environment, working directory.
+    let r = lab
+        .run(&[
+            "exec",
+            m,
+            "-e",
+            "WHO=agent",
+            "--cwd",
+            "/proc",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$WHO\" $(pwd); echo oops >&2; exit 9",
+        ])
+        .code(9);
+    assert_eq!(r.stdout, "agent /proc\n");
+    assert_eq!(r.stderr, "oops\n");
+    // Piped input reaches the command.
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["exec", m, "--", "tr", "a-z", "A-Z"])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"through the agent\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH THE AGENT\n");
+    lab.run(&["exec", m, "--", "no-such-program"]).code(127);
+    lab.run(&["exec", m, "--", "sh", "-c", "kill -9 $$"])
+        .code(137);
+    // What the agent cannot give is refused in one line.
+    lab.run(&["shell", m])
+        .code(6)
+        .stderr_has("use `creature console sh-vm`");
+    lab.run(&["exec", m, "-u", "1", "--", "true"])
+        .code(2)
+        .stderr_has("--user");
+
+    // Without the channel: exit 6 naming what the machine lacks.
+    lab.run(&[
+        "launch",
+        "sh-vm2",
+        "-t",
+        "tiny",
+        "--set",
+        "guest_agent=false",
+    ])
+    .ok();
+    lab.run(&["exec", "sh-vm2", "--", "true"])
+        .code(6)
+        .stderr_has("has no guest agent channel");
+    lab.run(&["delete", m, "sh-vm2", "--force", "--yes"]).ok();
 }

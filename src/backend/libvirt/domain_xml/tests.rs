@@ -27,6 +27,7 @@ fn spec(backend: Backend) -> DomainSpec {
             },
         }],
         serial_log: "/var/lib/creature/logs/web-1.serial.log".into(),
+        guest_agent: backend != Backend::Xen,
         meta: Meta {
             template: "tiny".into(),
             created: "2026-11-22T00:00:00Z".into(),
