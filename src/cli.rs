@@ -319,6 +319,23 @@ where
 /// Seconds a timeout may be: up to a day.
 const MAX_SECONDS: u64 = 86_400;
 
+/// Where `log --since` begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// The machine's last start by creature (start, launch, autostart).
+    Start,
+}
+
+fn parse_since(s: &str) -> Result<Since, String> {
+    match s {
+        "start" | "last-start" => Ok(Since::Start),
+        _ => Err(format!(
+            "must be `start` (the machine's last start by creature), got {s:?}: serial logs carry \
+             no timestamps, so a time cannot be honoured"
+        )),
+    }
+}
+
 fn parse_wait(s: &str) -> Result<Wait, String> {
     s.parse().map_err(|e: crate::Error| e.message().to_string())
 }
@@ -436,6 +453,11 @@ pub struct LogArgs {
     /// Keep printing as the log grows.
     #[arg(long, short = 'f')]
     pub follow: bool,
+
+    /// Print only what the machine logged since creature last started it: `start`.
+    /// (Serial logs carry no timestamps, so a time cannot be honoured.)
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<Since>,
 
     /// Print only the last N lines (then follow, with --follow).
     #[arg(long = "lines", short = 'n', value_name = "N", value_parser = whole::<u64>(0, u32::MAX.into()))]

@@ -323,7 +323,13 @@ pub fn tail_start(f: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool, lines: Option<u64>) -> Result<()> {
+pub fn log(
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    follow: bool,
+    lines: Option<u64>,
+    since: Option<crate::cli::Since>,
+) -> Result<()> {
     let path = drv.serial_log(&rec.name)?;
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -347,15 +353,39 @@ pub fn log(drv: &dyn Driver, rec: &MachineRecord, follow: bool, lines: Option<u6
     if follow {
         interrupt::catch();
     }
+    // The run's start, as recorded when creature started it (a log rotated
+    // since is shorter than the mark: then all of it is this run's).
+    let floor = match since {
+        Some(crate::cli::Since::Start) => {
+            let mark = path.with_extension("start");
+            let at: u64 = std::fs::read_to_string(&mark)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "machine {:?} has not been started by creature since it logs starts",
+                        rec.name
+                    ))
+                })?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if at <= len {
+                at
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
+    f.seek(SeekFrom::Start(floor))
+        .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;
     if let Some(n) = lines {
-        use std::io::Seek;
         let start = if n == 0 {
             f.seek(std::io::SeekFrom::End(0))
         } else {
             tail_start(&mut f, n)
         }
         .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;
-        f.seek(std::io::SeekFrom::Start(start))
+        f.seek(std::io::SeekFrom::Start(start.max(floor)))
             .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;
     }
     let mut buf = vec![0u8; 64 << 10];

@@ -167,7 +167,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
                     "log prints the console's text as it came; --format json is not supported for log",
                 ));
             }
-            lifecycle::log(drv, rec, a.follow, a.lines)
+            lifecycle::log(drv, rec, a.follow, a.lines, a.since)
         }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),

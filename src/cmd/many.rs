@@ -31,7 +31,8 @@ pub fn applies_to(op: Op, cmd: &Command) -> &'static [PowerState] {
 pub fn states_for(word: &str) -> Option<&'static [PowerState]> {
     use PowerState as P;
     Some(match word {
-        "start" => &[P::ShutOff, P::Saved, P::Crashed],
+        // A saved machine is brought back with restore, not start.
+        "start" => &[P::ShutOff, P::Crashed],
         "destroy" => &[P::Running, P::Paused, P::ShuttingDown, P::Crashed],
         "stop" => &[P::Running, P::Paused, P::ShuttingDown],
         "reboot" | "restart" | "pause" | "exec" | "shell" | "console" => &[P::Running],
@@ -227,7 +228,7 @@ mod tests {
             let (op, sel) = machine::selection(&c).unwrap();
             pick(op, &c, &sel.filter, &rows)
         };
-        assert_eq!(pick_for(&["start", "--all"]), ["b", "d"]);
+        assert_eq!(pick_for(&["start", "--all"]), ["b"]);
         assert_eq!(pick_for(&["stop", "--all"]), ["a", "c"]);
         assert_eq!(pick_for(&["unpause", "--all"]), ["c"]);
         assert_eq!(pick_for(&["restore", "--all"]), ["d"]);

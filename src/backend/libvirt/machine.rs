@@ -143,6 +143,17 @@ impl Driver for LibvirtDriver {
             }
             st => return Err(wrong_state(name, "start", st)),
         }
+        // Where this run's console output will begin: `log --since start`.
+        let logs = Self::logs_dir(&self.state_dir);
+        let len = std::fs::metadata(logs.join(format!("{name}.serial.log")))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if logs.is_dir() {
+            use std::io::Write;
+            if let Ok(mut f) = crate::statedir::rewrite(&start_mark(&logs, name), 0o600) {
+                let _ = f.write_all(len.to_string().as_bytes());
+            }
+        }
         d.create()
             .map(|_| ())
             .map_err(|e| map_error(format!("cannot start {name:?}"), e))
@@ -271,6 +282,7 @@ impl Driver for LibvirtDriver {
         if std::fs::remove_file(&log).is_ok() {
             removed.push(format!("serial log {}", log.display()));
         }
+        let _ = std::fs::remove_file(start_mark(&Self::logs_dir(&self.state_dir), name));
         Ok(removed)
     }
 
@@ -406,6 +418,12 @@ impl Driver for LibvirtDriver {
         self.ours(name)?;
         Ok(Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log")))
     }
+}
+
+/// The file holding the serial log's length when creature last started
+/// the machine.
+pub fn start_mark(logs: &Path, name: &str) -> PathBuf {
+    logs.join(format!("{name}.serial.start"))
 }
 
 impl LibvirtDriver {

@@ -196,5 +196,27 @@ fn exec_in_a_vm_through_the_guest_agent() {
     lab.run(&["exec", "sh-vm2", "--", "true"])
         .code(6)
         .stderr_has("has no guest agent channel");
+
+    // log --since start: only what the last start logged.
+    lab.wait_log("sh-vm2", "its first boot", |l| {
+        l.contains("creature-test-guest: booted")
+    });
+    lab.run(&["destroy", "sh-vm2"]).ok();
+    lab.run(&["start", "sh-vm2"]).ok();
+    lab.wait_log("sh-vm2", "a second boot", |l| {
+        l.matches("creature-test-guest: booted").count() == 2
+    });
+    let boots = |args: &[&str]| {
+        lab.run(args)
+            .ok()
+            .stdout
+            .matches("creature-test-guest: booted")
+            .count()
+    };
+    assert_eq!(boots(&["log", "sh-vm2"]), 2);
+    assert_eq!(boots(&["log", "sh-vm2", "--since", "start"]), 1);
+    lab.run(&["log", "sh-vm2", "--since", "yesterday"])
+        .code(2)
+        .stderr_has("serial logs carry no timestamps");
     lab.run(&["delete", m, "sh-vm2", "--force", "--yes"]).ok();
 }
