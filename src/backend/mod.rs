@@ -240,6 +240,8 @@ pub struct Details {
     pub memory_bytes: Limit,
     pub cpu_time_ns: u64,
     pub disks: Vec<DiskInfo>,
+    /// Shown through `info`'s NICs (with their networks and addresses).
+    #[serde(skip)]
     pub macs: Vec<String>,
     pub pid: Option<i32>,
     pub has_saved_state: bool,

@@ -17,7 +17,13 @@ struct InfoView {
     #[serde(flatten)]
     info: HostInfo,
     /// creature's effective "Guest host status" cell per backend.
-    host_status: Vec<(Backend, &'static str)>,
+    host_status: Vec<HostStatus>,
+}
+
+#[derive(Serialize)]
+struct HostStatus {
+    backend: Backend,
+    cell: &'static str,
 }
 
 fn human_bytes(b: u64) -> String {
@@ -32,7 +38,10 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
             let view = InfoView {
                 host_status: Backend::ALL
                     .iter()
-                    .map(|b| (*b, Feature::HostStatus.effective(*b).word()))
+                    .map(|b| HostStatus {
+                        backend: *b,
+                        cell: Feature::HostStatus.effective(*b).word(),
+                    })
                     .collect(),
                 info,
             };

@@ -38,9 +38,15 @@ impl Ctx {
         crate::backend::Host::resolve(self.global.host.as_deref(), &self.global.state_dir)
     }
 
-    /// A result line on stdout (`started web`), unless --quiet.
+    /// A result line on stdout (`started web`), unless --quiet. With
+    /// `--format json` stdout carries JSON alone, so the line goes to stderr.
     pub fn say(&self, msg: &str) {
-        if !self.global.quiet {
+        if self.global.quiet {
+            return;
+        }
+        if self.global.format == crate::output::Format::Json {
+            eprintln!("{msg}");
+        } else {
             let _ = crate::output::write_stdout(&format!("{msg}\n"));
         }
     }

@@ -9,6 +9,7 @@ mod containers;
 mod debian;
 mod exec;
 mod host;
+mod json;
 mod lifecycle;
 mod load;
 mod many;
