@@ -131,13 +131,16 @@ fn man_pages() -> Vec<(PathBuf, Vec<u8>)> {
     let mut cmd = crate::cli::command().disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
-    collect(&cmd, &mut out, true);
+    collect(&cmd, &mut out, "");
     out
 }
 
-fn collect(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>, top: bool) {
+/// `path`: the words after `creature` ("" for creature(1)).
+fn collect(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>, path: &str) {
+    let top = path.is_empty();
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        collect(sub, out, false);
+        let p = format!("{path} {}", sub.get_name());
+        collect(sub, out, p.trim_start());
     }
     let title = cmd
         .get_display_name()
@@ -150,16 +153,90 @@ fn collect(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>, top: bool) {
         .manual("creature manual");
     let mut buf = Vec::new();
     man.render(&mut buf).expect("writing to a Vec cannot fail");
+    examples(path, cmd)
+        .to_writer(&mut buf)
+        .expect("writing to a Vec cannot fail");
     if top {
         top_sections()
             .to_writer(&mut buf)
             .expect("writing to a Vec cannot fail");
     }
+    see_also(path, cmd)
+        .to_writer(&mut buf)
+        .expect("writing to a Vec cannot fail");
     let page = crate::roff_lint::clean(&String::from_utf8(buf).expect("roff is UTF-8"));
     out.push((
         PathBuf::from("man").join(man.get_filename()),
         page.into_bytes(),
     ));
+}
+
+/// EXAMPLES: the page's own, or those of a group's verbs.
+fn examples(path: &str, cmd: &clap::Command) -> Roff {
+    let mut r = Roff::new();
+    let mut list: Vec<(&str, &str)> = crate::examples::of(path).to_vec();
+    if list.is_empty() {
+        for sub in cmd.get_subcommands() {
+            list.extend(crate::examples::of(&format!("{path} {}", sub.get_name())));
+        }
+    }
+    if list.is_empty() {
+        return r;
+    }
+    r.control("SH", ["EXAMPLES"]);
+    for (line, what) in list {
+        r.control("TP", []);
+        r.text([bold(line)]);
+        r.text([roman(what)]);
+    }
+    r
+}
+
+/// SEE ALSO: creature(1) (or, on it, the main verbs), the page's group and
+/// its verbs, and pages a reader goes to next.
+fn see_also(path: &str, cmd: &clap::Command) -> Roff {
+    let mut pages: Vec<String> = Vec::new();
+    if path.is_empty() {
+        pages.extend(
+            [
+                "create",
+                "list",
+                "exec",
+                "net",
+                "template",
+                "matrix",
+                "autostart",
+            ]
+            .iter()
+            .map(|v| format!("creature-{v}(1)")),
+        );
+        pages.push("creature-template(5)".into());
+    } else {
+        pages.push("creature(1)".into());
+        let words: Vec<&str> = path.split(' ').collect();
+        if words.len() > 1 {
+            pages.push(format!("creature-{}(1)", words[0]));
+        }
+        for sub in cmd.get_subcommands() {
+            pages.push(format!(
+                "creature-{}-{}(1)",
+                words.join("-"),
+                sub.get_name()
+            ));
+        }
+        pages.extend(
+            crate::examples::see_also(path)
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    let own = format!("creature-{}(1)", path.replace(' ', "-"));
+    let mut seen = std::collections::BTreeSet::new();
+    pages.retain(|p| *p != own && seen.insert(p.clone()));
+    let mut r = Roff::new();
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(pages.join(", "))]);
+    r
 }
 
 /// Sections only creature(1) has: exit status, the matrix rule, files.
@@ -237,4 +314,44 @@ fn top_sections() -> Roff {
     r.text([bold("NO_COLOR")]);
     r.text([roman("When set and not empty, no colors.")]);
     r
+}
+
+#[cfg(test)]
+mod examples_tests {
+    /// Every man page has EXAMPLES and SEE ALSO, and SEE ALSO names only
+    /// pages that exist.
+    #[test]
+    fn every_page_has_examples_and_see_also_that_resolve() {
+        let pages = super::man_pages();
+        let names: std::collections::BTreeSet<String> = pages
+            .iter()
+            .map(|(p, _)| {
+                let f = p.file_name().unwrap().to_string_lossy().into_owned();
+                let (stem, sec) = f.rsplit_once('.').unwrap();
+                format!("{stem}({sec})")
+            })
+            .chain(["creature-template(5)".to_string()])
+            .collect();
+        for (path, bytes) in &pages {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                text.contains(".SH EXAMPLES"),
+                "{} has no EXAMPLES",
+                path.display()
+            );
+            let see = text
+                .split(".SH \"SEE ALSO\"\n")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{} has no SEE ALSO", path.display()));
+            let refs: Vec<&str> = see.lines().take_while(|l| !l.starts_with('.')).collect();
+            for r in refs.join(" ").split(", ") {
+                let r = r.trim().replace("\\-", "-");
+                assert!(
+                    names.contains(&r),
+                    "{}: SEE ALSO {r} is no page",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod complete;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod examples;
 pub mod exec;
 pub mod generate;
 pub mod host;
