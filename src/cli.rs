@@ -1088,7 +1088,7 @@ mod tests {
         assert!(about(&["host", "maintenance"]).contains("missing everywhere"));
         assert!(about(&["snapshot"]).ends_with("[not implemented yet]"));
         assert!(
-            long(&["suspend"]).contains("Allowed today on: qemu."),
+            long(&["suspend"]).contains("Allowed today on: kvm, qemu."),
             "{}",
             long(&["suspend"])
         );
@@ -1130,7 +1130,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            stop_action.contains("suspend: Allowed today on: qemu."),
+            stop_action.contains("suspend: Allowed today on: kvm, qemu."),
             "{stop_action}"
         );
     }

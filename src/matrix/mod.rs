@@ -69,6 +69,10 @@ pub enum Impl {
     No,
     /// Implemented and proven by the named real-backend test.
     Yes(&'static str),
+    /// kvm only (rule 5): the code path is qemu's, proven by qemu's test;
+    /// this names the test that starts a real kvm machine and exercises the
+    /// operation's kvm-specific part on it.
+    ViaQemu(&'static str),
 }
 
 /// One value per backend, read back with an exhaustive match.
@@ -186,6 +190,9 @@ const LXC_DEBIAN: &str = "tests/integration/real/debian.rs::debian_container_fro
 const NET_ROUTE: &str = "tests/integration/real/network.rs::routed_network";
 const NET_FLAT: &str = "tests/integration/real/network.rs::flat_network_on_an_existing_bridge";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
+const KVM_SMOKE: &str =
+    "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
+const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
     pub fn parse(s: &str) -> Option<Feature> {
@@ -272,33 +279,39 @@ impl Feature {
                 all3(QEMU_LIFECYCLE, KVM_LIFECYCLE, LXC_LIFECYCLE)
             }
             SerialConsole => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_CONSOLE),
                 lxc: Impl::Yes(LXC_LIFECYCLE),
-                ..none_implemented()
+                xen: NO,
             },
             Reboot => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 lxc: Impl::Yes(LXC_LIFECYCLE),
-                ..none_implemented()
+                xen: NO,
             },
             ImageStorage => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 lxc: Impl::Yes(LXC_DEBIAN),
-                ..none_implemented()
+                xen: NO,
             },
             // Networks are shared: the tests attach containers (lxc) to them;
             // qemu machines attach the same way (tested with DHCP reservations).
             NetworkRouting => PerBackend {
+                kvm: Impl::ViaQemu(KVM_NET),
                 qemu: Impl::Yes(NET_ROUTE),
                 lxc: Impl::Yes(NET_ROUTE),
-                ..none_implemented()
+                xen: NO,
             },
             FlatNetworking => PerBackend {
+                kvm: Impl::ViaQemu(KVM_NET),
                 qemu: Impl::Yes(NET_FLAT),
                 lxc: Impl::Yes(NET_FLAT),
-                ..none_implemented()
+                xen: NO,
             },
             Suspend | Restore | SerialLog => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
@@ -313,25 +326,36 @@ impl Feature {
     /// The effective cell for one backend: Nova's cell combined with creature's.
     pub fn effective(self, backend: Backend) -> Effective {
         let nova = self.nova().get(backend);
-        let imp = self.implemented().get(backend);
+        let mut imp = self.implemented().get(backend);
+        // A kvm cell rides on qemu's proof only where qemu's cell has one.
+        let mut shared = None;
+        if let Impl::ViaQemu(kvm_test) = imp {
+            imp = match (backend, self.implemented().qemu) {
+                (Backend::Kvm, Impl::Yes(q)) => {
+                    shared = Some((q, kvm_test));
+                    Impl::Yes(kvm_test)
+                }
+                _ => Impl::No,
+            };
+        }
+        let allowed = |note| Effective::Allowed {
+            note,
+            proof: None,
+            shared,
+        };
         match (nova, imp) {
             (Cell::Missing, _) => Effective::Refused(Refusal::Missing),
-            (Cell::Unknown, Impl::No) => Effective::Refused(Refusal::Unknown),
+            (Cell::Unknown, Impl::No | Impl::ViaQemu(_)) => Effective::Refused(Refusal::Unknown),
             (Cell::Unknown, Impl::Yes(test)) => Effective::Allowed {
                 note: None,
                 proof: Some(test),
+                shared,
             },
-            (Cell::Complete, Impl::No) | (Cell::Partial(_), Impl::No) => {
+            (Cell::Complete | Cell::Partial(_), Impl::No | Impl::ViaQemu(_)) => {
                 Effective::Refused(Refusal::NotImplemented)
             }
-            (Cell::Complete, Impl::Yes(_)) => Effective::Allowed {
-                note: None,
-                proof: None,
-            },
-            (Cell::Partial(n), Impl::Yes(_)) => Effective::Allowed {
-                note: Some(n),
-                proof: None,
-            },
+            (Cell::Complete, Impl::Yes(_)) => allowed(None),
+            (Cell::Partial(n), Impl::Yes(_)) => allowed(Some(n)),
         }
     }
 }
@@ -350,6 +374,8 @@ pub enum Effective {
         note: Option<&'static str>,
         /// For a Nova `unknown` cell creature proved: the test that proves it.
         proof: Option<&'static str>,
+        /// A kvm cell proven on qemu (rule 5): (qemu's test, kvm's smoke test).
+        shared: Option<(&'static str, &'static str)>,
     },
     Refused(Refusal),
 }
@@ -404,11 +430,38 @@ mod tests {
     fn implemented_cells_name_a_test_and_are_not_missing() {
         for f in Feature::ALL {
             for b in Backend::ALL {
-                if let Impl::Yes(test) = f.implemented().get(b) {
+                if let Impl::Yes(test) | Impl::ViaQemu(test) = f.implemented().get(b) {
                     assert!(test.starts_with("tests/"), "{f:?}/{b}: {test}");
                     assert_ne!(f.nova().get(b), Cell::Missing, "{f:?}/{b}");
                 }
             }
         }
+    }
+
+    /// Rule 5: only kvm rides on qemu's proof, and only where qemu has one;
+    /// such a cell names both tests.
+    #[test]
+    fn kvm_cells_proven_on_qemu_name_both_tests() {
+        for f in Feature::ALL {
+            for b in Backend::ALL {
+                if let Impl::ViaQemu(_) = f.implemented().get(b) {
+                    assert_eq!(b, Backend::Kvm, "{f:?}: only kvm shares qemu's path");
+                    assert!(
+                        matches!(f.implemented().qemu, Impl::Yes(_)),
+                        "{f:?}: qemu unproven"
+                    );
+                    match f.effective(b) {
+                        Effective::Allowed {
+                            shared: Some((q, k)),
+                            ..
+                        } => {
+                            assert!(q.starts_with("tests/") && k.starts_with("tests/"))
+                        }
+                        other => panic!("{f:?}: {other:?}"),
+                    }
+                }
+            }
+        }
+        assert!(Feature::Suspend.effective(Backend::Kvm).allowed());
     }
 }

@@ -36,6 +36,9 @@ fn cell(f: Feature, b: Backend) -> CellView {
         (None, Effective::Allowed { proof: Some(t), .. }) => {
             Some(format!("Nova: unknown; proven by {t}"))
         }
+        (None, Effective::Allowed { shared: Some((q, k)), .. }) => Some(format!(
+            "proven on qemu (TCG) by {q}; kvm differs only in the accelerator; kvm smoke-tested by {k}"
+        )),
         _ => None,
     };
     CellView {
@@ -114,7 +117,7 @@ pub fn markdown() -> String {
     let mut any = false;
     for f in Feature::ALL {
         for b in Backend::ALL {
-            if let Impl::Yes(t) = f.implemented().get(b) {
+            if let Impl::Yes(t) | Impl::ViaQemu(t) = f.implemented().get(b) {
                 if !f.effective(b).allowed() {
                     continue;
                 }

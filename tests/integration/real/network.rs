@@ -447,6 +447,66 @@ fn routed_network() {
 
 /// Proves #39 (flat networking): a network on an existing host bridge; the
 /// machine's interface becomes a port of that bridge, and no DHCP is run.
+/// Rule 5 for networks: kvm machines plug into routed and flat networks as
+/// qemu machines do (the same libvirt interfaces). Each running kvm
+/// domain's tap is a port of its network's bridge, and the routed network's
+/// DHCP host entry holds its MAC and reserved address.
+#[test]
+fn kvm_machines_on_routed_and_flat_networks() {
+    let Some(lab) = Lab::if_available("kvm_machines_on_routed_and_flat_networks") else {
+        return;
+    };
+    lab.run(&[
+        "net",
+        "create",
+        "n-kr",
+        "--mode",
+        "route",
+        "--subnet",
+        "10.88.0.0/24",
+    ])
+    .ok();
+    sh(&["ip", "link", "add", "br-kflat", "type", "bridge"]);
+    sh(&["ip", "link", "set", "br-kflat", "up"]);
+    lab.run(&[
+        "net", "create", "n-kf", "--mode", "bridge", "--bridge", "br-kflat",
+    ])
+    .ok();
+    for (m, net, bridge) in [
+        ("nk-route", "n-kr", "crbr-n-kr"),
+        ("nk-flat", "n-kf", "br-kflat"),
+    ] {
+        lab.run(&["launch", m, "-t", "tiny-kvm", "--network", net])
+            .ok();
+        let xml = String::from_utf8_lossy(&virsh(&["dumpxml", m]).stdout).into_owned();
+        assert!(xml.contains("<domain type='kvm'"), "{xml}");
+        let ports: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            ports.iter().any(|p| p.starts_with("vnet")),
+            "{m}: ports of {bridge}: {ports:?}"
+        );
+    }
+    let nic = creature::store::Store::open(lab.path())
+        .unwrap()
+        .nics("local", "nk-route")
+        .unwrap()[0]
+        .clone();
+    let net_xml =
+        String::from_utf8_lossy(&virsh(&["net-dumpxml", "creature-n-kr"]).stdout).into_owned();
+    assert!(
+        net_xml.contains(&nic.mac) && net_xml.contains(nic.ip.as_deref().unwrap()),
+        "{net_xml}"
+    );
+    lab.run(&["delete", "nk-route", "nk-flat", "--force", "--yes"])
+        .ok();
+    lab.run(&["net", "delete", "n-kr", "--yes"]).ok();
+    lab.run(&["net", "delete", "n-kf", "--yes"]).ok();
+    sh(&["ip", "link", "del", "br-kflat"]);
+}
+
 #[test]
 fn flat_network_on_an_existing_bridge() {
     let Some(lab) = Lab::if_available("flat_network_on_an_existing_bridge") else {
