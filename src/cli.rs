@@ -127,7 +127,7 @@ pub enum Command {
     Evacuate(EvacuateArgs),
     /// Set the admin password inside a machine.
     SetPassword(SetPasswordArgs),
-    /// Set a machine's disk I/O limits.
+    /// Show or set a machine's disk I/O limits (live and persistent).
     Limits(LimitsArgs),
     /// Block volumes: create, attach, detach, swap.
     #[command(subcommand)]
@@ -551,13 +551,56 @@ pub struct LimitsArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// Total bytes per second, read and write together.
-    #[arg(long, value_name = "BYTES")]
-    pub total_bytes_sec: Option<u64>,
+    /// Only this disk (its guest device name, e.g. vda); default: every disk.
+    #[arg(long, value_name = "DEV")]
+    pub disk: Option<String>,
 
-    /// Total I/O operations per second.
-    #[arg(long, value_name = "IOPS")]
-    pub total_iops_sec: Option<u64>,
+    /// Bytes per second read and written together, e.g. 10MiB (0: no limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    pub total_bps: Option<u64>,
+
+    /// Bytes per second read (0: no limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    pub read_bps: Option<u64>,
+
+    /// Bytes per second written (0: no limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    pub write_bps: Option<u64>,
+
+    /// Operations per second, reads and writes together (0: no limit).
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(0, 1 << 40))]
+    pub total_iops: Option<u64>,
+
+    /// Read operations per second (0: no limit).
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(0, 1 << 40))]
+    pub read_iops: Option<u64>,
+
+    /// Write operations per second (0: no limit).
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(0, 1 << 40))]
+    pub write_iops: Option<u64>,
+}
+
+impl LimitsArgs {
+    pub fn limits(&self) -> crate::iotune::Limits {
+        crate::iotune::Limits {
+            total_bytes_sec: self.total_bps,
+            read_bytes_sec: self.read_bps,
+            write_bytes_sec: self.write_bps,
+            total_iops_sec: self.total_iops,
+            read_iops_sec: self.read_iops,
+            write_iops_sec: self.write_iops,
+        }
+    }
+}
+
+/// A byte rate: 0, or a size with a unit (10MiB).
+fn parse_rate(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    s.parse::<crate::size::Size>()
+        .map(|z| z.0)
+        .map_err(|e| format!("must be 0 or a size such as 10MiB, got {s:?} ({e})"))
 }
 
 #[derive(Debug, Subcommand)]

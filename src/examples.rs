@@ -196,10 +196,17 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature set-password web --user root",
             "Refused on every backend (Nova marks it missing).",
         )],
-        "limits" => &[(
-            "creature limits web --total-bytes-sec 10485760",
-            "Limit its disk to 10 MiB/s.",
-        )],
+        "limits" => &[
+            ("creature limits web", "Its disks' limits."),
+            (
+                "creature limits web --total-bps 10MiB --total-iops 500",
+                "Limit every disk, live and persistent.",
+            ),
+            (
+                "creature limits web --disk vdb --read-bps 0",
+                "Lift one limit of one disk.",
+            ),
+        ],
         "volume" | "volume create" => &[(
             "creature volume create data --size 10GiB",
             "A 10 GiB volume.",

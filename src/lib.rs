@@ -15,6 +15,7 @@ pub mod generate;
 pub mod host;
 pub mod image;
 pub mod interrupt;
+pub mod iotune;
 pub mod matrix;
 pub mod names;
 pub mod net;

@@ -294,6 +294,20 @@ pub trait Driver {
             self.backend()
         )))
     }
+    /// Each disk's I/O limits (device name, limits), live when running.
+    fn io_limits(&self, _name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
+        Err(past_the_matrix(self.backend(), "limits"))
+    }
+    /// Change the limits of one disk or all, live (when running) and
+    /// persistent; the disks changed.
+    fn set_io_limits(
+        &self,
+        _name: &str,
+        _disk: Option<&str>,
+        _limits: &crate::iotune::Limits,
+    ) -> Result<Vec<String>> {
+        Err(past_the_matrix(self.backend(), "limits"))
+    }
     /// File the serial console is logged to.
     fn serial_log(&self, _name: &str) -> Result<PathBuf> {
         Err(past_the_matrix(self.backend(), "log"))

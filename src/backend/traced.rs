@@ -73,6 +73,19 @@ impl Driver for Traced {
     fn exec(&self, name: &str, spec: &ExecSpec) -> Result<i32> {
         self.t("exec", name, |d| d.exec(name, spec))
     }
+    fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
+        self.t("io_limits", name, |d| d.io_limits(name))
+    }
+    fn set_io_limits(
+        &self,
+        name: &str,
+        disk: Option<&str>,
+        limits: &crate::iotune::Limits,
+    ) -> Result<Vec<String>> {
+        self.t("set_io_limits", name, |d| {
+            d.set_io_limits(name, disk, limits)
+        })
+    }
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.t("serial_log", name, |d| d.serial_log(name))
     }

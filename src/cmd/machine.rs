@@ -146,6 +146,11 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
             host.name(),
             &rec.name,
         )?),
+        Command::Limits(a) if !a.limits().is_empty() => Some(crate::statedir::lock_machine(
+            &ctx.global.state_dir,
+            host.name(),
+            &rec.name,
+        )?),
         _ => None,
     };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;
@@ -170,6 +175,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
             lifecycle::log(drv, rec, a.follow, a.lines, a.since)
         }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
+        Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }

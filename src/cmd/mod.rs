@@ -8,6 +8,7 @@ mod gate;
 mod host;
 mod image;
 mod lifecycle;
+mod limits;
 pub mod list;
 mod machine;
 pub mod many;

@@ -190,6 +190,7 @@ const LXC_DEBIAN: &str = "tests/integration/real/debian.rs::debian_container_fro
 const NET_ROUTE: &str = "tests/integration/real/network.rs::routed_network";
 const NET_FLAT: &str = "tests/integration/real/network.rs::flat_network_on_an_existing_bridge";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
+const QEMU_LIMITS: &str = "tests/integration/real/limits.rs::disk_io_limits_throttle_a_real_guest";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -310,6 +311,11 @@ impl Feature {
                 lxc: Impl::Yes(NET_FLAT),
                 xen: NO,
             },
+            DiskIoLimits => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_LIMITS),
+                ..none_implemented()
+            },
             Suspend | Restore | SerialLog => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
@@ -317,9 +323,9 @@ impl Feature {
             },
             AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate | Rescue
             | Resize | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
-            | DiskIoLimits | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc
-            | BlockStorage | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules
-            | SecurityGroups | VlanNetworking => none_implemented(),
+            | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
+            | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules | SecurityGroups
+            | VlanNetworking => none_implemented(),
         }
     }
 

@@ -472,6 +472,7 @@ fn check_container(name: &str, t: &Template) -> Result<()> {
 
 fn check_disks(name: &str, disks: &[Disk]) -> Result<()> {
     for (i, d) in disks.iter().enumerate() {
+        d.limits().check(&format!("template {name:?}: disk.{i}"))?;
         if let Some(s) = &d.source {
             check_source(name, &format!("disk.{i}.source"), s)?;
         } else if d.size.is_none() {

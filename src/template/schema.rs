@@ -97,6 +97,34 @@ pub struct Disk {
     /// Allow a size beyond the pool's free space (the disk is sparse).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overcommit: Option<bool>,
+    /// I/O limits (#22): bytes per second (a size) and operations per second,
+    /// total or split into read and write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_bytes_sec: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_bytes_sec: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_bytes_sec: Option<Size>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_iops_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_iops_sec: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_iops_sec: Option<u64>,
+}
+
+impl Disk {
+    /// The disk's I/O limits as the template gives them.
+    pub fn limits(&self) -> crate::iotune::Limits {
+        crate::iotune::Limits {
+            total_bytes_sec: self.total_bytes_sec.map(|s| s.0),
+            read_bytes_sec: self.read_bytes_sec.map(|s| s.0),
+            write_bytes_sec: self.write_bytes_sec.map(|s| s.0),
+            total_iops_sec: self.total_iops_sec,
+            read_iops_sec: self.read_iops_sec,
+            write_iops_sec: self.write_iops_sec,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

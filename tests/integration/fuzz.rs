@@ -50,6 +50,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             format: "qcow2".into(),
             bus: "virtio",
             dev: "vda".into(),
+            iotune: Default::default(),
         }],
         kernel: Some(text.clone()),
         initrd: None,

@@ -51,7 +51,7 @@ fn lxc_missing_cells_are_refused() {
             "Remote desktop over RDP",
         ),
         (
-            &["limits", "box", "--total-iops-sec", "100"],
+            &["limits", "box", "--total-iops", "100"],
             "Instance disk I/O limits",
         ),
     ];

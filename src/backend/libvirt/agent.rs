@@ -19,8 +19,9 @@ use crate::error::{Error, Kind, Result};
 use crate::exec::ExecRequest;
 use crate::interrupt;
 
-/// Seconds one agent command may take before libvirt gives up.
-const AGENT_TIMEOUT_S: i32 = 10;
+/// Seconds one agent command may take before libvirt gives up: generous,
+/// since an emulated (TCG) guest on a busy host answers slowly.
+const AGENT_TIMEOUT_S: i32 = 30;
 /// More input than this is refused: the agent holds it in memory.
 pub const MAX_INPUT: usize = 16 << 20;
 

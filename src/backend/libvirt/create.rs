@@ -105,6 +105,7 @@ pub fn create(
             format: format.into(),
             bus,
             dev,
+            iotune: d.limits(),
         });
         volumes.push(vol);
     }

@@ -17,6 +17,8 @@ pub struct DiskSpec {
     pub format: String,
     pub bus: &'static str,
     pub dev: String,
+    /// `<iotune>`: only the limits that are set.
+    pub iotune: crate::iotune::Limits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,14 @@ pub fn render(s: &DomainSpec) -> String {
                     .attr("dev", d.dev.clone())
                     .attr("bus", d.bus),
             )
+            .child_if(!d.iotune.active().is_empty(), || {
+                El::new("iotune").children(
+                    d.iotune
+                        .active()
+                        .into_iter()
+                        .map(|(f, v)| El::leaf(f, v.to_string())),
+                )
+            })
     });
     let nics = s.nics.iter().map(|n| {
         El::new("interface")

@@ -9,7 +9,7 @@ use virt::domain::{Domain, DomainState};
 use virt::sys;
 
 use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
-use crate::backend::libvirt::{agent, map_error, open, stats, storage, Uri};
+use crate::backend::libvirt::{agent, iotune, map_error, open, stats, storage, Uri};
 use crate::backend::Backend;
 use crate::backend::{
     wrong_state, Console, CreateJob, Details, DiskInfo, Driver, ExecSpec, Limit, Observed, Owner,
@@ -412,6 +412,83 @@ impl Driver for LibvirtDriver {
             tty: false,
         };
         agent::exec(&d, name, &req, input.as_deref())
+    }
+
+    fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
+        let d = self.ours(name)?;
+        let scope = if self.state(name)?.is_active() {
+            iotune::Scope::Live
+        } else {
+            iotune::Scope::Config
+        };
+        self.details(name)?
+            .disks
+            .into_iter()
+            .map(|disk| {
+                Ok((
+                    disk.target.clone(),
+                    iotune::get(&d, name, &disk.target, scope)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn set_io_limits(
+        &self,
+        name: &str,
+        disk: Option<&str>,
+        limits: &crate::iotune::Limits,
+    ) -> Result<Vec<String>> {
+        let d = self.ours(name)?;
+        let disks: Vec<String> = self
+            .details(name)?
+            .disks
+            .into_iter()
+            .map(|x| x.target)
+            .collect();
+        let chosen: Vec<String> = match disk {
+            Some(one) if disks.iter().any(|x| x == one) => vec![one.to_string()],
+            Some(one) => {
+                return Err(Error::not_found(format!(
+                    "machine {name:?} has no disk {one} (its disks: {})",
+                    if disks.is_empty() {
+                        "none".into()
+                    } else {
+                        disks.join(", ")
+                    }
+                )))
+            }
+            None if disks.is_empty() => {
+                return Err(Error::not_found(format!(
+                    "machine {name:?} has no disks to limit"
+                )))
+            }
+            None => disks,
+        };
+        let live = self.state(name)?.is_active();
+        for dev in &chosen {
+            // What the disk ends with must be a set QEMU takes.
+            let now = iotune::get(
+                &d,
+                name,
+                dev,
+                if live {
+                    iotune::Scope::Live
+                } else {
+                    iotune::Scope::Config
+                },
+            )?;
+            limits
+                .over(&now)
+                .check(&format!("disk {dev} of {name:?}"))?;
+        }
+        for dev in &chosen {
+            if live {
+                iotune::set(&d, name, dev, limits, iotune::Scope::Live)?;
+            }
+            iotune::set(&d, name, dev, limits, iotune::Scope::Config)?;
+        }
+        Ok(chosen)
     }
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {

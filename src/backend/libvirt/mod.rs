@@ -4,6 +4,7 @@ pub mod agent;
 mod conn;
 pub mod create;
 pub mod domain_xml;
+pub mod iotune;
 pub mod machine;
 pub mod network;
 pub mod network_xml;

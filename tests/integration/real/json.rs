@@ -95,6 +95,8 @@ fn json_output_is_what_docs_json_md_says() {
         "js",
         "--wait",
         "lease",
+        "--set",
+        "disk.0.size=16MiB",
     ])
     .ok();
     lab.run(&[
@@ -115,6 +117,7 @@ fn json_output_is_what_docs_json_md_says() {
         ("list", &["list"]),
         ("info MACHINE", &["info", "js-vm"]),
         ("info MACHINE", &["info", "js-ct"]),
+        ("limits MACHINE", &["limits", "js-vm"]),
         ("net list", &["net", "list"]),
         ("net info NETWORK", &["net", "info", "js"]),
         ("net leases NETWORK", &["net", "leases", "js"]),

@@ -395,8 +395,8 @@ fn kvm_machine_defined_and_started() {
 /// each operation's kvm part. Here a kvm guest's QEMU starts but its kernel
 /// never boots (shared/multihost.md), so this proves everything that needs
 /// no booted guest: a kvm domain from the image cache with a disk from the
-/// pool (#35), its serial log (#27) and console stream (#28), a reboot
-/// request (#10), a managed save of a kvm guest and its restore (#17, #13).
+/// pool (#35), its serial log (#27) and console stream (#28), live disk
+/// I/O limits (#22), a reboot request (#10), a managed save of a kvm guest and its restore (#17, #13).
 #[test]
 fn kvm_machine_smoke_test_of_the_shared_path() {
     let Some(lab) = Lab::if_available("kvm_machine_smoke_test_of_the_shared_path") else {
@@ -441,6 +441,17 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "console exited {status}");
+    // Disk I/O limits on a running kvm guest, live, read back (#22).
+    lab.run(&["limits", m, "--total-bps", "2MiB", "--read-iops", "40"])
+        .ok();
+    let j = lab.run(&["limits", m, "--format", "json"]).ok().json();
+    assert_eq!(
+        (
+            j[0]["total_bytes_sec"].as_u64(),
+            j[0]["read_iops_sec"].as_u64()
+        ),
+        (Some(2 << 20), Some(40))
+    );
     // A reboot request is taken; the domain keeps running.
     lab.run(&["reboot", m]).ok();
     assert_eq!(lab.state(m), "running");

@@ -11,6 +11,7 @@ mod exec;
 mod host;
 mod json;
 mod lifecycle;
+mod limits;
 mod load;
 mod many;
 mod network;

@@ -12,6 +12,11 @@ fn spec(backend: Backend) -> DomainSpec {
             format: "qcow2".into(),
             bus,
             dev,
+            iotune: crate::iotune::Limits {
+                read_bytes_sec: Some(10 << 20),
+                total_iops_sec: Some(200),
+                ..Default::default()
+            },
         }],
         kernel: Some("/var/lib/creature/images/sha256/aa".into()),
         initrd: Some("/var/lib/creature/images/sha256/bb".into()),
