@@ -115,7 +115,7 @@ pub enum Command {
     Display(DisplayArgs),
     /// Save a snapshot of a machine's disks.
     Snapshot(SnapshotArgs),
-    /// Change a machine's vCPUs or memory.
+    /// Change a machine's vCPUs, memory or disk size: live up to its maximum, and persistent.
     Resize(ResizeArgs),
     /// Boot a machine from a rescue image, keeping its disks attached.
     Rescue(RescueArgs),
@@ -496,13 +496,45 @@ pub struct ResizeArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// New number of vCPUs.
+    /// New number of vCPUs (live up to the machine's max_cpus).
     #[arg(long, value_name = "N", value_parser = whole::<u32>(1, 4096))]
     pub cpus: Option<u32>,
 
-    /// New memory size, e.g. 2GiB.
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
+    /// New memory, e.g. 2GiB (live up to the machine's max_memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Grow a disk: SIZE for the first disk, or DEV=SIZE (vdb=20GiB); disks only grow.
+    #[arg(long, value_name = "[DEV=]SIZE", value_parser = parse_disk_size)]
+    pub disk: Vec<(Option<String>, u64)>,
+}
+
+impl ResizeArgs {
+    pub fn request(&self) -> crate::resize::Request {
+        crate::resize::Request {
+            cpus: self.cpus,
+            memory: self.memory,
+            disks: self.disk.clone(),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<crate::size::Size>()
+        .map(|z| z.0)
+        .map_err(|e| format!("must be a size such as 512MiB or 2GiB, got {s:?} ({e})"))
+}
+
+fn parse_disk_size(s: &str) -> Result<(Option<String>, u64), String> {
+    match s.split_once('=') {
+        Some((dev, size)) if !dev.is_empty() && dev.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            Ok((Some(dev.to_string()), parse_size(size)?))
+        }
+        Some((dev, _)) => Err(format!(
+            "the disk must be a device name such as vdb, got {dev:?}"
+        )),
+        None => Ok((None, parse_size(s)?)),
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -181,10 +181,16 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature snapshot web --name before-upgrade",
             "A snapshot of its disks.",
         )],
-        "resize" => &[(
-            "creature resize web --cpus 2 --memory 2GiB",
-            "More vCPUs and memory.",
-        )],
+        "resize" => &[
+            (
+                "creature resize web --cpus 2 --memory 2GiB",
+                "More vCPUs and memory: live up to its max_cpus and max_memory, and persistent.",
+            ),
+            (
+                "creature resize web --disk 40GiB --disk vdb=100GiB",
+                "Grow two disks (disks only grow).",
+            ),
+        ],
         "rescue" => &[("creature rescue web", "Boot it from a rescue image.")],
         "unrescue" => &[("creature unrescue web", "Boot it from its own disks again.")],
         "migrate" => &[("creature migrate web --to b", "Live-migrate it to host b.")],

@@ -22,6 +22,7 @@ pub mod net;
 pub mod op;
 pub mod output;
 pub mod repair;
+pub mod resize;
 pub mod roff_lint;
 pub mod shutdown;
 pub mod size;

@@ -294,6 +294,15 @@ pub trait Driver {
             self.backend()
         )))
     }
+    /// Resize the machine (see `resize::plan`): what changed, and what waits
+    /// for its next start.
+    fn resize(
+        &self,
+        _name: &str,
+        _req: &crate::resize::Request,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        Err(past_the_matrix(self.backend(), "resize"))
+    }
     /// Each disk's I/O limits (device name, limits), live when running.
     fn io_limits(&self, _name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
         Err(past_the_matrix(self.backend(), "limits"))

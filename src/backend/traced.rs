@@ -73,6 +73,13 @@ impl Driver for Traced {
     fn exec(&self, name: &str, spec: &ExecSpec) -> Result<i32> {
         self.t("exec", name, |d| d.exec(name, spec))
     }
+    fn resize(
+        &self,
+        name: &str,
+        req: &crate::resize::Request,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        self.t("resize", name, |d| d.resize(name, req))
+    }
     fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
         self.t("io_limits", name, |d| d.io_limits(name))
     }

@@ -130,6 +130,33 @@ pub fn simple(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, op: Op) -> Resul
     Ok(())
 }
 
+pub fn resize(
+    ctx: &Ctx,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    req: &crate::resize::Request,
+) -> Result<()> {
+    ready(rec)?;
+    if req.is_empty() {
+        return Err(Error::invalid(
+            "resize needs --cpus, --memory or --disk (see `creature resize --help`)",
+        ));
+    }
+    let (done, later) = drv.resize(&rec.name, req)?;
+    if done.is_empty() && later.is_empty() {
+        ctx.say(&format!(
+            "{} already has that size; nothing changed",
+            rec.name
+        ));
+        return Ok(());
+    }
+    ctx.say(&format!("resized {}: {}", rec.name, done.join(", ")));
+    for l in later {
+        ctx.note(&format!("{} needs a restart for {l}", rec.name));
+    }
+    Ok(())
+}
+
 pub fn confirm(ctx: &Ctx, question: &str) -> Result<()> {
     if ctx.global.yes {
         return Ok(());

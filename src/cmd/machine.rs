@@ -146,7 +146,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
             host.name(),
             &rec.name,
         )?),
-        Command::Limits(a) if !a.limits().is_empty() => Some(crate::statedir::lock_machine(
+        Command::Limits(_) | Command::Resize(_) => Some(crate::statedir::lock_machine(
             &ctx.global.state_dir,
             host.name(),
             &rec.name,
@@ -176,6 +176,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),
+        Command::Resize(a) => lifecycle::resize(ctx, drv, rec, &a.request()),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }

@@ -191,6 +191,8 @@ const NET_ROUTE: &str = "tests/integration/real/network.rs::routed_network";
 const NET_FLAT: &str = "tests/integration/real/network.rs::flat_network_on_an_existing_bridge";
 const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_defined_and_started";
 const QEMU_LIMITS: &str = "tests/integration/real/limits.rs::disk_io_limits_throttle_a_real_guest";
+const QEMU_RESIZE: &str =
+    "tests/integration/real/resize.rs::resize_a_running_guest_and_a_stopped_one";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -311,6 +313,11 @@ impl Feature {
                 lxc: Impl::Yes(NET_FLAT),
                 xen: NO,
             },
+            Resize => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_RESIZE),
+                ..none_implemented()
+            },
             DiskIoLimits => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIMITS),
@@ -322,7 +329,7 @@ impl Feature {
                 ..none_implemented()
             },
             AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate | Rescue
-            | Resize | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
+            | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
             | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
             | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules | SecurityGroups
             | VlanNetworking => none_implemented(),

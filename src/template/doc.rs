@@ -29,6 +29,8 @@ pub const KEYS: &[Key] = &[
     k("backend", "kvm | qemu | lxc | xen", "required", "What runs the machine."),
     k("cpus", "integer", "1", "Virtual CPUs, from 1 to the host's CPU count."),
     k("memory", "size", "\"512MiB\"", "Memory with a unit: B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB); at least 16MiB."),
+    k("max_cpus", "integer", "cpus", "kvm and qemu: the most vCPUs `creature resize` may give the running machine (hotplug); more needs a restart. Alias: max_vcpus."),
+    k("max_memory", "size", "memory", "kvm and qemu: the most memory `creature resize` may give the running machine (a virtio balloon; the guest needs virtio_balloon); more needs a restart."),
     k("guest_agent", "boolean", "false", "kvm and qemu: a virtio channel for the QEMU guest agent, through which `creature exec` runs commands in the VM (the guest must run qemu-ga)."),
     k("variables", "table of strings", "{}", "Defaults for `${name}` references in string values; `${name:-default}` gives an inline default. Override with `--set variables.NAME=VALUE`."),
     k("disk", "list of tables", "[]", "Virtual machine disks (`[[disk]]`); the first is the root disk. Not for lxc."),
@@ -182,6 +184,8 @@ mod tests {
             cpus: Some(1),
             memory: Some(Size(1 << 30)),
             guest_agent: Some(true),
+            max_cpus: Some(2),
+            max_memory: Some(Size(2 << 30)),
             variables: [("a".to_string(), "b".to_string())].into(),
             disks: vec![Disk {
                 source: Some(src()),

@@ -343,6 +343,47 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         Backend::Lxc => check_container(name, &t)?,
         vm => check_vm(name, vm, &t)?,
     }
+    let vm = matches!(backend, Backend::Kvm | Backend::Qemu);
+    if let Some(max) = t.max_cpus {
+        if !vm {
+            return Err(field_err(
+                name,
+                "max_cpus",
+                format!("is for kvm and qemu machines, not {backend}"),
+            ));
+        }
+        if max < cpus || max > host.cpus.max(cpus) * 8 {
+            return Err(field_err(
+                name,
+                "max_cpus",
+                format!(
+                    "{max} is out of range: from cpus ({cpus}) to {}",
+                    host.cpus.max(cpus) * 8
+                ),
+            ));
+        }
+    }
+    if let Some(max) = t.max_memory {
+        if !vm {
+            return Err(field_err(
+                name,
+                "max_memory",
+                format!("is for kvm and qemu machines, not {backend}"),
+            ));
+        }
+        if max < memory || max > MAX_SIZE {
+            return Err(field_err(
+                name,
+                "max_memory",
+                format!(
+                    "{} is out of range: from memory ({}) to {}",
+                    max.human(),
+                    memory.human(),
+                    MAX_SIZE.human()
+                ),
+            ));
+        }
+    }
     if t.guest_agent == Some(true) && !matches!(backend, Backend::Kvm | Backend::Qemu) {
         return Err(field_err(
             name,

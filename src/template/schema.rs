@@ -24,6 +24,14 @@ pub struct Template {
     pub cpus: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Size>,
+    /// The most vCPUs the machine may be given while it runs (`resize`);
+    /// default: `cpus` (no live growth).
+    #[serde(skip_serializing_if = "Option::is_none", alias = "max_vcpus")]
+    pub max_cpus: Option<u32>,
+    /// The most memory it may be given while it runs (a virtio balloon);
+    /// default: `memory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<Size>,
     /// A channel for the QEMU guest agent (kvm, qemu): `creature exec` on the VM.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_agent: Option<bool>,

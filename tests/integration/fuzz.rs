@@ -45,6 +45,8 @@ fn domain(name: String, text: String) -> DomainSpec {
         backend: Backend::Qemu,
         cpus: 1,
         memory_bytes: 256 << 20,
+        max_cpus: 1,
+        max_memory_bytes: 256 << 20,
         disks: vec![DiskSpec {
             path: format!("/d/{text}"),
             format: "qcow2".into(),

@@ -122,6 +122,8 @@ pub fn create(
         backend: r.backend,
         cpus: r.cpus,
         memory_bytes: r.memory.0,
+        max_cpus: t.max_cpus.unwrap_or(r.cpus),
+        max_memory_bytes: t.max_memory.map_or(r.memory.0, |m| m.0),
         disks,
         kernel,
         initrd,

@@ -47,6 +47,9 @@ pub struct DomainSpec {
     pub backend: Backend,
     pub cpus: u32,
     pub memory_bytes: u64,
+    /// Live growth room (`resize`): vCPUs and memory the definition allows.
+    pub max_cpus: u32,
+    pub max_memory_bytes: u64,
     pub disks: Vec<DiskSpec>,
     pub kernel: Option<String>,
     pub initrd: Option<String>,
@@ -178,15 +181,36 @@ pub fn render(s: &DomainSpec) -> String {
                         .attr("name", GUEST_AGENT_CHANNEL),
                 )
         })
-        .child_if(!xen, || El::new("memballoon").attr("model", "none"));
+        // A balloon only where memory may change while the machine runs.
+        .child_if(!xen, || {
+            El::new("memballoon").attr(
+                "model",
+                if s.max_memory_bytes > s.memory_bytes {
+                    "virtio"
+                } else {
+                    "none"
+                },
+            )
+        });
 
     El::new("domain")
         .attr("type", domain_type(s.backend))
         .child(El::leaf("name", s.name.clone()))
         .child(El::leaf("title", format!("creature machine {}", s.name)))
         .child(El::new("metadata").child(metadata(&s.meta)))
-        .child(El::leaf("memory", (s.memory_bytes / 1024).to_string()).attr("unit", "KiB"))
-        .child(El::leaf("vcpu", s.cpus.to_string()))
+        .child(
+            El::leaf(
+                "memory",
+                (s.max_memory_bytes.max(s.memory_bytes) / 1024).to_string(),
+            )
+            .attr("unit", "KiB"),
+        )
+        .child(El::leaf("currentMemory", (s.memory_bytes / 1024).to_string()).attr("unit", "KiB"))
+        .child(
+            El::leaf("vcpu", s.max_cpus.max(s.cpus).to_string())
+                .attr("placement", "static")
+                .attr("current", s.cpus.to_string()),
+        )
         .child(os)
         .child(features)
         .child(El::new("clock").attr("offset", "utc"))
@@ -213,6 +237,68 @@ pub struct ParsedMeta {
     pub state_dir: String,
     pub pool: String,
     pub volumes: Vec<String>,
+}
+
+fn virtio_balloon(e: &quick_xml::events::BytesStart<'_>) -> bool {
+    e.local_name().as_ref() == b"memballoon"
+        && e.attributes()
+            .flatten()
+            .any(|a| a.key.as_ref() == b"model" && a.value.as_ref() == b"virtio")
+}
+
+/// vCPUs and memory of a domain's XML (libvirt writes memory in KiB).
+pub fn sizing(xml: &str) -> Option<crate::resize::Sizing> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let (mut cpus, mut max_cpus, mut memory, mut max_memory) = (None, None, None, None);
+    let mut balloon = false;
+    let mut cur: Option<Vec<u8>> = None;
+    let mut depth = 0usize;
+    let mut vcpu_current = None;
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                let name = e.local_name().as_ref().to_vec();
+                balloon |= virtio_balloon(&e);
+                if depth == 2 && name == b"vcpu" {
+                    vcpu_current = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == b"current")
+                        .and_then(|a| String::from_utf8_lossy(&a.value).parse::<u32>().ok());
+                }
+                cur = (depth == 2).then_some(name);
+            }
+            Ok(Event::Empty(e)) => balloon |= virtio_balloon(&e),
+            Ok(Event::Text(t)) => {
+                let v = t.unescape().ok()?.trim().to_string();
+                match cur.as_deref() {
+                    Some(b"vcpu") => max_cpus = v.parse::<u32>().ok(),
+                    Some(b"memory") => max_memory = v.parse::<u64>().ok().map(|k| k * 1024),
+                    Some(b"currentMemory") => memory = v.parse::<u64>().ok().map(|k| k * 1024),
+                    _ => {}
+                }
+            }
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                cur = None;
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+    let max_cpus = max_cpus?;
+    cpus = cpus.or(vcpu_current).or(Some(max_cpus));
+    let max_memory = max_memory?;
+    Some(crate::resize::Sizing {
+        cpus: cpus?,
+        max_cpus,
+        memory: memory.unwrap_or(max_memory),
+        max_memory,
+        balloon,
+    })
 }
 
 /// Parse what `virDomainGetMetadata(ELEMENT, META_NS)` returns.

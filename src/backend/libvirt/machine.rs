@@ -414,6 +414,179 @@ impl Driver for LibvirtDriver {
         agent::exec(&d, name, &req, input.as_deref())
     }
 
+    fn resize(
+        &self,
+        name: &str,
+        req: &crate::resize::Request,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        use crate::resize::{plan, Step};
+        use crate::size::Size;
+        let d = self.ours(name)?;
+        let active = self.state(name)?.is_active();
+        let xml_of = |flags: u32| -> Result<crate::resize::Sizing> {
+            let xml = d
+                .xml_desc(flags)
+                .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))?;
+            domain_xml::sizing(&xml).ok_or_else(|| {
+                Error::other(format!(
+                    "cannot read vCPUs and memory from the definition of {name:?}"
+                ))
+            })
+        };
+        let config = xml_of(sys::VIR_DOMAIN_XML_INACTIVE)?;
+        let live = if active { Some(xml_of(0)?) } else { None };
+        let mut disks = Vec::new();
+        for disk in self.details(name)?.disks {
+            let vol = self
+                .conn
+                .lookup_storage_vol_by_path(&disk.path)
+                .map_err(|e| {
+                    map_error(
+                        format!(
+                            "disk {} of {name:?} is not a volume creature can resize",
+                            disk.target
+                        ),
+                        e,
+                    )
+                })?;
+            let cap = vol
+                .info()
+                .map_err(|e| map_error(format!("cannot read the size of disk {}", disk.target), e))?
+                .capacity;
+            disks.push((disk.target, cap));
+        }
+        let p = plan(req, config, live, &disks).map_err(|e| {
+            Error::new(e.kind(), format!("cannot resize {name:?}: {}", e.message()))
+        })?;
+        let has_agent = active && agent::has_channel(&d.xml_desc(0).unwrap_or_default());
+        let apply = |s: &Step| -> Result<String> {
+            let fail = |what: &str| {
+                let what = what.to_string();
+                move |e: virt::error::Error| map_error(format!("cannot {what} of {name:?}"), e)
+            };
+            let config_only = sys::VIR_DOMAIN_AFFECT_CONFIG;
+            if matches!(s, Step::LiveCpus(_) | Step::LiveMemory(_)) {
+                crate::undo::fail_point("resize-live")?;
+            }
+            Ok(match s {
+                Step::ConfigMaxCpus(n) => {
+                    d.set_vcpus_flags(*n, sys::VIR_DOMAIN_VCPU_MAXIMUM | config_only)
+                        .map_err(fail("raise the vCPU maximum"))?;
+                    format!("vCPU maximum {} -> {n}", config.max_cpus)
+                }
+                Step::ConfigCpus(n) => {
+                    d.set_vcpus_flags(*n, config_only)
+                        .map_err(fail("set the vCPUs"))?;
+                    format!("vCPUs {} -> {n} (persistent)", config.cpus)
+                }
+                Step::ConfigMaxMemory(b) => {
+                    d.set_memory_flags(b / 1024, sys::VIR_DOMAIN_MEM_MAXIMUM | config_only)
+                        .map_err(fail("raise the memory maximum"))?;
+                    format!("memory maximum {} -> {}", Size(config.max_memory), Size(*b))
+                }
+                Step::ConfigMemory(b) => {
+                    d.set_memory_flags(b / 1024, config_only)
+                        .map_err(fail("set the memory"))?;
+                    format!(
+                        "memory {} -> {} (persistent)",
+                        Size(config.memory),
+                        Size(*b)
+                    )
+                }
+                Step::LiveCpus(n) => {
+                    d.set_vcpus_flags(*n, sys::VIR_DOMAIN_AFFECT_LIVE)
+                        .map_err(fail("change the running vCPUs"))?;
+                    // New vCPUs arrive offline; the guest agent brings them
+                    // up once the guest has seen them (a moment after the plug).
+                    let online = has_agent
+                        && (0..40).any(|_| {
+                            d.set_vcpus_flags(*n, sys::VIR_DOMAIN_VCPU_GUEST).is_ok() || {
+                                std::thread::sleep(Duration::from_millis(250));
+                                false
+                            }
+                        });
+                    format!(
+                        "vCPUs {} -> {n} (live{})",
+                        live.map_or(0, |l| l.cpus),
+                        if online {
+                            ", onlined by the guest agent"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+                Step::LiveMemory(b) => {
+                    d.set_memory_flags(b / 1024, sys::VIR_DOMAIN_AFFECT_LIVE)
+                        .map_err(fail("change the running memory"))?;
+                    format!(
+                        "memory {} -> {} (live, balloon)",
+                        Size(live.map_or(0, |l| l.memory)),
+                        Size(*b)
+                    )
+                }
+                Step::GrowDisk(dev, from, to) => {
+                    if active {
+                        d.block_resize(dev, *to, sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                            .map_err(fail(&format!("grow disk {dev}")))?;
+                    } else {
+                        let path = self
+                            .details(name)?
+                            .disks
+                            .into_iter()
+                            .find(|x| &x.target == dev)
+                            .map(|x| x.path)
+                            .unwrap_or_default();
+                        self.conn
+                            .lookup_storage_vol_by_path(&path)
+                            .and_then(|v| v.resize(*to, 0))
+                            .map_err(fail(&format!("grow disk {dev}")))?;
+                    }
+                    format!("disk {dev} {} -> {}", Size(*from), Size(*to))
+                }
+            })
+        };
+        // Undo in reverse what was done, so a failure leaves the machine as
+        // it was (a grown disk cannot shrink: disks come last).
+        let undo = |s: &Step| {
+            let c = sys::VIR_DOMAIN_AFFECT_CONFIG;
+            let _ = match s {
+                Step::ConfigCpus(_) => d.set_vcpus_flags(config.cpus, c),
+                Step::ConfigMaxCpus(_) => {
+                    d.set_vcpus_flags(config.max_cpus, sys::VIR_DOMAIN_VCPU_MAXIMUM | c)
+                }
+                Step::ConfigMemory(_) => d.set_memory_flags(config.memory / 1024, c),
+                Step::ConfigMaxMemory(_) => {
+                    d.set_memory_flags(config.max_memory / 1024, sys::VIR_DOMAIN_MEM_MAXIMUM | c)
+                }
+                Step::LiveCpus(_) => {
+                    d.set_vcpus_flags(live.map_or(1, |l| l.cpus), sys::VIR_DOMAIN_AFFECT_LIVE)
+                }
+                Step::LiveMemory(_) => d.set_memory_flags(
+                    live.map_or(0, |l| l.memory) / 1024,
+                    sys::VIR_DOMAIN_AFFECT_LIVE,
+                ),
+                Step::GrowDisk(..) => Ok(()),
+            };
+        };
+        let mut done = Vec::new();
+        let mut said = Vec::new();
+        for s in &p.steps {
+            match apply(s) {
+                Ok(line) => {
+                    said.push(line);
+                    done.push(s.clone());
+                }
+                Err(e) => {
+                    for s in done.iter().rev() {
+                        undo(s);
+                    }
+                    return Err(e.caused_by("nothing was changed: the steps before it were undone"));
+                }
+            }
+        }
+        Ok((said, p.at_restart))
+    }
+
     fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
         let d = self.ours(name)?;
         let scope = if self.state(name)?.is_active() {

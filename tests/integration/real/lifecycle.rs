@@ -395,7 +395,7 @@ fn kvm_machine_defined_and_started() {
 /// each operation's kvm part. Here a kvm guest's QEMU starts but its kernel
 /// never boots (shared/multihost.md), so this proves everything that needs
 /// no booted guest: a kvm domain from the image cache with a disk from the
-/// pool (#35), its serial log (#27) and console stream (#28), live disk
+/// pool (#35) resized before it starts (#12), its serial log (#27) and console stream (#28), live disk
 /// I/O limits (#22), a reboot request (#10), a managed save of a kvm guest and its restore (#17, #13).
 #[test]
 fn kvm_machine_smoke_test_of_the_shared_path() {
@@ -409,8 +409,21 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     assert!(xml.contains("<domain type='kvm'"), "{xml}");
     let info = lab.run(&["info", m, "--format", "json"]).ok().json();
     assert_eq!(info["disks"][0]["target"], "vda", "{info}");
+    // Resize of a kvm machine's definition (#12): what it starts with.
+    lab.run(&[
+        "resize", m, "--cpus", "2", "--memory", "384MiB", "--disk", "24MiB",
+    ])
+    .ok()
+    .stdout_has("vCPUs 1 -> 2 (persistent)")
+    .stdout_has("disk vda 16MiB -> 24MiB");
     lab.run(&["start", m]).ok();
     assert_eq!(lab.state(m), "running");
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert_eq!(
+        (info["cpus"].as_u64(), info["memory_bytes"].as_u64()),
+        (Some(2), Some(384 << 20)),
+        "{info}"
+    );
     // The serial log exists from QEMU's start (the guest prints nothing here).
     lab.run(&["log", m]).ok();
     assert!(lab

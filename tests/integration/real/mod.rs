@@ -16,6 +16,7 @@ mod load;
 mod many;
 mod network;
 mod repair;
+mod resize;
 mod shell;
 mod storage;
 pub mod vm;

@@ -7,6 +7,8 @@ fn spec(backend: Backend) -> DomainSpec {
         backend,
         cpus: 2,
         memory_bytes: 256 << 20,
+        max_cpus: 4,
+        max_memory_bytes: 512 << 20,
         disks: vec![DiskSpec {
             path: "/var/lib/creature/disks/web-1-disk0.qcow2".into(),
             format: "qcow2".into(),
@@ -65,6 +67,38 @@ fn golden_per_backend() {
             path.display()
         );
     }
+}
+
+#[test]
+fn sizing_is_read_back_from_rendered_xml() {
+    let s = spec(Backend::Qemu);
+    let got = sizing(&render(&s)).unwrap();
+    assert_eq!(
+        got,
+        crate::resize::Sizing {
+            cpus: 2,
+            max_cpus: 4,
+            memory: 256 << 20,
+            max_memory: 512 << 20,
+            balloon: true
+        }
+    );
+    let libvirt = "<domain><memory unit='KiB'>262144</memory><currentMemory unit='KiB'>262144</currentMemory>\
+                   <vcpu placement='static'>1</vcpu><devices><memballoon model='none'/></devices></domain>";
+    let got = sizing(libvirt).unwrap();
+    assert_eq!(
+        (got.cpus, got.max_cpus, got.memory, got.balloon),
+        (1, 1, 256 << 20, false)
+    );
+    // A running domain's balloon has children (its alias).
+    let live = "<domain><memory unit='KiB'>524288</memory><currentMemory unit='KiB'>262144</currentMemory>\
+                <vcpu placement='static' current='1'>2</vcpu><devices><memballoon model='virtio'>\
+                <alias name='balloon0'/></memballoon></devices></domain>";
+    let got = sizing(live).unwrap();
+    assert_eq!(
+        (got.cpus, got.max_cpus, got.memory, got.balloon),
+        (1, 2, 256 << 20, true)
+    );
 }
 
 #[test]
