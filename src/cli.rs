@@ -542,8 +542,9 @@ pub struct RescueArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// Image to boot the machine from.
-    #[arg(long, value_name = "IMAGE")]
+    /// Cached image to boot from, with files vmlinuz and initrd.img (default: the
+    /// template's `rescue` key, else the image named rescue).
+    #[arg(long, value_name = "IMAGE", add = ArgValueCandidates::new(complete::images))]
     pub image: Option<String>,
 }
 

@@ -191,7 +191,10 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "Grow two disks (disks only grow).",
             ),
         ],
-        "rescue" => &[("creature rescue web", "Boot it from a rescue image.")],
+        "rescue" => &[
+            ("creature rescue web", "Boot it from the rescue image (template key rescue, else the image named rescue); its disks follow a scratch disk."),
+            ("creature rescue web --image tiny-guest", "From another image with vmlinuz and initrd.img."),
+        ],
         "unrescue" => &[("creature unrescue web", "Boot it from its own disks again.")],
         "migrate" => &[("creature migrate web --to b", "Live-migrate it to host b.")],
         "evacuate" => &[(

@@ -103,6 +103,14 @@ pub struct ExecSpec {
     pub term: Option<String>,
 }
 
+/// What `rescue` boots: files of a cached image.
+#[derive(Debug, Clone)]
+pub struct RescueBoot {
+    pub image: String,
+    pub kernel: String,
+    pub initrd: String,
+}
+
 /// The answer a driver gives for an operation its matrix column refuses:
 /// the gate stops those first, so reaching one is a bug.
 fn past_the_matrix(backend: Backend, op: &str) -> Error {
@@ -247,6 +255,8 @@ pub struct Details {
     pub has_saved_state: bool,
     /// Memory in use now (containers: from the cgroup).
     pub memory_used_bytes: Option<u64>,
+    /// The rescue image it boots from now (`creature rescue`), if rescued.
+    pub rescued: Option<String>,
     /// Addresses as the backend sees them. Not shown: `info` shows each
     /// NIC's reservation and lease instead, as `list` does.
     #[serde(skip)]
@@ -302,6 +312,15 @@ pub trait Driver {
         _req: &crate::resize::Request,
     ) -> Result<(Vec<String>, Vec<String>)> {
         Err(past_the_matrix(self.backend(), "resize"))
+    }
+    /// Boot the machine from a rescue kernel and initramfs, its own disks
+    /// attached after a scratch disk; its definition is kept to go back to.
+    fn rescue(&self, _name: &str, _boot: &RescueBoot) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "rescue"))
+    }
+    /// Boot it from its own disks again.
+    fn unrescue(&self, _name: &str) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "unrescue"))
     }
     /// Each disk's I/O limits (device name, limits), live when running.
     fn io_limits(&self, _name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {

@@ -80,6 +80,12 @@ impl Driver for Traced {
     ) -> Result<(Vec<String>, Vec<String>)> {
         self.t("resize", name, |d| d.resize(name, req))
     }
+    fn rescue(&self, name: &str, boot: &crate::backend::RescueBoot) -> Result<()> {
+        self.t("rescue", name, |d| d.rescue(name, boot))
+    }
+    fn unrescue(&self, name: &str) -> Result<()> {
+        self.t("unrescue", name, |d| d.unrescue(name))
+    }
     fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
         self.t("io_limits", name, |d| d.io_limits(name))
     }

@@ -305,6 +305,12 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
             ]);
             t.row([format!("ip {}", n.index), nic_view::label(n)]);
         }
+        if let Some(img) = &d.rescued {
+            t.row([
+                "rescued".to_string(),
+                format!("booted from image {img}; its own disks follow a scratch disk (`creature unrescue`)"),
+            ]);
+        }
         if let Some(pid) = d.pid {
             t.row(["init pid".to_string(), pid.to_string()]);
         }

@@ -146,11 +146,13 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
             host.name(),
             &rec.name,
         )?),
-        Command::Limits(_) | Command::Resize(_) => Some(crate::statedir::lock_machine(
-            &ctx.global.state_dir,
-            host.name(),
-            &rec.name,
-        )?),
+        Command::Limits(_) | Command::Resize(_) | Command::Rescue(_) | Command::Unrescue(_) => {
+            Some(crate::statedir::lock_machine(
+                &ctx.global.state_dir,
+                host.name(),
+                &rec.name,
+            )?)
+        }
         _ => None,
     };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;
@@ -177,6 +179,8 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),
         Command::Resize(a) => lifecycle::resize(ctx, drv, rec, &a.request()),
+        Command::Rescue(a) => crate::cmd::rescue::rescue(ctx, drv, rec, a.image.as_deref()),
+        Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }

@@ -16,6 +16,7 @@ mod matrix;
 mod net;
 mod nic_view;
 mod repair;
+mod rescue;
 mod template;
 
 use crate::cli::{Cli, Command, Global};

@@ -193,6 +193,7 @@ const KVM_LIFECYCLE: &str = "tests/integration/real/lifecycle.rs::kvm_machine_de
 const QEMU_LIMITS: &str = "tests/integration/real/limits.rs::disk_io_limits_throttle_a_real_guest";
 const QEMU_RESIZE: &str =
     "tests/integration/real/resize.rs::resize_a_running_guest_and_a_stopped_one";
+const QEMU_RESCUE: &str = "tests/integration/real/rescue.rs::rescue_reads_the_machines_own_disk";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -313,6 +314,11 @@ impl Feature {
                 lxc: Impl::Yes(NET_FLAT),
                 xen: NO,
             },
+            Rescue => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_RESCUE),
+                ..none_implemented()
+            },
             Resize => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_RESIZE),
@@ -328,7 +334,7 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
-            AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate | Rescue
+            AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate
             | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
             | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
             | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules | SecurityGroups

@@ -384,6 +384,16 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
             ));
         }
     }
+    if let Some(img) = &t.rescue {
+        if !vm {
+            return Err(field_err(
+                name,
+                "rescue",
+                format!("is for kvm and qemu machines, not {backend}"),
+            ));
+        }
+        names::check(What::Image, img).map_err(|e| field_err(name, "rescue", e.message()))?;
+    }
     if t.guest_agent == Some(true) && !matches!(backend, Backend::Kvm | Backend::Qemu) {
         return Err(field_err(
             name,

@@ -32,6 +32,9 @@ pub struct Template {
     /// default: `memory`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory: Option<Size>,
+    /// Image `creature rescue` boots the machine from (kernel + initramfs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescue: Option<String>,
     /// A channel for the QEMU guest agent (kvm, qemu): `creature exec` on the VM.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_agent: Option<bool>,

@@ -136,7 +136,21 @@ fn command(dom: &Domain, name: &str, msg: &Value) -> Result<String> {
 
 /// Run `req` in the running domain; its exit status.
 pub fn exec(dom: &Domain, name: &str, req: &ExecRequest, input: Option<&[u8]>) -> Result<i32> {
-    let started = command(dom, name, &exec_request(req, input))?;
+    // libvirt connects to the agent when the guest opens its port, a moment
+    // after qemu-ga starts: a machine that has just booted gets that moment.
+    let msg = exec_request(req, input);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let started = loop {
+        match command(dom, name, &msg) {
+            Err(e)
+                if e.causes().iter().any(|c| c.contains("not connected"))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(250))
+            }
+            other => break other?,
+        }
+    };
     let pid = serde_json::from_str::<Value>(&started)
         .ok()
         .and_then(|v| v["return"]["pid"].as_i64())

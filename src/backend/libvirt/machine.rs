@@ -9,7 +9,7 @@ use virt::domain::{Domain, DomainState};
 use virt::sys;
 
 use crate::backend::libvirt::domain_xml::{self, ParsedMeta, META_NS};
-use crate::backend::libvirt::{agent, iotune, map_error, open, stats, storage, Uri};
+use crate::backend::libvirt::{agent, iotune, map_error, open, rescue_xml, stats, storage, Uri};
 use crate::backend::Backend;
 use crate::backend::{
     wrong_state, Console, CreateJob, Details, DiskInfo, Driver, ExecSpec, Limit, Observed, Owner,
@@ -283,6 +283,20 @@ impl Driver for LibvirtDriver {
             removed.push(format!("serial log {}", log.display()));
         }
         let _ = std::fs::remove_file(start_mark(&Self::logs_dir(&self.state_dir), name));
+        // A rescue's kept definition and scratch disk (listed in the rescue
+        // definition's volumes too; a rescue killed before it was defined
+        // left them unlisted).
+        if std::fs::remove_file(self.rescue_file(name)).is_ok() {
+            removed.push("the definition kept for unrescue".into());
+        }
+        if let Ok(pool) = self
+            .conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+        {
+            if storage::delete_volume(&pool, &storage::rescue_volume(name)).unwrap_or(false) {
+                removed.push(format!("volume {}", storage::rescue_volume(name)));
+            }
+        }
         Ok(removed)
     }
 
@@ -312,6 +326,7 @@ impl Driver for LibvirtDriver {
             pid: None,
             has_saved_state: d.has_managed_save(0).unwrap_or(false),
             memory_used_bytes: None,
+            rescued: rescue_xml::rescued(&xml),
             ips: Vec::new(),
         })
     }
@@ -587,6 +602,136 @@ impl Driver for LibvirtDriver {
         Ok((said, p.at_restart))
     }
 
+    fn rescue(&self, name: &str, boot: &crate::backend::RescueBoot) -> Result<()> {
+        let d = self.ours(name)?;
+        let inactive = |d: &Domain| {
+            d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE)
+                .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))
+        };
+        let original = inactive(&d)?;
+        if let Some(img) = rescue_xml::rescued(&original) {
+            return Err(Error::conflict(format!(
+                "machine {name:?} is already rescued (from image {img}); `creature unrescue {name}` first"
+            )));
+        }
+        let st = dom_state(&d)?;
+        if st == PowerState::Saved || d.has_managed_save(0).unwrap_or(false) {
+            return Err(Error::conflict(format!(
+                "machine {name:?} is suspended; restore or stop it before a rescue"
+            )));
+        }
+        // The definition to go back to, kept before anything changes: a
+        // rescue killed half-way can still be undone.
+        let keep = self.rescue_file(name);
+        crate::statedir::subdir(&self.state_dir, "rescue", 0o700)?;
+        {
+            use std::io::Write;
+            let mut f = crate::statedir::rewrite(&keep, 0o600)?;
+            f.write_all(original.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| {
+                    Error::other(format!("cannot write {}", keep.display())).caused_by(e)
+                })?;
+        }
+        crate::undo::fail_point("rescue-kept")?;
+        let pool = self
+            .conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+            .map_err(|e| map_error("cannot find creature's storage pool", e))?;
+        let vol_name = storage::rescue_volume(name);
+        let _ = storage::delete_volume(&pool, &vol_name);
+        let cleanup = |why: Error| -> Error {
+            let _ = storage::delete_volume(&pool, &vol_name);
+            let _ = std::fs::remove_file(&keep);
+            why
+        };
+        let vol = storage::create_volume(
+            &pool,
+            &storage::empty_xml(&vol_name, 1 << 20, "qcow2"),
+            &vol_name,
+        )
+        .map_err(cleanup)?;
+        let scratch = vol
+            .path()
+            .map_err(|e| cleanup(map_error("cannot find the rescue scratch disk", e)))?;
+        let xml = rescue_xml::render(
+            &original,
+            &rescue_xml::Rescue {
+                kernel: &boot.kernel,
+                initrd: &boot.initrd,
+                scratch_path: &scratch,
+                scratch_volume: &vol_name,
+                image: &boot.image,
+            },
+        )
+        .map_err(|e| {
+            cleanup(Error::new(
+                e.kind(),
+                format!("cannot rescue {name:?}: {}", e.message()),
+            ))
+        })?;
+        crate::trace::text(&format!("rescue domain XML of {name}"), &xml);
+        let was_running = st.is_active();
+        if was_running {
+            d.destroy()
+                .map_err(|e| cleanup(map_error(format!("cannot power off {name:?}"), e)))?;
+        }
+        if let Err(e) = self.conn.define_domain_xml(&xml) {
+            let err = cleanup(map_error(
+                format!("cannot define the rescue of {name:?}"),
+                e,
+            ));
+            if was_running {
+                let _ = d.create();
+            }
+            return Err(err);
+        }
+        crate::undo::fail_point("rescue-defined")?;
+        d.create().map(|_| ()).map_err(|e| {
+            map_error(
+                format!(
+                    "cannot start the rescue of {name:?} (`creature unrescue {name}` goes back)"
+                ),
+                e,
+            )
+        })
+    }
+
+    fn unrescue(&self, name: &str) -> Result<()> {
+        let d = self.ours(name)?;
+        let now = d
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))?;
+        if rescue_xml::rescued(&now).is_none() {
+            return Err(Error::conflict(format!("machine {name:?} is not rescued")));
+        }
+        let keep = self.rescue_file(name);
+        let original = std::fs::read_to_string(&keep).map_err(|e| {
+            Error::corrupt(format!(
+                "machine {name:?} is rescued but its own definition, kept in {}, cannot be read",
+                keep.display()
+            ))
+            .caused_by(e)
+        })?;
+        if dom_state(&d)?.is_active() {
+            d.destroy()
+                .map_err(|e| map_error(format!("cannot power off the rescue of {name:?}"), e))?;
+        }
+        self.conn
+            .define_domain_xml(&original)
+            .map_err(|e| map_error(format!("cannot define {name:?} again"), e))?;
+        if let Ok(pool) = self
+            .conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+        {
+            storage::delete_volume(&pool, &storage::rescue_volume(name))?;
+        }
+        let _ = std::fs::remove_file(&keep);
+        d.create()
+            .map(|_| ())
+            .map_err(|e| map_error(format!("cannot start {name:?}"), e))
+    }
+
     fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
         let d = self.ours(name)?;
         let scope = if self.state(name)?.is_active() {
@@ -667,6 +812,13 @@ impl Driver for LibvirtDriver {
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
         Ok(Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log")))
+    }
+}
+
+impl LibvirtDriver {
+    /// Where a rescued machine's own definition is kept.
+    fn rescue_file(&self, name: &str) -> PathBuf {
+        self.state_dir.join("rescue").join(format!("{name}.xml"))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod iotune;
 pub mod machine;
 pub mod network;
 pub mod network_xml;
+pub mod rescue_xml;
 pub mod reserve;
 pub mod stats;
 pub mod storage;

@@ -142,19 +142,28 @@ mod tests {
     }
 }
 
+/// The scratch disk of a rescued machine.
+pub fn rescue_volume(name: &str) -> String {
+    format!("{name}-rescue.qcow2")
+}
+
 /// Whether `volume` is one of machine `name`'s disks by creature's naming
-/// (`<name>-disk<N>.qcow2`). Pure.
+/// (`<name>-disk<N>.qcow2`, or its rescue scratch disk). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
-    volume
-        .strip_prefix(name)
-        .and_then(|r| r.strip_prefix("-disk"))
-        .and_then(|r| r.strip_suffix(".qcow2"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    volume == rescue_volume(name)
+        || volume
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix("-disk"))
+            .and_then(|r| r.strip_suffix(".qcow2"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The machine whose disk `volume` is, by creature's naming. Pure.
 pub fn machine_of_volume(volume: &str) -> Option<&str> {
     let stem = volume.strip_suffix(".qcow2")?;
+    if let Some(name) = stem.strip_suffix("-rescue").filter(|n| !n.is_empty()) {
+        return Some(name);
+    }
     let (name, n) = stem.rsplit_once("-disk")?;
     (!name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }
@@ -181,5 +190,7 @@ mod naming_tests {
         assert_eq!(machine_of_volume("a-disk-disk0.qcow2"), Some("a-disk"));
         assert_eq!(machine_of_volume("notes.txt"), None);
         assert_eq!(machine_of_volume("-disk0.qcow2"), None);
+        assert!(is_volume_of("web-rescue.qcow2", "web"));
+        assert_eq!(machine_of_volume("web-rescue.qcow2"), Some("web"));
     }
 }

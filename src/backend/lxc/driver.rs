@@ -252,6 +252,7 @@ impl Driver for LxcDriver {
             pid: if active { c.init_pid() } else { None },
             has_saved_state: false,
             memory_used_bytes: used,
+            rescued: None,
             ips: if active { c.ipv4s() } else { Vec::new() },
         })
     }

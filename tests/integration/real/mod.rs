@@ -16,6 +16,7 @@ mod load;
 mod many;
 mod network;
 mod repair;
+mod rescue;
 mod resize;
 mod shell;
 mod storage;
