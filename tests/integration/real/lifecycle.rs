@@ -67,19 +67,6 @@ fn qemu_machine_full_lifecycle() {
     assert_eq!(lab.list_row(m)["state"], "saved");
     lab.run(&["restore", m]).ok();
     assert_eq!(lab.state(m), "running");
-    // Rescue (#11): the kvm domain boots its rescue definition, then its own again.
-    lab.run(&["rescue", m, "--image", "tiny-guest"]).ok();
-    assert_eq!(lab.state(m), "running");
-    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
-    assert_eq!(info["rescued"], "tiny-guest");
-    let xml = String::from_utf8_lossy(&virsh(&["dumpxml", m]).stdout).into_owned();
-    assert!(
-        xml.contains("creature.rescue=1") && xml.contains("<domain type='kvm'"),
-        "{xml}"
-    );
-    lab.run(&["unrescue", m]).ok();
-    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
-    assert!(info["rescued"].is_null());
     let t = last_tick(&lab.log(m)).unwrap();
     lab.wait_log(m, "a tick after restore", |l| {
         last_tick(l).is_some_and(|x| x > t)
@@ -488,6 +475,19 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     assert_eq!(info["has_saved_state"], true);
     lab.run(&["restore", m]).ok();
     assert_eq!(lab.state(m), "running");
+    // Rescue (#11): the kvm domain boots its rescue definition, then its own again.
+    lab.run(&["rescue", m, "--image", "tiny-guest"]).ok();
+    assert_eq!(lab.state(m), "running");
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert_eq!(info["rescued"], "tiny-guest");
+    let xml = String::from_utf8_lossy(&virsh(&["dumpxml", m]).stdout).into_owned();
+    assert!(
+        xml.contains("creature.rescue=1") && xml.contains("<domain type='kvm'"),
+        "{xml}"
+    );
+    lab.run(&["unrescue", m]).ok();
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert!(info["rescued"].is_null());
     lab.run(&["delete", m, "--force", "--yes"]).ok();
     assert!(!virsh(&["dominfo", m]).status.success());
 }

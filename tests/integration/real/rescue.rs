@@ -8,17 +8,8 @@ use super::vm::Lab;
 
 const MARK: &str = "rescue-marker-42";
 
-fn guest(lab: &Lab, m: &str, script: &str) -> String {
-    lab.run(&["exec", m, "--", "sh", "-c", script])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 fn marker_on(lab: &Lab, m: &str, dev: &str) -> String {
-    guest(
-        lab,
+    lab.guest(
         m,
         &format!("dd if=/dev/{dev} bs=512 skip=2048 count=1 2>/dev/null | head -c 16"),
     )
@@ -45,8 +36,7 @@ fn rescue_reads_the_machines_own_disk() {
         .ok();
     lab.run(&["start", m]).ok();
     lab.wait_log(m, "the guest agent", |_| boots(&lab, m) == 1);
-    guest(
-        &lab,
+    lab.guest(
         m,
         &format!("printf {MARK} | dd of=/dev/vda bs=512 seek=2048 conv=notrunc 2>/dev/null; sync"),
     );
@@ -60,28 +50,29 @@ fn rescue_reads_the_machines_own_disk() {
     lab.run(&["info", m])
         .ok()
         .stdout_has("booted from image tiny-guest");
-    assert!(guest(&lab, m, "cat /proc/cmdline").contains("creature.rescue=1"));
+    assert!(lab
+        .guest(m, "cat /proc/cmdline")
+        .contains("creature.rescue=1"));
     // Its own disk is the second disk now, marker and all; the first is the scratch disk.
     assert_eq!(marker_on(&lab, m, "vdb"), MARK);
-    assert_eq!(guest(&lab, m, "cat /sys/block/vda/size"), "2048");
-    assert_eq!(guest(&lab, m, "cat /sys/block/vdb/size"), "32768");
+    assert_eq!(lab.guest(m, "cat /sys/block/vda/size"), "2048");
+    assert_eq!(lab.guest(m, "cat /sys/block/vdb/size"), "32768");
     lab.run(&["rescue", m])
         .code(5)
         .stderr_has("already rescued");
     let kept = lab.path().join("rescue").join(format!("{m}.xml"));
     assert!(kept.exists());
+    let scratch = lab.path().join("disks").join(format!("{m}-rescue.qcow2"));
+    let no_leftovers = || !kept.exists() && !scratch.exists();
 
     lab.run(&["unrescue", m]).ok().stdout_has("unrescued rs-vm");
     lab.wait_log(m, "its own system again", |_| boots(&lab, m) == 3);
     assert!(rescued(&lab, m).is_null());
-    assert!(!guest(&lab, m, "cat /proc/cmdline").contains("creature.rescue"));
-    assert_eq!(marker_on(&lab, m, "vda"), MARK);
-    assert!(!kept.exists());
     assert!(!lab
-        .path()
-        .join("disks")
-        .join(format!("{m}-rescue.qcow2"))
-        .exists());
+        .guest(m, "cat /proc/cmdline")
+        .contains("creature.rescue"));
+    assert_eq!(marker_on(&lab, m, "vda"), MARK);
+    assert!(no_leftovers());
     lab.run(&["unrescue", m])
         .code(5)
         .stderr_has("is not rescued");
@@ -119,10 +110,5 @@ fn rescue_reads_the_machines_own_disk() {
     lab.run(&["delete", m, "--force", "--yes"])
         .ok()
         .stdout_has("the definition kept for unrescue");
-    assert!(!kept.exists());
-    assert!(!lab
-        .path()
-        .join("disks")
-        .join(format!("{m}-rescue.qcow2"))
-        .exists());
+    assert!(no_leftovers());
 }

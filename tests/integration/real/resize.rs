@@ -8,23 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::vm::{virsh, Lab};
 
-fn guest(lab: &Lab, m: &str, script: &str) -> String {
-    lab.run(&["exec", m, "--", "sh", "-c", script])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
-
 fn cpus(lab: &Lab, m: &str) -> u64 {
-    guest(lab, m, "grep -c ^processor /proc/cpuinfo")
+    lab.guest(m, "grep -c ^processor /proc/cpuinfo")
         .parse()
         .unwrap()
 }
 
 fn mem_kib(lab: &Lab, m: &str) -> u64 {
-    guest(
-        lab,
+    lab.guest(
         m,
         "sed -n 's/^MemTotal: *\\([0-9]*\\) kB$/\\1/p' /proc/meminfo",
     )
@@ -33,7 +24,7 @@ fn mem_kib(lab: &Lab, m: &str) -> u64 {
 }
 
 fn sectors(lab: &Lab, m: &str) -> u64 {
-    guest(lab, m, "cat /sys/block/vda/size").parse().unwrap()
+    lab.guest(m, "cat /sys/block/vda/size").parse().unwrap()
 }
 
 #[track_caller]

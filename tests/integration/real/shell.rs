@@ -9,6 +9,23 @@ use std::io::Write;
 use super::vm::Lab;
 use crate::util::{on_pty, read_until};
 
+/// `input` piped through `creature exec M -- tr a-z A-Z` (which must succeed).
+fn upper_case(lab: &Lab, m: &str, input: &str) -> String {
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["exec", m, "--", "tr", "a-z", "A-Z"])
+        .env("CREATURE_STATE_DIR", lab.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn exec_and_shell_in_a_container() {
     let Some(lab) = Lab::if_available("exec_and_shell_in_a_container") else {
@@ -32,19 +49,7 @@ fn exec_and_shell_in_a_container() {
     assert_eq!(r.stdout, "hi there /root\nunset\n");
     assert_eq!(r.stderr, "oops\n");
     // Standard input reaches the command.
-    let out = std::process::Command::new(crate::util::bin())
-        .args(["exec", m, "--", "tr", "a-z", "A-Z"])
-        .env("CREATURE_STATE_DIR", lab.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"piped\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED\n");
-    assert!(out.status.success());
+    assert_eq!(upper_case(&lab, m, "piped\n"), "PIPED\n");
     // User, group and working directory; no terminal when not asked.
     let r = lab
         .run(&[
@@ -160,18 +165,10 @@ fn exec_in_a_vm_through_the_guest_agent() {
     assert_eq!(r.stdout, "agent /proc\n");
     assert_eq!(r.stderr, "oops\n");
     // Piped input reaches the command.
-    let out = std::process::Command::new(crate::util::bin())
-        .args(["exec", m, "--", "tr", "a-z", "A-Z"])
-        .env("CREATURE_STATE_DIR", lab.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"through the agent\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH THE AGENT\n");
+    assert_eq!(
+        upper_case(&lab, m, "through the agent\n"),
+        "THROUGH THE AGENT\n"
+    );
     lab.run(&["exec", m, "--", "no-such-program"]).code(127);
     lab.run(&["exec", m, "--", "sh", "-c", "kill -9 $$"])
         .code(137);

@@ -57,6 +57,15 @@ impl Lab {
         self.c().args(args).run()
     }
 
+    /// What a shell script prints in the machine (`creature exec`), trimmed.
+    pub fn guest(&self, m: &str, script: &str) -> String {
+        self.run(&["exec", m, "--", "sh", "-c", script])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.path().join("logs").join(format!("{name}.serial.log")))
             .unwrap_or_default()
