@@ -403,18 +403,28 @@ def ct_leased(c):
     return "10.91." in out
 
 
+def kill_containers(cts):
+    """Stop these containers at once (untimed set-up between runs)."""
+    for c in cts:
+        run(["lxc-stop", "-n", c, "-k"], check=False)
+
+
+def timed_until(what, ok, cmds, env=None):
+    """(seconds, peak RSS) from running cmds until ok() holds, not until they return."""
+    t = time.perf_counter()
+    _, rss = seq(cmds, env)
+    wait_until(what, ok)
+    return time.perf_counter() - t, rss
+
+
 def case_boot():
     s, cts, vms = boot_setup()
 
     def all_stopped():
-        for c in cts:
-            run(["lxc-stop", "-n", c, "-k"], check=False)
+        kill_containers(cts)
 
     def until_leases(start_argv, env=None):
-        t = time.perf_counter()
-        _, rss = timed(start_argv, env)
-        wait_until("every container's lease", lambda: all(ct_leased(c) for c in cts))
-        return time.perf_counter() - t, rss
+        return timed_until("every container's lease", lambda: all(ct_leased(c) for c in cts), [start_argv], env)
 
     a_argv, a_env = creature("autostart", "run", "-q", state=s)
     compare("boot 30 containers until each has its DHCP lease", "creature autostart run",
@@ -448,14 +458,10 @@ def case_start_all():
     s, cts, _ = boot_setup()
 
     def all_stopped():
-        for c in cts:
-            run(["lxc-stop", "-n", c, "-k"], check=False)
+        kill_containers(cts)
 
     def until_running(cmds, env=None):
-        t = time.perf_counter()
-        _, rss = seq(cmds, env)
-        wait_until("every container running", lambda: all(lxc_state(c) == "RUNNING" for c in cts))
-        return time.perf_counter() - t, rss
+        return timed_until("every container running", lambda: all(lxc_state(c) == "RUNNING" for c in cts), cmds, env)
 
     a_argv, a_env = creature("start", "--all", "--backend", "lxc", "-q", state=s)
     compare("start 30 stopped containers", "creature start --all --backend lxc",

@@ -106,6 +106,18 @@ impl Error {
         &self.causes
     }
 
+    /// The lines a user sees: `error: [WHO: ]message`, then each cause.
+    pub fn report(&self, who: Option<&str>) -> String {
+        let mut out = match who {
+            Some(w) => format!("error: {w}: {}", self.message),
+            None => format!("error: {}", self.message),
+        };
+        for c in &self.causes {
+            out.push_str(&format!("\n  caused by: {c}"));
+        }
+        out
+    }
+
     /// Add an underlying cause (printed as "caused by: …").
     pub fn caused_by(mut self, cause: impl fmt::Display) -> Self {
         self.causes.push(cause.to_string());

@@ -50,8 +50,8 @@ pub fn check_env(kv: &str) -> Result<(&str, &str)> {
 }
 
 /// The environment a command gets: a fixed base, the terminal type when it
-/// has one, then the user's `--env` (which win).
-pub fn environment(user_env: &[String], home: &str, term: Option<&str>) -> Result<Vec<String>> {
+/// has one, then the user's `--env` (checked by `check_env`; they win).
+pub fn environment(user_env: &[(String, String)], home: &str, term: Option<&str>) -> Vec<String> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), BASE_PATH.into()),
         ("HOME".into(), home.into()),
@@ -60,12 +60,11 @@ pub fn environment(user_env: &[String], home: &str, term: Option<&str>) -> Resul
     if let Some(t) = term {
         env.push(("TERM".into(), t.into()));
     }
-    for kv in user_env {
-        let (k, v) = check_env(kv)?;
+    for (k, v) in user_env {
         env.retain(|(ek, _)| ek != k);
-        env.push((k.into(), v.into()));
+        env.push((k.clone(), v.clone()));
     }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// `--user NAME|UID[:GID]` against the guest's /etc/passwd text.
@@ -174,7 +173,15 @@ mod tests {
 
     #[test]
     fn environment_is_fixed_then_the_users() {
-        let env = environment(&["PATH=/x".into(), "A=b=c".into()], "/root", Some("xterm")).unwrap();
+        let user: Vec<(String, String)> = ["PATH=/x", "A=b=c"]
+            .iter()
+            .map(|kv| {
+                check_env(kv)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .unwrap()
+            })
+            .collect();
+        let env = environment(&user, "/root", Some("xterm"));
         assert_eq!(
             env,
             [

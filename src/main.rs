@@ -4,10 +4,7 @@ fn main() {
         .complete();
     let cli = creature::cli::parse();
     if let Err(e) = creature::run(cli) {
-        eprintln!("error: {e}");
-        for cause in e.causes() {
-            eprintln!("  caused by: {cause}");
-        }
+        eprintln!("{}", e.report(None));
         std::process::exit(e.kind().exit_code());
     }
 }

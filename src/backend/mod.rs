@@ -93,8 +93,8 @@ pub struct CreateJob<'a> {
 pub struct ExecSpec {
     /// Empty: the user's login shell.
     pub argv: Vec<String>,
-    /// `--env KEY=VALUE`, checked.
-    pub env: Vec<String>,
+    /// `--env KEY=VALUE`, checked and split.
+    pub env: Vec<(String, String)>,
     /// `--user NAME|UID[:GID]`.
     pub user: Option<String>,
     pub cwd: Option<String>,
@@ -248,19 +248,12 @@ pub struct Details {
     pub memory_bytes: Limit,
     pub cpu_time_ns: u64,
     pub disks: Vec<DiskInfo>,
-    /// Shown through `info`'s NICs (with their networks and addresses).
-    #[serde(skip)]
-    pub macs: Vec<String>,
     pub pid: Option<i32>,
     pub has_saved_state: bool,
     /// Memory in use now (containers: from the cgroup).
     pub memory_used_bytes: Option<u64>,
     /// The rescue image it boots from now (`creature rescue`), if rescued.
     pub rescued: Option<String>,
-    /// Addresses as the backend sees them. Not shown: `info` shows each
-    /// NIC's reservation and lease instead, as `list` does.
-    #[serde(skip)]
-    pub ips: Vec<String>,
 }
 
 /// The machines of one backend on one host. An operation the backend's

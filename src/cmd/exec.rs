@@ -12,14 +12,16 @@ use crate::exec;
 
 pub fn run(ctx: &Ctx, name: &str, opts: &ExecOpts, argv: Vec<String>) -> Result<()> {
     let rec = gate::record(ctx, name)?;
-    for kv in &opts.env {
-        exec::check_env(kv)?;
-    }
+    let env = opts
+        .env
+        .iter()
+        .map(|kv| exec::check_env(kv).map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Result<Vec<_>>>()?;
     let tty = opts.tty
         || (!opts.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
     let spec = ExecSpec {
         argv,
-        env: opts.env.clone(),
+        env,
         user: opts.user.clone(),
         cwd: opts.cwd.clone(),
         tty,

@@ -41,6 +41,11 @@ impl Subject<'_> {
 /// (`exec`, `shell`): its name (exit 2), then its record (exit 4).
 pub fn record(ctx: &Ctx, name: &str) -> Result<MachineRecord> {
     names::check(What::Machine, name)?;
+    machine_record(ctx, name)
+}
+
+/// A machine's record, read-only (exit 4 when there is none).
+fn machine_record(ctx: &Ctx, name: &str) -> Result<MachineRecord> {
     Store::open_read_only(&ctx.global.state_dir)?
         .map(|s| s.machine(ctx.host_name(), name))
         .transpose()?
@@ -66,11 +71,7 @@ pub fn check(ctx: &Ctx, op: Op, subject: Subject<'_>) -> Result<Option<MachineRe
     }
     let (backend, record) = match subject {
         Subject::Machine(n) => {
-            let rec = Store::open_read_only(&ctx.global.state_dir)?
-                .map(|s| s.machine(ctx.host_name(), n))
-                .transpose()?
-                .flatten()
-                .ok_or_else(|| Error::machine_not_found(n, ctx.host_name()))?;
+            let rec = machine_record(ctx, n)?;
             (Some(rec.backend), Some(rec))
         }
         Subject::New { backend, .. } | Subject::Backend(backend) => (Some(backend), None),

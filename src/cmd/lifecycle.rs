@@ -390,7 +390,7 @@ pub fn log(
     // since is shorter than the mark: then all of it is this run's).
     let floor = match since {
         Some(crate::cli::Since::Start) => {
-            let mark = path.with_extension("start");
+            let mark = crate::backend::libvirt::machine::start_mark(&path);
             let at: u64 = std::fs::read_to_string(&mark)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())

@@ -97,11 +97,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     let leases = nic_view::leases(&host, networks);
     for r in rows.iter_mut() {
         let up = active(r);
-        for n in r.nics.iter_mut() {
-            n.leased_ip = up
-                .then(|| leases.get(&n.mac.to_ascii_lowercase()).cloned())
-                .flatten();
-        }
+        nic_view::fill_leases(&mut r.nics, &leases, up);
     }
     output::emit(ctx.global.format, &rows, || {
         let mut t = Table::new([

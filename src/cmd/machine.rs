@@ -141,18 +141,15 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Unpause(_)
         | Command::Suspend(_)
         | Command::Restore(_)
-        | Command::Delete(_) => Some(crate::statedir::lock_machine(
+        | Command::Delete(_)
+        | Command::Limits(_)
+        | Command::Resize(_)
+        | Command::Rescue(_)
+        | Command::Unrescue(_) => Some(crate::statedir::lock_machine(
             &ctx.global.state_dir,
             host.name(),
             &rec.name,
         )?),
-        Command::Limits(_) | Command::Resize(_) | Command::Rescue(_) | Command::Unrescue(_) => {
-            Some(crate::statedir::lock_machine(
-                &ctx.global.state_dir,
-                host.name(),
-                &rec.name,
-            )?)
-        }
         _ => None,
     };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;

@@ -14,18 +14,6 @@ use crate::interrupt;
 use crate::names::{self, What};
 use crate::op::Op;
 
-/// The states a verb applies to, used when `--all` or the filters select
-/// machines and no `--state` is given: `start --all` starts what is not
-/// running instead of failing on what is.
-pub fn applies_to(op: Op, cmd: &Command) -> &'static [PowerState] {
-    let word = if matches!(cmd, Command::Destroy(_)) {
-        "destroy"
-    } else {
-        op.word()
-    };
-    states_for(word).unwrap_or(&PowerState::ALL)
-}
-
 /// The states in which a machine can take the verb `word` (also what shell
 /// completion offers after it); None: any state.
 pub fn states_for(word: &str) -> Option<&'static [PowerState]> {
@@ -49,22 +37,22 @@ fn destructive(cmd: &Command) -> bool {
 }
 
 /// Which of `rows` a selection picks (pure; `rows` from `list::rows`).
+/// Without `--state`, the states the verb applies to: `start --all` starts
+/// what is not running instead of failing on what is; delete takes any.
 pub fn pick(op: Op, cmd: &Command, filter: &Filter, rows: &[list::ListRow]) -> Vec<String> {
     let mut f = filter.clone();
     if f.state.is_empty() {
-        f.state = applies_to(op, cmd).to_vec();
+        let word = if matches!(cmd, Command::Destroy(_)) {
+            "destroy"
+        } else {
+            op.word()
+        };
+        f.state = states_for(word).map(<[_]>::to_vec).unwrap_or_default();
     }
     rows.iter()
         // Only creature's own machines; a missing one can still be deleted.
         .filter(|r| r.record == "ok" || (op == Op::Delete && r.record == "missing"))
-        .filter(|r| {
-            list::matches(r, &f)
-                || (op == Op::Delete && r.record == "missing" && filter.state.is_empty() && {
-                    let mut g = f.clone();
-                    g.state.clear();
-                    list::matches(r, &g)
-                })
-        })
+        .filter(|r| list::matches(r, &f))
         .map(|r| r.name.clone())
         .collect()
 }
@@ -128,7 +116,7 @@ pub fn run(ctx: &Ctx, op: Op, cmd: &Command, sel: &Selection) -> Result<()> {
                     return;
                 };
                 if let Err(e) = machine::one(&each, op, cmd, &name) {
-                    report(&name, &e);
+                    eprintln!("{}", e.report(Some(&name)));
                     failed.lock().expect("failures").push((name, e));
                 }
             });
@@ -167,15 +155,6 @@ pub fn run(ctx: &Ctx, op: Op, cmd: &Command, sel: &Selection) -> Result<()> {
                 .join(", ")
         ),
     ))
-}
-
-/// One machine's failure, as it happens, on stderr.
-fn report(name: &str, e: &Error) {
-    let mut line = format!("error: {name}: {}", e.message());
-    for c in e.causes() {
-        line.push_str(&format!("\n  caused by: {c}"));
-    }
-    eprintln!("{line}");
 }
 
 #[cfg(test)]

@@ -29,19 +29,27 @@ pub struct NicView {
 pub type Leases = BTreeMap<String, String>;
 
 pub fn views(nics: &[Nic], leases: &Leases, active: bool) -> Vec<NicView> {
-    nics.iter()
+    let mut v: Vec<NicView> = nics
+        .iter()
         .map(|n| NicView {
             index: n.index,
             network: n.network.clone(),
             mac: n.mac.clone(),
             reserved_ip: n.ip.clone(),
-            leased_ip: if active {
-                leases.get(&n.mac.to_ascii_lowercase()).cloned()
-            } else {
-                None
-            },
+            leased_ip: None,
         })
-        .collect()
+        .collect();
+    fill_leases(&mut v, leases, active);
+    v
+}
+
+/// Each NIC's lease, by its MAC, only while the machine runs.
+pub fn fill_leases(nics: &mut [NicView], leases: &Leases, active: bool) {
+    for n in nics {
+        n.leased_ip = active
+            .then(|| leases.get(&n.mac.to_ascii_lowercase()).cloned())
+            .flatten();
+    }
 }
 
 /// The IP column of one NIC, labelled where lease and reservation differ.

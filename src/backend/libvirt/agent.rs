@@ -27,27 +27,10 @@ pub const MAX_INPUT: usize = 16 << 20;
 
 /// Whether the domain XML has the agent's virtio channel.
 pub fn has_channel(domain_xml: &str) -> bool {
-    use quick_xml::events::Event;
-    let mut r = quick_xml::Reader::from_str(domain_xml);
-    let mut in_channel = false;
-    loop {
-        match r.read_event() {
-            Ok(Event::Start(e)) if e.local_name().as_ref() == b"channel" => in_channel = true,
-            Ok(Event::End(e)) if e.local_name().as_ref() == b"channel" => in_channel = false,
-            Ok(Event::Empty(e)) | Ok(Event::Start(e))
-                if in_channel && e.local_name().as_ref() == b"target" =>
-            {
-                let named = e.attributes().flatten().any(|a| {
-                    a.key.as_ref() == b"name" && a.value.as_ref() == GUEST_AGENT_CHANNEL.as_bytes()
-                });
-                if named {
-                    return true;
-                }
-            }
-            Ok(Event::Eof) | Err(_) => return false,
-            _ => {}
-        }
-    }
+    crate::xml::attrs_of(domain_xml, "target").iter().any(|t| {
+        t.get("type").map(String::as_str) == Some("virtio")
+            && t.get("name").map(String::as_str) == Some(GUEST_AGENT_CHANNEL)
+    })
 }
 
 /// The `guest-exec` request for `req` (pure).

@@ -116,7 +116,8 @@ pub fn create(
     }
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
-    let logs = crate::statedir::subdir(&drv.state_dir, "logs", 0o700)?;
+    // Made and checked (no symlink) before QEMU writes the serial log there.
+    crate::statedir::subdir(&drv.state_dir, "logs", 0o700)?;
     let spec = DomainSpec {
         name: name.to_string(),
         backend: r.backend,
@@ -139,8 +140,7 @@ pub fn create(
                 model: nic_model(want.model, r.backend),
             })
             .collect(),
-        serial_log: logs
-            .join(format!("{name}.serial.log"))
+        serial_log: LibvirtDriver::serial_log_path(&drv.state_dir, name)
             .display()
             .to_string(),
         guest_agent: t.guest_agent.unwrap_or(false),

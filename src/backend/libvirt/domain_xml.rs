@@ -239,38 +239,20 @@ pub struct ParsedMeta {
     pub volumes: Vec<String>,
 }
 
-fn virtio_balloon(e: &quick_xml::events::BytesStart<'_>) -> bool {
-    e.local_name().as_ref() == b"memballoon"
-        && e.attributes()
-            .flatten()
-            .any(|a| a.key.as_ref() == b"model" && a.value.as_ref() == b"virtio")
-}
-
 /// vCPUs and memory of a domain's XML (libvirt writes memory in KiB).
 pub fn sizing(xml: &str) -> Option<crate::resize::Sizing> {
     use quick_xml::events::Event;
+    // The texts of <vcpu>, <memory> and <currentMemory>, children of <domain>.
     let mut r = quick_xml::Reader::from_str(xml);
-    let (mut cpus, mut max_cpus, mut memory, mut max_memory) = (None, None, None, None);
-    let mut balloon = false;
+    let (mut max_cpus, mut memory, mut max_memory) = (None, None, None);
     let mut cur: Option<Vec<u8>> = None;
     let mut depth = 0usize;
-    let mut vcpu_current = None;
     loop {
         match r.read_event() {
             Ok(Event::Start(e)) => {
                 depth += 1;
-                let name = e.local_name().as_ref().to_vec();
-                balloon |= virtio_balloon(&e);
-                if depth == 2 && name == b"vcpu" {
-                    vcpu_current = e
-                        .attributes()
-                        .flatten()
-                        .find(|a| a.key.as_ref() == b"current")
-                        .and_then(|a| String::from_utf8_lossy(&a.value).parse::<u32>().ok());
-                }
-                cur = (depth == 2).then_some(name);
+                cur = (depth == 2).then(|| e.local_name().as_ref().to_vec());
             }
-            Ok(Event::Empty(e)) => balloon |= virtio_balloon(&e),
             Ok(Event::Text(t)) => {
                 let v = t.unescape().ok()?.trim().to_string();
                 match cur.as_deref() {
@@ -289,15 +271,21 @@ pub fn sizing(xml: &str) -> Option<crate::resize::Sizing> {
             _ => {}
         }
     }
-    let max_cpus = max_cpus?;
-    cpus = cpus.or(vcpu_current).or(Some(max_cpus));
-    let max_memory = max_memory?;
+    let (max_cpus, max_memory) = (max_cpus?, max_memory?);
+    let attr = |tag: &str, key: &str| {
+        crate::xml::attrs_of(xml, tag)
+            .into_iter()
+            .find_map(|a| a.get(key).cloned())
+    };
     Some(crate::resize::Sizing {
-        cpus: cpus?,
+        // libvirt leaves out current= when every vCPU is on.
+        cpus: attr("vcpu", "current")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(max_cpus),
         max_cpus,
         memory: memory.unwrap_or(max_memory),
         max_memory,
-        balloon,
+        balloon: attr("memballoon", "model").as_deref() == Some("virtio"),
     })
 }
 

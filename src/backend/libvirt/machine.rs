@@ -41,6 +41,11 @@ impl LibvirtDriver {
         state_dir.join("logs")
     }
 
+    /// Where a machine's serial console is logged.
+    pub fn serial_log_path(state_dir: &Path, name: &str) -> PathBuf {
+        Self::logs_dir(state_dir).join(format!("{name}.serial.log"))
+    }
+
     fn lookup(&self, name: &str) -> Result<Domain> {
         self.conn
             .lookup_domain_by_name(name)
@@ -144,13 +149,11 @@ impl Driver for LibvirtDriver {
             st => return Err(wrong_state(name, "start", st)),
         }
         // Where this run's console output will begin: `log --since start`.
-        let logs = Self::logs_dir(&self.state_dir);
-        let len = std::fs::metadata(logs.join(format!("{name}.serial.log")))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if logs.is_dir() {
+        let log = Self::serial_log_path(&self.state_dir, name);
+        let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        if Self::logs_dir(&self.state_dir).is_dir() {
             use std::io::Write;
-            if let Ok(mut f) = crate::statedir::rewrite(&start_mark(&logs, name), 0o600) {
+            if let Ok(mut f) = crate::statedir::rewrite(&start_mark(&log), 0o600) {
                 let _ = f.write_all(len.to_string().as_bytes());
             }
         }
@@ -278,11 +281,11 @@ impl Driver for LibvirtDriver {
                 }
             }
         }
-        let log = Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log"));
+        let log = Self::serial_log_path(&self.state_dir, name);
         if std::fs::remove_file(&log).is_ok() {
             removed.push(format!("serial log {}", log.display()));
         }
-        let _ = std::fs::remove_file(start_mark(&Self::logs_dir(&self.state_dir), name));
+        let _ = std::fs::remove_file(start_mark(&log));
         // A rescue's kept definition and scratch disk (listed in the rescue
         // definition's volumes too; a rescue killed before it was defined
         // left them unlisted).
@@ -308,7 +311,7 @@ impl Driver for LibvirtDriver {
         let xml = d
             .xml_desc(0)
             .map_err(|e| map_error(format!("cannot read {name:?}"), e))?;
-        let (disks, macs) = parse_devices(&xml);
+        let (disks, _) = parse_devices(&xml);
         let disks = disks
             .into_iter()
             .map(|mut disk| {
@@ -322,12 +325,10 @@ impl Driver for LibvirtDriver {
             memory_bytes: Limit::Count(info.memory * 1024),
             cpu_time_ns: info.cpu_time,
             disks,
-            macs,
             pid: None,
             has_saved_state: d.has_managed_save(0).unwrap_or(false),
             memory_used_bytes: None,
             rescued: rescue_xml::rescued(&xml),
-            ips: Vec::new(),
         })
     }
 
@@ -421,7 +422,7 @@ impl Driver for LibvirtDriver {
         };
         let req = crate::exec::ExecRequest {
             argv: spec.argv.clone(),
-            env: crate::exec::environment(&spec.env, "/root", None)?,
+            env: crate::exec::environment(&spec.env, "/root", None),
             user: None,
             cwd: spec.cwd.clone(),
             tty: false,
@@ -438,19 +439,24 @@ impl Driver for LibvirtDriver {
         use crate::size::Size;
         let d = self.ours(name)?;
         let active = self.state(name)?.is_active();
-        let xml_of = |flags: u32| -> Result<crate::resize::Sizing> {
-            let xml = d
-                .xml_desc(flags)
-                .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))?;
-            domain_xml::sizing(&xml).ok_or_else(|| {
+        let xml_of = |flags: u32| {
+            d.xml_desc(flags)
+                .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))
+        };
+        let sizing = |xml: &str| {
+            domain_xml::sizing(xml).ok_or_else(|| {
                 Error::other(format!(
                     "cannot read vCPUs and memory from the definition of {name:?}"
                 ))
             })
         };
-        let config = xml_of(sys::VIR_DOMAIN_XML_INACTIVE)?;
-        let live = if active { Some(xml_of(0)?) } else { None };
+        let config = sizing(&xml_of(sys::VIR_DOMAIN_XML_INACTIVE)?)?;
+        let live_xml = if active { Some(xml_of(0)?) } else { None };
+        let live = live_xml.as_deref().map(sizing).transpose()?;
+        let has_agent = live_xml.as_deref().is_some_and(agent::has_channel);
+        // Each disk's device, size and volume (the one a stopped machine grows).
         let mut disks = Vec::new();
+        let mut vols = std::collections::HashMap::new();
         for disk in self.details(name)?.disks {
             let vol = self
                 .conn
@@ -468,12 +474,12 @@ impl Driver for LibvirtDriver {
                 .info()
                 .map_err(|e| map_error(format!("cannot read the size of disk {}", disk.target), e))?
                 .capacity;
+            vols.insert(disk.target.clone(), vol);
             disks.push((disk.target, cap));
         }
         let p = plan(req, config, live, &disks).map_err(|e| {
             Error::new(e.kind(), format!("cannot resize {name:?}: {}", e.message()))
         })?;
-        let has_agent = active && agent::has_channel(&d.xml_desc(0).unwrap_or_default());
         let apply = |s: &Step| -> Result<String> {
             let fail = |what: &str| {
                 let what = what.to_string();
@@ -544,16 +550,8 @@ impl Driver for LibvirtDriver {
                         d.block_resize(dev, *to, sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES)
                             .map_err(fail(&format!("grow disk {dev}")))?;
                     } else {
-                        let path = self
-                            .details(name)?
-                            .disks
-                            .into_iter()
-                            .find(|x| &x.target == dev)
-                            .map(|x| x.path)
-                            .unwrap_or_default();
-                        self.conn
-                            .lookup_storage_vol_by_path(&path)
-                            .and_then(|v| v.resize(*to, 0))
+                        vols[dev]
+                            .resize(*to, 0)
                             .map_err(fail(&format!("grow disk {dev}")))?;
                     }
                     format!("disk {dev} {} -> {}", Size(*from), Size(*to))
@@ -811,7 +809,7 @@ impl Driver for LibvirtDriver {
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
-        Ok(Self::logs_dir(&self.state_dir).join(format!("{name}.serial.log")))
+        Ok(Self::serial_log_path(&self.state_dir, name))
     }
 }
 
@@ -822,10 +820,10 @@ impl LibvirtDriver {
     }
 }
 
-/// The file holding the serial log's length when creature last started
-/// the machine.
-pub fn start_mark(logs: &Path, name: &str) -> PathBuf {
-    logs.join(format!("{name}.serial.start"))
+/// The file beside a serial log holding its length when creature last
+/// started the machine (`log --since start`).
+pub fn start_mark(serial_log: &Path) -> PathBuf {
+    serial_log.with_extension("start")
 }
 
 impl LibvirtDriver {

@@ -239,21 +239,16 @@ impl Driver for LxcDriver {
         } else {
             0
         };
-        let macs = (0..8)
-            .map_while(|i| c.config_item(&format!("lxc.net.{i}.hwaddr")))
-            .collect();
         Ok(Details {
             state,
             cpus,
             memory_bytes: memory,
             cpu_time_ns: cpu_ns,
             disks: Vec::new(),
-            macs,
             pid: if active { c.init_pid() } else { None },
             has_saved_state: false,
             memory_used_bytes: used,
             rescued: None,
-            ips: if active { c.ipv4s() } else { Vec::new() },
         })
     }
 
@@ -339,7 +334,7 @@ impl Driver for LxcDriver {
         };
         let req = exec::ExecRequest {
             argv,
-            env: exec::environment(&spec.env, &home, spec.term.as_deref())?,
+            env: exec::environment(&spec.env, &home, spec.term.as_deref()),
             user,
             cwd: spec.cwd.clone(),
             tty: spec.tty,

@@ -229,30 +229,6 @@ impl Container {
         Some(String::from_utf8_lossy(&buf).trim().to_string())
     }
 
-    /// The container's IPv4 addresses (global scope), from liblxc.
-    pub fn ipv4s(&self) -> Vec<String> {
-        let fam = CString::new("inet").expect("no NUL");
-        let arr = call!(self.get_ips(std::ptr::null(), fam.as_ptr(), 0));
-        let mut out = Vec::new();
-        if arr.is_null() {
-            return out;
-        }
-        // SAFETY: a NULL-terminated array of malloc'ed strings, ours to free.
-        unsafe {
-            let mut i = 0;
-            loop {
-                let p = *arr.offset(i);
-                if p.is_null() {
-                    break;
-                }
-                out.extend(owned_string(p));
-                i += 1;
-            }
-            libc::free(arr.cast());
-        }
-        out
-    }
-
     /// A file descriptor on tty `tty` (or the first free one with -1).
     pub fn console_fd(&self, tty: i32) -> Result<std::fs::File> {
         let mut ttynum = tty;
