@@ -113,8 +113,9 @@ pub enum Command {
     Shell(ShellArgs),
     /// Show how to reach a machine's graphical display (VNC, SPICE).
     Display(DisplayArgs),
-    /// Save a snapshot of a machine's disks.
-    Snapshot(SnapshotArgs),
+    /// Snapshots of a machine's disks (and memory): create, list, revert, delete, export.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Change a machine's vCPUs, memory or disk size: live up to its maximum, and persistent.
     Resize(ResizeArgs),
     /// Boot a machine from a rescue image, keeping its disks attached.
@@ -481,14 +482,72 @@ pub enum DisplayProtocol {
     Rdp,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct SnapshotArgs {
-    #[command(flatten)]
-    pub machine: MachineArg,
+#[derive(Debug, Subcommand, Clone)]
+pub enum SnapshotCommand {
+    /// Take a snapshot of a machine's disks, live when it runs.
+    ///
+    /// Each disk creature made for the machine is frozen as it is now, and the machine
+    /// writes to a new qcow2 overlay from then on (libvirt's external snapshots). With
+    /// --memory the running machine's memory is saved too, so a revert resumes it where
+    /// it was instead of booting it.
+    Create {
+        #[command(flatten)]
+        machine: MachineArg,
+        /// Snapshot name (default: snap-YYYYMMDD-HHMMSS).
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot: Option<String>,
+        /// Save the running machine's memory with its disks.
+        #[arg(long)]
+        memory: bool,
+    },
+    /// List a machine's snapshots as a tree, with their sizes and dates.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        machine: MachineArg,
+    },
+    /// Put a machine back to a snapshot: what its disks held then (and its memory, if saved).
+    ///
+    /// What the machine wrote since its last snapshot is lost (asked first; --yes
+    /// to confirm off a terminal). A running machine is powered off, reverted and
+    /// started again; a snapshot with memory resumes where it was taken.
+    Revert {
+        #[command(flatten)]
+        machine: MachineArg,
+        #[arg(value_name = "SNAPSHOT", add = ArgValueCandidates::new(complete::snapshots))]
+        snapshot: String,
+    },
+    /// Delete a snapshot; its data is merged into what depends on it, nothing is lost.
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[command(flatten)]
+        machine: MachineArg,
+        #[arg(value_name = "SNAPSHOT", add = ArgValueCandidates::new(complete::snapshots))]
+        snapshot: String,
+    },
+    /// Make an image of the cache from a machine's disk (flattened; consistent while it runs).
+    Export {
+        #[command(flatten)]
+        machine: MachineArg,
+        /// Name of the new image.
+        #[arg(long, value_name = "NAME")]
+        image: String,
+        /// The disk to export (guest device name; default: the first).
+        #[arg(long, value_name = "DEV")]
+        disk: Option<String>,
+    },
+}
 
-    /// Snapshot name (default: a timestamp).
-    #[arg(long = "name", value_name = "NAME")]
-    pub snapshot: Option<String>,
+impl SnapshotCommand {
+    pub fn machine(&self) -> &str {
+        match self {
+            SnapshotCommand::Create { machine, .. }
+            | SnapshotCommand::List { machine }
+            | SnapshotCommand::Revert { machine, .. }
+            | SnapshotCommand::Delete { machine, .. }
+            | SnapshotCommand::Export { machine, .. } => &machine.name,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -1162,7 +1221,7 @@ mod tests {
         let long = |p: &[&str]| sub(p).get_long_about().unwrap().to_string();
         assert!(about(&["set-password"]).ends_with("[refused: Nova marks it missing everywhere]"));
         assert!(about(&["host", "maintenance"]).contains("missing everywhere"));
-        assert!(about(&["snapshot"]).ends_with("[not implemented yet]"));
+        assert!(about(&["migrate"]).ends_with("[not implemented yet]"));
         assert!(
             long(&["suspend"]).contains("Allowed today on: kvm, qemu."),
             "{}",
@@ -1179,13 +1238,13 @@ mod tests {
             text.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{verb} ")))
         };
-        for v in ["start", "exec", "list", "volume"] {
+        for v in ["start", "exec", "list", "volume", "snapshot"] {
             assert!(
                 listed(usable, v) != listed(refused, v),
                 "{v} in one group:\n{help}"
             );
         }
-        for v in ["snapshot", "set-password", "display", "migrate"] {
+        for v in ["set-password", "display", "migrate"] {
             assert!(listed(refused, v) && !listed(usable, v), "{v}:\n{help}");
         }
         assert!(listed(usable, "start") && listed(usable, "exec") && listed(usable, "help"));

@@ -105,6 +105,29 @@ pub fn machines() -> Vec<CompletionCandidate> {
     }
 }
 
+/// The machine named after `snapshot <sub>` on the line.
+fn snapshot_machine(words: &[String]) -> Option<String> {
+    let at = words.iter().position(|w| w == "snapshot")?;
+    words
+        .iter()
+        .skip(at + 2)
+        .find(|w| !w.starts_with('-'))
+        .cloned()
+}
+
+/// Snapshots of the machine on the line (`snapshot revert web <TAB>`).
+pub fn snapshots() -> Vec<CompletionCandidate> {
+    let Some(machine) = snapshot_machine(&words()) else {
+        return Vec::new();
+    };
+    let host = host();
+    from_store(move |s| {
+        s.snapshots(&host, &machine)
+            .map(|v| v.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default()
+    })
+}
+
 pub fn waits() -> Vec<CompletionCandidate> {
     ["none", "running", "lease", "tcp:"]
         .into_iter()

@@ -177,9 +177,31 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature display web",
             "How to reach its graphical display.",
         )],
-        "snapshot" => &[(
-            "creature snapshot web --name before-upgrade",
-            "A snapshot of its disks.",
+        "snapshot" | "snapshot create" => &[
+            (
+                "creature snapshot create web before-upgrade",
+                "Freeze its disks as they are now, live; it writes to new overlays.",
+            ),
+            (
+                "creature snapshot create web warm --memory",
+                "Its memory too: a revert resumes it where it was.",
+            ),
+        ],
+        "snapshot list" => &[
+            ("creature snapshot list web", "Its snapshots as a tree, with sizes and dates."),
+            ("creature snapshot list web --format json", "The same for scripts (docs/json.md)."),
+        ],
+        "snapshot revert" => &[(
+            "creature snapshot revert web before-upgrade --yes",
+            "Back to that snapshot; what it wrote since its last snapshot is lost.",
+        )],
+        "snapshot delete" => &[(
+            "creature snapshot delete web before-upgrade",
+            "Forget the snapshot; its data is merged into what depends on it.",
+        )],
+        "snapshot export" => &[(
+            "creature snapshot export web --image web-golden",
+            "A new image in the cache from its disk, for templates to use.",
         )],
         "resize" => &[
             (
@@ -358,6 +380,11 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
             "creature-autostart(1)",
         ],
         "delete" => &["creature-repair(1)", "creature-list(1)"],
+        p if p.starts_with("snapshot") => &[
+            "creature-snapshot-list(1)",
+            "creature-image-list(1)",
+            "creature-info(1)",
+        ],
         "list" | "info" => &[
             "creature-log(1)",
             "creature-exec(1)",

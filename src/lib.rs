@@ -26,6 +26,7 @@ pub mod resize;
 pub mod roff_lint;
 pub mod shutdown;
 pub mod size;
+pub mod snapshot;
 pub mod statedir;
 pub mod store;
 pub mod template;

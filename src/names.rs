@@ -15,6 +15,7 @@ pub enum What {
     Template,
     Host,
     Image,
+    Snapshot,
 }
 
 impl What {
@@ -25,6 +26,7 @@ impl What {
             What::Template => "template",
             What::Host => "host",
             What::Image => "image",
+            What::Snapshot => "snapshot",
         }
     }
 }

@@ -329,6 +329,37 @@ pub trait Driver {
     ) -> Result<Vec<String>> {
         Err(past_the_matrix(self.backend(), "limits"))
     }
+    /// Snapshots (#16, see `crate::snapshot`): the machine's disks and the
+    /// files under them.
+    fn snapshot_graph(&self, _name: &str) -> Result<crate::snapshot::Graph> {
+        Err(past_the_matrix(self.backend(), "snapshot"))
+    }
+    /// Freeze each disk (and the memory, to `memory`) under a new overlay;
+    /// (target, frozen file) of each.
+    fn snapshot_take(
+        &self,
+        _name: &str,
+        _snap: &str,
+        _memory: Option<&std::path::Path>,
+    ) -> Result<Vec<(String, String)>> {
+        Err(past_the_matrix(self.backend(), "snapshot"))
+    }
+    /// Carry out a plan of `crate::snapshot::delete_plan`.
+    fn snapshot_steps(&self, _name: &str, _steps: &[crate::snapshot::Step]) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "snapshot"))
+    }
+    /// Put the machine back on `points` (target, file): its memory restored
+    /// from `memory` (`paused` as it was), else started when `start`.
+    fn snapshot_revert(
+        &self,
+        _name: &str,
+        _points: &[(String, String)],
+        _memory: Option<&std::path::Path>,
+        _paused: bool,
+        _start: bool,
+    ) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "snapshot"))
+    }
     /// File the serial console is logged to.
     fn serial_log(&self, _name: &str) -> Result<PathBuf> {
         Err(past_the_matrix(self.backend(), "log"))

@@ -80,6 +80,34 @@ impl Driver for Traced {
     ) -> Result<(Vec<String>, Vec<String>)> {
         self.t("resize", name, |d| d.resize(name, req))
     }
+    fn snapshot_graph(&self, name: &str) -> Result<crate::snapshot::Graph> {
+        self.t("snapshot_graph", name, |d| d.snapshot_graph(name))
+    }
+    fn snapshot_take(
+        &self,
+        name: &str,
+        snap: &str,
+        memory: Option<&std::path::Path>,
+    ) -> Result<Vec<(String, String)>> {
+        self.t("snapshot_take", name, |d| {
+            d.snapshot_take(name, snap, memory)
+        })
+    }
+    fn snapshot_steps(&self, name: &str, steps: &[crate::snapshot::Step]) -> Result<()> {
+        self.t("snapshot_steps", name, |d| d.snapshot_steps(name, steps))
+    }
+    fn snapshot_revert(
+        &self,
+        name: &str,
+        points: &[(String, String)],
+        memory: Option<&std::path::Path>,
+        paused: bool,
+        start: bool,
+    ) -> Result<()> {
+        self.t("snapshot_revert", name, |d| {
+            d.snapshot_revert(name, points, memory, paused, start)
+        })
+    }
     fn rescue(&self, name: &str, boot: &crate::backend::RescueBoot) -> Result<()> {
         self.t("rescue", name, |d| d.rescue(name, boot))
     }

@@ -48,7 +48,7 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
             },
             &a.machine.name,
         ),
-        C::Snapshot(a) => (Op::Snapshot, &a.machine.name),
+        C::Snapshot(a) => (Op::Snapshot, a.machine()),
         C::Resize(a) => (Op::Resize, &a.machine.name),
         C::Rescue(a) => (Op::Rescue, &a.machine.name),
         C::Unrescue(a) => (Op::Unrescue, &a.name),
@@ -145,7 +145,13 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Limits(_)
         | Command::Resize(_)
         | Command::Rescue(_)
-        | Command::Unrescue(_) => Some(crate::statedir::lock_machine(
+        | Command::Unrescue(_)
+        | Command::Snapshot(
+            crate::cli::SnapshotCommand::Create { .. }
+            | crate::cli::SnapshotCommand::Revert { .. }
+            | crate::cli::SnapshotCommand::Delete { .. }
+            | crate::cli::SnapshotCommand::Export { .. },
+        ) => Some(crate::statedir::lock_machine(
             &ctx.global.state_dir,
             host.name(),
             &rec.name,
@@ -178,6 +184,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Resize(a) => lifecycle::resize(ctx, drv, rec, &a.request()),
         Command::Rescue(a) => crate::cmd::rescue::rescue(ctx, drv, rec, a.image.as_deref()),
         Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),
+        Command::Snapshot(s) => crate::cmd::snapshot::run(ctx, &host, drv, rec, s),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }
@@ -208,7 +215,11 @@ mod tests {
             (&["display", "m"], Op::DisplayVnc),
             (&["display", "m", "--protocol", "spice"], Op::DisplaySpice),
             (&["display", "m", "--protocol", "rdp"], Op::DisplayRdp),
-            (&["snapshot", "m"], Op::Snapshot),
+            (&["snapshot", "create", "m"], Op::Snapshot),
+            (&["snapshot", "list", "m"], Op::Snapshot),
+            (&["snapshot", "revert", "m", "s"], Op::Snapshot),
+            (&["snapshot", "delete", "m", "s"], Op::Snapshot),
+            (&["snapshot", "export", "m", "--image", "i"], Op::Snapshot),
             (&["resize", "m", "--cpus", "2"], Op::Resize),
             (&["rescue", "m"], Op::Rescue),
             (&["unrescue", "m"], Op::Unrescue),

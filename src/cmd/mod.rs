@@ -17,6 +17,7 @@ mod net;
 mod nic_view;
 mod repair;
 mod rescue;
+mod snapshot;
 mod template;
 
 use crate::cli::{Cli, Command, Global};

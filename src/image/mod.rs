@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod fetch;
+pub mod flatten;
 pub mod format;
 pub mod source;
 
@@ -52,24 +53,73 @@ pub fn import(
     let result = (|| {
         for f in files {
             let tmp = cache.copy_in(f)?;
-            let fmt = format::inspect_as(&tmp.path, &f.display().to_string(), declared)?;
-            let size = std::fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
-            let (sha256, _) = cache::digests(&tmp.path)?;
-            let fresh = !cache.blob(&sha256).exists();
-            cache.commit(tmp, &sha256)?;
-            if fresh {
-                committed.push(sha256.clone());
-            }
-            records.push(ImageFile {
-                file: file_name(f)?,
-                sha256,
-                size,
-                format: fmt.format,
-                virtual_size: fmt.virtual_size,
-            });
+            let label = f.display().to_string();
+            records.push(file_record(
+                cache,
+                tmp,
+                &file_name(f)?,
+                &label,
+                declared,
+                &mut committed,
+            )?);
         }
         store.add_image(name, "import", &records)
     })();
+    finish(store, cache, name, result, committed)
+}
+
+/// A file made in the cache's temporary area (`snapshot export`) as an
+/// image of its own, from `source` (what made it).
+pub fn adopt(
+    store: &mut Store,
+    cache: &Cache,
+    name: &str,
+    tmp: cache::TempFile,
+    file: &str,
+    source: &str,
+) -> Result<ImageRecord> {
+    names::check(What::Image, name)?;
+    let mut committed = Vec::new();
+    let result = file_record(cache, tmp, file, file, None, &mut committed)
+        .and_then(|r| store.add_image(name, source, &[r]));
+    finish(store, cache, name, result, committed)
+}
+
+/// Check a temporary file's format, and move it into place under its
+/// digest (`committed` collects what is new, for undoing).
+fn file_record(
+    cache: &Cache,
+    tmp: cache::TempFile,
+    file: &str,
+    label: &str,
+    declared: Option<&str>,
+    committed: &mut Vec<String>,
+) -> Result<ImageFile> {
+    let fmt = format::inspect_as(&tmp.path, label, declared)?;
+    let size = std::fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
+    let (sha256, _) = cache::digests(&tmp.path)?;
+    let fresh = !cache.blob(&sha256).exists();
+    cache.commit(tmp, &sha256)?;
+    if fresh {
+        committed.push(sha256.clone());
+    }
+    Ok(ImageFile {
+        file: file.to_string(),
+        sha256,
+        size,
+        format: fmt.format,
+        virtual_size: fmt.virtual_size,
+    })
+}
+
+/// The image's record once made, or its new files removed after a failure.
+fn finish(
+    store: &mut Store,
+    cache: &Cache,
+    name: &str,
+    result: Result<()>,
+    committed: Vec<String>,
+) -> Result<ImageRecord> {
     if let Err(e) = result {
         for sha in committed {
             cache.remove_blob(&sha);

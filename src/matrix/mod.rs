@@ -194,6 +194,7 @@ const QEMU_LIMITS: &str = "tests/integration/real/limits.rs::disk_io_limits_thro
 const QEMU_RESIZE: &str =
     "tests/integration/real/resize.rs::resize_a_running_guest_and_a_stopped_one";
 const QEMU_RESCUE: &str = "tests/integration/real/rescue.rs::rescue_reads_the_machines_own_disk";
+const QEMU_SNAPSHOT: &str = "tests/integration/real/snapshot.rs::snapshots_of_a_running_guest_revert_branch_merge_and_export";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -319,6 +320,11 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_RESCUE),
                 ..none_implemented()
             },
+            Snapshot => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_SNAPSHOT),
+                ..none_implemented()
+            },
             Resize => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_RESIZE),
@@ -335,8 +341,8 @@ impl Feature {
                 ..none_implemented()
             },
             AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate
-            | ServiceControl | SetPassword | Snapshot | SwapVolume | AutoConfigureDisk
-            | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
+            | ServiceControl | SetPassword | SwapVolume | AutoConfigureDisk | ConfigDrive
+            | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
             | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules | SecurityGroups
             | VlanNetworking => none_implemented(),
         }

@@ -7,9 +7,11 @@ mod images;
 mod lock;
 mod networks;
 mod schema;
+mod snapshots;
 
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
+pub use snapshots::SnapshotRecord;
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

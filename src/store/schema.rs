@@ -115,4 +115,23 @@ pub const MIGRATIONS: &[&str] = &[
         since TEXT NOT NULL
     );
     "#,
+    // 6: snapshots of a machine's disks: each disk's frozen file (its
+    // point); the tree between them is read from the files' backing.
+    r#"
+    CREATE TABLE snapshots (
+        id          INTEGER PRIMARY KEY,
+        machine_id  INTEGER NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        memory      TEXT,
+        UNIQUE (machine_id, name)
+    );
+    CREATE TABLE snapshot_disks (
+        snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        file        TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, target)
+    );
+    "#,
 ];

@@ -33,7 +33,18 @@ fn lxc_missing_cells_are_refused() {
     let cases: &[(&[&str], &str)] = &[
         (&["suspend", "box"], "Suspend instance"),
         (&["restore", "box"], "Restore instance"),
-        (&["snapshot", "box"], "Save snapshot of instance disk"),
+        (
+            &["snapshot", "create", "box"],
+            "Save snapshot of instance disk",
+        ),
+        (
+            &["snapshot", "list", "box"],
+            "Save snapshot of instance disk",
+        ),
+        (
+            &["snapshot", "export", "box", "--image", "i"],
+            "Save snapshot of instance disk",
+        ),
         (&["resize", "box", "--cpus", "2"], "Resize instance"),
         (&["rescue", "box"], "Rescue instance"),
         (&["unrescue", "box"], "Rescue instance"),

@@ -54,7 +54,7 @@ impl LibvirtDriver {
 
     /// The domain, only if creature made it with this state directory:
     /// anything else is never changed.
-    fn ours(&self, name: &str) -> Result<Domain> {
+    pub(crate) fn ours(&self, name: &str) -> Result<Domain> {
         let d = self.lookup(name)?;
         match owner_of(&d, &self.state_dir) {
             (Owner::Ours, _) => Ok(d),
@@ -97,7 +97,7 @@ pub fn power_state(state: i32, has_saved: bool) -> PowerState {
     }
 }
 
-fn dom_state(d: &Domain) -> Result<PowerState> {
+pub(crate) fn dom_state(d: &Domain) -> Result<PowerState> {
     let (st, _) = d
         .state()
         .map_err(|e| map_error("cannot read the domain's state", e))?;
@@ -291,6 +291,14 @@ impl Driver for LibvirtDriver {
         // left them unlisted).
         if std::fs::remove_file(self.rescue_file(name)).is_ok() {
             removed.push("the definition kept for unrescue".into());
+        }
+        // Snapshots' memory images (their disk files went with the volumes).
+        if std::fs::remove_dir_all(self.memory_dir(name)).is_ok() {
+            removed.push("snapshot memory images".into());
+        }
+        // Snapshots' memory images (their disk files went with the volumes).
+        if std::fs::remove_dir_all(self.memory_dir(name)).is_ok() {
+            removed.push("snapshot memory images".into());
         }
         if let Ok(pool) = self
             .conn
@@ -807,6 +815,31 @@ impl Driver for LibvirtDriver {
         Ok(chosen)
     }
 
+    fn snapshot_graph(&self, name: &str) -> Result<crate::snapshot::Graph> {
+        self.snapshot_graph_of(name)
+    }
+    fn snapshot_take(
+        &self,
+        name: &str,
+        snap: &str,
+        memory: Option<&Path>,
+    ) -> Result<Vec<(String, String)>> {
+        self.snapshot_take_of(name, snap, memory)
+    }
+    fn snapshot_steps(&self, name: &str, steps: &[crate::snapshot::Step]) -> Result<()> {
+        self.snapshot_steps_of(name, steps)
+    }
+    fn snapshot_revert(
+        &self,
+        name: &str,
+        points: &[(String, String)],
+        memory: Option<&Path>,
+        paused: bool,
+        start: bool,
+    ) -> Result<()> {
+        self.snapshot_revert_of(name, points, memory, paused, start)
+    }
+
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
         Ok(Self::serial_log_path(&self.state_dir, name))
@@ -814,6 +847,11 @@ impl Driver for LibvirtDriver {
 }
 
 impl LibvirtDriver {
+    /// Where `snapshot create --memory` puts a machine's memory images.
+    pub fn memory_dir(&self, name: &str) -> PathBuf {
+        crate::snapshot::memory_dir(&self.state_dir, name)
+    }
+
     /// Where a rescued machine's own definition is kept.
     fn rescue_file(&self, name: &str) -> PathBuf {
         self.state_dir.join("rescue").join(format!("{name}.xml"))

@@ -10,6 +10,8 @@ pub mod network;
 pub mod network_xml;
 pub mod rescue_xml;
 pub mod reserve;
+mod snapshot;
+pub mod snapshot_xml;
 pub mod stats;
 pub mod storage;
 

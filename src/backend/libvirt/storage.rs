@@ -148,14 +148,24 @@ pub fn rescue_volume(name: &str) -> String {
 }
 
 /// Whether `volume` is one of machine `name`'s disks by creature's naming
-/// (`<name>-disk<N>.qcow2`, or its rescue scratch disk). Pure.
+/// (`<name>-disk<N>.qcow2`, a snapshot's `<name>-disk<N>-<K>.qcow2`, or its
+/// rescue scratch disk). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
     volume == rescue_volume(name)
         || volume
             .strip_prefix(name)
             .and_then(|r| r.strip_prefix("-disk"))
             .and_then(|r| r.strip_suffix(".qcow2"))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(disk_number)
+}
+
+/// `N` or `N-K`, digits.
+fn disk_number(n: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match n.split_once('-') {
+        Some((a, b)) => digits(a) && digits(b),
+        None => digits(n),
+    }
 }
 
 /// The machine whose disk `volume` is, by creature's naming. Pure.
@@ -165,7 +175,7 @@ pub fn machine_of_volume(volume: &str) -> Option<&str> {
         return Some(name);
     }
     let (name, n) = stem.rsplit_once("-disk")?;
-    (!name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
+    (!name.is_empty() && disk_number(n)).then_some(name)
 }
 
 /// Every volume of the pool (after a refresh).
@@ -191,6 +201,10 @@ mod naming_tests {
         assert_eq!(machine_of_volume("notes.txt"), None);
         assert_eq!(machine_of_volume("-disk0.qcow2"), None);
         assert!(is_volume_of("web-rescue.qcow2", "web"));
+        assert!(is_volume_of("web-disk0-12.qcow2", "web"));
+        assert!(!is_volume_of("web-disk0-.qcow2", "web"));
+        assert!(!is_volume_of("web-disk0-1-2.qcow2", "web"));
+        assert_eq!(machine_of_volume("web-2-disk0-4.qcow2"), Some("web-2"));
         assert_eq!(machine_of_volume("web-rescue.qcow2"), Some("web"));
     }
 }

@@ -112,12 +112,14 @@ fn json_output_is_what_docs_json_md_says() {
     .ok();
     lab.run(&["autostart", "enable", "js-vm", "--priority", "3"])
         .ok();
+    lab.run(&["snapshot", "create", "js-vm", "js-s1"]).ok();
     let doc = documented();
     let cases: &[(&str, &[&str])] = &[
         ("list", &["list"]),
         ("info MACHINE", &["info", "js-vm"]),
         ("info MACHINE", &["info", "js-ct"]),
         ("limits MACHINE", &["limits", "js-vm"]),
+        ("snapshot list MACHINE", &["snapshot", "list", "js-vm"]),
         ("net list", &["net", "list"]),
         ("net info NETWORK", &["net", "info", "js"]),
         ("net leases NETWORK", &["net", "leases", "js"]),

@@ -416,6 +416,13 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     .ok()
     .stdout_has("vCPUs 1 -> 2 (persistent)")
     .stdout_has("disk vda 16MiB -> 24MiB");
+    // Snapshots (#16) of a stopped kvm machine: made and merged offline.
+    lab.run(&["snapshot", "create", m, "k0"]).ok();
+    lab.run(&["snapshot", "create", m, "k0m", "--memory"])
+        .code(5)
+        .stderr_has("--memory needs a running machine");
+    lab.run(&["snapshot", "delete", m, "k0"]).ok();
+    lab.run(&["snapshot", "create", m, "k1"]).ok();
     lab.run(&["start", m]).ok();
     assert_eq!(lab.state(m), "running");
     let info = lab.run(&["info", m, "--format", "json"]).ok().json();
@@ -488,6 +495,28 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     lab.run(&["unrescue", m]).ok();
     let info = lab.run(&["info", m, "--format", "json"]).ok().json();
     assert!(info["rescued"].is_null());
+    // Snapshots of the running kvm domain: live overlay, revert, live merges.
+    lab.run(&["snapshot", "create", m, "k2"]).ok();
+    let rows = lab
+        .run(&["snapshot", "list", m, "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(rows[1]["parent"], "k1", "{rows}");
+    assert_eq!(rows[1]["state"], "running", "{rows}");
+    lab.run(&["snapshot", "revert", m, "k1", "--yes"])
+        .ok()
+        .stdout_has("started again");
+    assert_eq!(lab.state(m), "running");
+    lab.run(&["snapshot", "delete", m, "k2"]).ok();
+    lab.run(&["snapshot", "delete", m, "k1"]).ok();
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert!(
+        info["disks"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("-disk0-1.qcow2"),
+        "{info}"
+    );
     lab.run(&["delete", m, "--force", "--yes"]).ok();
     assert!(!virsh(&["dominfo", m]).status.success());
 }

@@ -19,6 +19,7 @@ mod repair;
 mod rescue;
 mod resize;
 mod shell;
+mod snapshot;
 mod storage;
 pub mod vm;
 

@@ -1,0 +1,517 @@
+//! Snapshots (#16) of libvirt machines: external qcow2 overlays made with
+//! libvirt's snapshot API (no libvirt metadata: creature keeps the records
+//! and reverts and merges itself, which libvirt 9.0 cannot do for external
+//! snapshots), live block commits, and qemu-img for files no QEMU holds.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use virt::domain::Domain;
+use virt::storage_pool::StoragePool;
+use virt::sys;
+
+use crate::backend::libvirt::machine::{dom_state, parse_devices, LibvirtDriver};
+use crate::backend::libvirt::{map_error, rescue_xml, snapshot_xml, storage};
+use crate::backend::PowerState;
+use crate::error::{Error, Kind, Result};
+use crate::snapshot::{Backing, Graph, Step};
+
+/// How long a block job may run before creature gives up on it (and
+/// cancels it: the chain stays as it was).
+const BLOCK_JOB_LIMIT: Duration = Duration::from_secs(3600);
+
+impl LibvirtDriver {
+    fn pool(&self) -> Result<StoragePool> {
+        let pool = self
+            .conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+            .map_err(|e| map_error("cannot find creature's storage pool", e))?;
+        let _ = pool.refresh(0);
+        Ok(pool)
+    }
+
+    /// The machine's definition: live while it runs, else persistent.
+    fn current_xml(&self, d: &Domain, name: &str) -> Result<String> {
+        d.xml_desc(0)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))
+    }
+
+    fn persistent_xml(&self, d: &Domain, name: &str) -> Result<String> {
+        d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))
+    }
+
+    /// The domain, refused while it is rescued or suspended (its disks are
+    /// not its own then, or belong to a saved memory image).
+    fn snapshottable(&self, name: &str) -> Result<(Domain, PowerState)> {
+        let d = self.ours(name)?;
+        let st = dom_state(&d)?;
+        if let Some(img) = rescue_xml::rescued(&self.persistent_xml(&d, name)?) {
+            return Err(Error::conflict(format!(
+                "machine {name:?} is rescued (from image {img}); `creature unrescue {name}` first"
+            )));
+        }
+        if st == PowerState::Saved {
+            return Err(Error::conflict(format!(
+                "machine {name:?} is suspended: its disks belong to its saved memory; \
+                 `creature restore {name}` or `creature destroy {name}` first"
+            )));
+        }
+        Ok((d, st))
+    }
+
+    /// (target, active file) of each disk creature made for the machine,
+    /// and every disk's target.
+    fn disks_of(&self, xml: &str, name: &str) -> (Vec<(String, String)>, Vec<String>) {
+        let (disks, _) = parse_devices(xml);
+        let all = disks.iter().map(|d| d.target.clone()).collect();
+        let ours = disks
+            .into_iter()
+            .filter(|d| d.format == "qcow2")
+            .filter(|d| {
+                Path::new(&d.path)
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| {
+                        storage::is_volume_of(f, name) && f != storage::rescue_volume(name)
+                    })
+            })
+            .map(|d| (d.target, d.path))
+            .collect();
+        (ours, all)
+    }
+
+    pub fn snapshot_graph_of(&self, name: &str) -> Result<Graph> {
+        let (d, st) = self.snapshottable(name)?;
+        let xml = self.current_xml(&d, name)?;
+        let (disks, _) = self.disks_of(&xml, name);
+        let pool = self.pool()?;
+        let mut backing = BTreeMap::new();
+        let mut sizes = BTreeMap::new();
+        for v in storage::volumes(&pool)? {
+            if !storage::is_volume_of(&v, name) || v == storage::rescue_volume(name) {
+                continue;
+            }
+            let Ok(vol) = pool.lookup_storage_vol_by_name(&v) else {
+                continue;
+            };
+            let path = vol
+                .path()
+                .map_err(|e| map_error(format!("cannot read volume {v}"), e))?;
+            let vx = vol
+                .xml_desc(0)
+                .map_err(|e| map_error(format!("cannot read volume {v}"), e))?;
+            backing.insert(path.clone(), backing_in(&vx));
+            if let Ok(info) = vol.info() {
+                sizes.insert(path, info.allocation);
+            }
+        }
+        Ok(Graph {
+            disks,
+            backing,
+            sizes,
+            running: st.is_active(),
+        })
+    }
+
+    /// Freeze each disk under a new overlay; (target, frozen file) each.
+    pub fn snapshot_take_of(
+        &self,
+        name: &str,
+        snap: &str,
+        memory: Option<&Path>,
+    ) -> Result<Vec<(String, String)>> {
+        let (d, st) = self.snapshottable(name)?;
+        if memory.is_some() && !st.is_active() {
+            return Err(Error::conflict(format!(
+                "machine {name:?} is {}: --memory needs a running machine",
+                st.as_str()
+            )));
+        }
+        let xml = self.current_xml(&d, name)?;
+        let (disks, all) = self.disks_of(&xml, name);
+        if disks.is_empty() {
+            return Err(Error::conflict(format!(
+                "machine {name:?} has no disk creature made: nothing to snapshot"
+            )));
+        }
+        let pool = self.pool()?;
+        let existing = storage::volumes(&pool)?;
+        let mut overlays = Vec::new();
+        let mut made = existing.clone();
+        for (target, active) in &disks {
+            let active_name = Path::new(active)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            let file = crate::snapshot::next_file(active_name, name, &made).ok_or_else(|| {
+                Error::other(format!(
+                    "cannot name a new file for {name:?}'s disk {active}"
+                ))
+            })?;
+            let dir = Path::new(active).parent().unwrap_or(Path::new("/"));
+            let path = dir.join(&file);
+            // libvirt refuses to reuse a file; say which one is in the way.
+            if path.exists() {
+                return Err(Error::conflict(format!(
+                    "cannot snapshot {name:?}: {} exists already (not made by this snapshot; \
+                     `creature repair` lists leftovers)",
+                    path.display()
+                )));
+            }
+            made.push(file);
+            overlays.push((target.clone(), path.display().to_string()));
+        }
+        let sx = snapshot_xml::snapshot(
+            snap,
+            &overlays,
+            &all,
+            memory.map(|m| m.to_str().unwrap_or_default()),
+        );
+        crate::trace::text(&format!("snapshot XML of {name}"), &sx);
+        let mut flags =
+            sys::VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA | sys::VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
+        if memory.is_none() {
+            flags |= sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY;
+        }
+        crate::undo::fail_point("snapshot-before")?;
+        d.create_snapshot_xml(&sx, flags).map_err(|e| {
+            // ATOMIC: libvirt removed what it made; a memory file it began is ours to remove.
+            if let Some(m) = memory {
+                let _ = std::fs::remove_file(m);
+            }
+            map_error(format!("cannot snapshot {name:?}"), e)
+        })?;
+        let _ = pool.refresh(0);
+        Ok(disks)
+    }
+
+    pub fn snapshot_steps_of(&self, name: &str, steps: &[Step]) -> Result<()> {
+        let d = self.ours(name)?;
+        let pool = self.pool()?;
+        for step in steps {
+            crate::trace::call(
+                || format!("snapshot step {step:?}"),
+                || self.step(&d, &pool, name, step),
+            )?;
+        }
+        let _ = pool.refresh(0);
+        Ok(())
+    }
+
+    fn step(&self, d: &Domain, pool: &StoragePool, name: &str, step: &Step) -> Result<()> {
+        {
+            match step {
+                Step::Rebase { file, onto, copy } => rebase(file, onto, *copy)?,
+                Step::CommitActive { disk, base } => {
+                    block_commit(d, disk, base, None)?;
+                    self.persist_live_sources(d, name)?;
+                }
+                Step::Commit { disk, top, base } => {
+                    block_commit(d, disk, base, Some(top))?;
+                }
+                Step::Remove { file } => {
+                    let _ = pool.refresh(0);
+                    if let Ok(v) = self.conn.lookup_storage_vol_by_path(file) {
+                        v.delete(0)
+                            .map_err(|e| map_error(format!("cannot delete {file}"), e))?;
+                    }
+                }
+                Step::Repoint { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// After a pivot: the persistent definition reads what the live one does.
+    fn persist_live_sources(&self, d: &Domain, name: &str) -> Result<()> {
+        let live = self.current_xml(d, name)?;
+        let (disks, _) = self.disks_of(&live, name);
+        let persistent = self.persistent_xml(d, name)?;
+        let (old, _) = self.disks_of(&persistent, name);
+        let moves: Vec<(String, String)> = disks
+            .into_iter()
+            .filter(|(t, f)| old.iter().any(|(ot, of)| ot == t && of != f))
+            .collect();
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let x = snapshot_xml::move_disks(&persistent, &moves)?;
+        self.conn
+            .define_domain_xml(&x)
+            .map(|_| ())
+            .map_err(|e| map_error(format!("cannot update the definition of {name:?}"), e))
+    }
+
+    /// Fresh overlays on `points`, the machine's disks moved onto them, its
+    /// old active files removed; then its memory restored, or it started
+    /// when `start`.
+    pub fn snapshot_revert_of(
+        &self,
+        name: &str,
+        points: &[(String, String)],
+        memory: Option<&Path>,
+        paused: bool,
+        start: bool,
+    ) -> Result<()> {
+        let (d, st) = self.snapshottable(name)?;
+        let persistent = self.persistent_xml(&d, name)?;
+        let (disks, _) = self.disks_of(&persistent, name);
+        let pool = self.pool()?;
+        let mut made: Vec<String> = storage::volumes(&pool)?;
+        let mut moves = Vec::new();
+        let mut created = Vec::new();
+        let undo = |created: &[virt::storage_vol::StorageVol]| {
+            for v in created {
+                let _ = v.delete(0);
+            }
+        };
+        for (target, point) in points {
+            let Some((_, active)) = disks.iter().find(|(t, _)| t == target) else {
+                continue;
+            };
+            let active_name = Path::new(active)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            let file = crate::snapshot::next_file(active_name, name, &made)
+                .ok_or_else(|| Error::other(format!("cannot name a new file for {active}")))?;
+            made.push(file.clone());
+            let capacity = self
+                .conn
+                .lookup_storage_vol_by_path(point)
+                .and_then(|v| v.info())
+                .map_err(|e| {
+                    undo(&created);
+                    map_error(format!("cannot read the snapshot's file {point}"), e)
+                })?
+                .capacity;
+            let vol = storage::create_volume(
+                &pool,
+                &storage::overlay_xml(&file, capacity, Path::new(point), "qcow2"),
+                &file,
+            )
+            .inspect_err(|_| undo(&created))?;
+            let path = vol.path().map_err(|e| {
+                undo(&created);
+                map_error(format!("cannot read volume {file}"), e)
+            })?;
+            created.push(vol);
+            moves.push((target.clone(), path, active.clone()));
+        }
+        let to: Vec<(String, String)> = moves
+            .iter()
+            .map(|(t, p, _)| (t.clone(), p.clone()))
+            .collect();
+        let x = snapshot_xml::move_disks(&persistent, &to).inspect_err(|_| undo(&created))?;
+        if st.is_active() {
+            d.destroy().map_err(|e| {
+                undo(&created);
+                map_error(format!("cannot power off {name:?}"), e)
+            })?;
+        }
+        crate::undo::fail_point("revert-before-define").inspect_err(|_| undo(&created))?;
+        self.conn.define_domain_xml(&x).map_err(|e| {
+            undo(&created);
+            map_error(format!("cannot update the definition of {name:?}"), e)
+        })?;
+        // From here the machine reads the snapshot: its old files go.
+        for (_, _, old) in &moves {
+            if let Ok(v) = self.conn.lookup_storage_vol_by_path(old) {
+                v.delete(0)
+                    .map_err(|e| map_error(format!("cannot delete {old}"), e))?;
+            }
+        }
+        if let Some(mem) = memory {
+            let m = mem.to_str().unwrap_or_default();
+            let saved = self
+                .conn
+                .save_image_xml_desc(m, sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
+                .map_err(|e| map_error(format!("cannot read the memory image {m}"), e))?;
+            let dxml = snapshot_xml::move_disks(&saved, &to)?;
+            let flags = if paused {
+                sys::VIR_DOMAIN_SAVE_PAUSED
+            } else {
+                sys::VIR_DOMAIN_SAVE_RUNNING
+            };
+            self.conn
+                .restore_domain_flags(m, Some(&dxml), flags)
+                .map_err(|e| map_error(format!("cannot restore {name:?}'s memory from {m}"), e))?;
+        } else if start {
+            d.create()
+                .map_err(|e| map_error(format!("cannot start {name:?}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `<backingStore>`'s path and format in a volume's XML.
+fn backing_in(vol_xml: &str) -> Backing {
+    let mut r = quick_xml::Reader::from_str(vol_xml);
+    let (mut inside, mut field, mut path, mut format) = (false, None::<&str>, None, None);
+    loop {
+        use quick_xml::events::Event;
+        match r.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == b"backingStore" => inside = true,
+            Ok(Event::End(e)) if e.local_name().as_ref() == b"backingStore" => inside = false,
+            Ok(Event::Start(e)) if inside && e.local_name().as_ref() == b"path" => {
+                field = Some("path")
+            }
+            Ok(Event::Empty(e)) | Ok(Event::Start(e))
+                if inside && e.local_name().as_ref() == b"format" =>
+            {
+                format = e
+                    .try_get_attribute("type")
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
+            }
+            Ok(Event::Text(t)) if field == Some("path") => {
+                path = t.unescape().ok().map(|v| v.into_owned());
+                field = None;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    path.map(|p| (p, format.unwrap_or_else(|| "raw".into())))
+}
+
+/// `qemu-img rebase` of a file no QEMU has open.
+fn rebase(file: &str, onto: &Backing, copy: bool) -> Result<()> {
+    let mut args: Vec<&str> = vec!["rebase", "-q", "-f", "qcow2"];
+    if !copy {
+        args.push("-u");
+    }
+    match onto {
+        Some((b, fmt)) => args.extend(["-b", b, "-F", fmt]),
+        None => args.extend(["-b", ""]),
+    }
+    args.extend(["--", file]);
+    let out = crate::trace::call(
+        || format!("qemu-img {}", args.join(" ")),
+        || std::process::Command::new("qemu-img").args(&args).output(),
+    )
+    .map_err(|e| Error::unavailable("cannot run qemu-img").caused_by(e))?;
+    if !out.status.success() {
+        return Err(Error::other(format!(
+            "cannot merge a snapshot into {file}: qemu-img rebase: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+fn c(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(format!("{s:?} contains a NUL byte")))
+}
+
+/// Whether a block job runs on `disk`; Err when libvirt cannot say.
+fn job_of(d: &Domain, disk: &CString) -> Result<Option<sys::virDomainBlockJobInfo>> {
+    // SAFETY: d is a live domain handle, disk a valid C string, info a
+    // plain struct libvirt fills.
+    let mut info: sys::virDomainBlockJobInfo = unsafe { std::mem::zeroed() };
+    let r = unsafe { sys::virDomainGetBlockJobInfo(d.as_ptr(), disk.as_ptr(), &mut info, 0) };
+    match r {
+        0 => Ok(None),
+        r if r > 0 => Ok(Some(info)),
+        _ => Err(map_error(
+            "cannot read the block job",
+            virt::error::Error::last_error(),
+        )),
+    }
+}
+
+fn abort_job(
+    d: &Domain,
+    disk: &CString,
+    flags: u32,
+) -> std::result::Result<(), virt::error::Error> {
+    // SAFETY: as in job_of.
+    let r = unsafe { sys::virDomainBlockJobAbort(d.as_ptr(), disk.as_ptr(), flags) };
+    if r < 0 {
+        Err(virt::error::Error::last_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Commit `top` (None: the active file, then pivot onto `base`) into
+/// `base` on the running machine, and wait for it. Interrupted or out of
+/// time, the job is cancelled and the chain left as it was.
+fn block_commit(d: &Domain, disk: &str, base: &str, top: Option<&str>) -> Result<()> {
+    let (cdisk, cbase) = (c(disk)?, c(base)?);
+    let ctop = top.map(c).transpose()?;
+    let flags = if top.is_none() {
+        sys::VIR_DOMAIN_BLOCK_COMMIT_ACTIVE
+    } else {
+        0
+    };
+    // SAFETY: valid handle and C strings; a null top means the active file.
+    let r = unsafe {
+        sys::virDomainBlockCommit(
+            d.as_ptr(),
+            cdisk.as_ptr(),
+            cbase.as_ptr(),
+            ctop.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+            0,
+            flags,
+        )
+    };
+    if r < 0 {
+        return Err(map_error(
+            format!(
+                "cannot merge {} into {base}",
+                top.unwrap_or("the active file")
+            ),
+            virt::error::Error::last_error(),
+        ));
+    }
+    let started = Instant::now();
+    let mut pivot_asked = false;
+    loop {
+        if crate::interrupt::requested() || started.elapsed() > BLOCK_JOB_LIMIT {
+            let _ = abort_job(d, &cdisk, 0);
+            return Err(Error::new(
+                Kind::Interrupted,
+                format!("merge into {base} cancelled: the machine's disks are as they were"),
+            ));
+        }
+        match job_of(d, &cdisk)? {
+            None if top.is_some() || pivot_asked => return Ok(()),
+            None => {
+                return Err(Error::other(format!(
+                    "the merge into {base} ended before it could be switched to"
+                )))
+            }
+            Some(info) if top.is_none() && !pivot_asked && info.end > 0 && info.cur == info.end => {
+                // Ready: switch the machine onto the base. Not ready after
+                // all is libvirt's "not ready" error: poll again.
+                if abort_job(d, &cdisk, sys::VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT).is_ok() {
+                    pivot_asked = true;
+                }
+            }
+            Some(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_volume_names_its_backing_and_format() {
+        let x = "<volume><name>a</name><target><path>/p/a</path><format type='qcow2'/></target>\
+                 <backingStore><path>/c/img</path><format type='raw'/></backingStore></volume>";
+        assert_eq!(
+            super::backing_in(x),
+            Some(("/c/img".to_string(), "raw".to_string()))
+        );
+        assert_eq!(
+            super::backing_in("<volume><target><path>/p/a</path></target></volume>"),
+            None
+        );
+    }
+}
