@@ -127,11 +127,28 @@ fn write_error(path: &Path, e: std::io::Error) -> Error {
     )
 }
 
-/// sha256 and sha512 of a file, in one read.
+/// sha256 and sha512 of a file, in one read (a download is checked
+/// against whichever its source names).
 pub fn digests(path: &Path) -> Result<(String, String)> {
+    let (mut a, mut b) = (Sha256::new(), Sha512::new());
+    read_through(path, |chunk| {
+        a.update(chunk);
+        b.update(chunk);
+    })?;
+    Ok((hex(&a.finalize()), hex(&b.finalize())))
+}
+
+/// sha256 alone, the cache's address: sha512 costs three times as much
+/// where the CPU hashes sha256 in hardware.
+pub fn sha256(path: &Path) -> Result<String> {
+    let mut a = Sha256::new();
+    read_through(path, |chunk| a.update(chunk))?;
+    Ok(hex(&a.finalize()))
+}
+
+fn read_through(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
     let mut f =
         fs::File::open(path).context(Kind::Other, || format!("cannot open {}", path.display()))?;
-    let (mut a, mut b) = (Sha256::new(), Sha512::new());
     let mut buf = vec![0u8; 1 << 20];
     loop {
         if interrupt::requested() {
@@ -141,12 +158,10 @@ pub fn digests(path: &Path) -> Result<(String, String)> {
             .read(&mut buf)
             .context(Kind::Other, || format!("cannot read {}", path.display()))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        a.update(&buf[..n]);
-        b.update(&buf[..n]);
+        each(&buf[..n]);
     }
-    Ok((hex(&a.finalize()), hex(&b.finalize())))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

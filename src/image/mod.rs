@@ -97,7 +97,7 @@ fn file_record(
 ) -> Result<ImageFile> {
     let fmt = format::inspect_as(&tmp.path, label, declared)?;
     let size = std::fs::metadata(&tmp.path).map(|m| m.len()).unwrap_or(0);
-    let (sha256, _) = cache::digests(&tmp.path)?;
+    let sha256 = cache::sha256(&tmp.path)?;
     let fresh = !cache.blob(&sha256).exists();
     cache.commit(tmp, &sha256)?;
     if fresh {

@@ -110,3 +110,43 @@ fn the_state_dir_and_host_on_the_line_are_respected() {
     );
     assert!(!got.iter().any(|c| c == "from-env"), "{got:?}");
 }
+
+/// `snapshot revert|delete MACHINE <TAB>` offers that machine's snapshots
+/// only, from the records.
+#[test]
+fn snapshot_names_are_the_machines_own() {
+    use creature::store::{SnapshotRecord, Store};
+    let d = state_dir();
+    seed(d.path(), &[("web", Backend::Qemu), ("db", Backend::Qemu)]);
+    let mut s = Store::open(d.path()).unwrap();
+    for (m, snap) in [
+        ("web", "before-upgrade"),
+        ("web", "nightly"),
+        ("db", "db-snap"),
+    ] {
+        s.add_snapshot(
+            "local",
+            m,
+            &SnapshotRecord {
+                name: snap.into(),
+                created_at: "2026-12-03T00:00:00Z".into(),
+                state: "running".into(),
+                memory: None,
+                disks: vec![("vda".into(), format!("/d/{m}-disk0.qcow2"))],
+            },
+        )
+        .unwrap();
+    }
+    drop(s);
+    for verb in ["revert", "delete"] {
+        let got = candidates(d.path(), &["creature", "snapshot", verb, "web", ""]);
+        let names: Vec<&String> = got.iter().filter(|c| !c.starts_with('-')).collect();
+        assert_eq!(names, ["before-upgrade", "nightly"], "{verb}: {got:?}");
+    }
+    // Before a machine is named there is nothing to offer but machines.
+    let got = candidates(d.path(), &["creature", "snapshot", "revert", ""]);
+    assert!(
+        got.iter().any(|c| c == "web") && !got.iter().any(|c| c == "nightly"),
+        "{got:?}"
+    );
+}

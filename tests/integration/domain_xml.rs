@@ -25,11 +25,17 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         );
         return;
     }
-    for b in ["kvm", "qemu", "xen"] {
-        let f = dir.join(format!("{b}.xml"));
+    for (file, schema) in [
+        ("kvm.xml", "domain"),
+        ("qemu.xml", "domain"),
+        ("xen.xml", "domain"),
+        ("snapshot.xml", "domainsnapshot"),
+        ("snapshot-memory.xml", "domainsnapshot"),
+    ] {
+        let f = dir.join(file);
         let out = Command::new("virt-xml-validate")
             .arg(&f)
-            .arg("domain")
+            .arg(schema)
             .output()
             .unwrap();
         assert!(

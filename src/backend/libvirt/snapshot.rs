@@ -45,10 +45,12 @@ impl LibvirtDriver {
 
     /// The domain, refused while it is rescued or suspended (its disks are
     /// not its own then, or belong to a saved memory image).
-    fn snapshottable(&self, name: &str) -> Result<(Domain, PowerState)> {
+    /// Its definition (live while it runs) comes with it.
+    fn snapshottable(&self, name: &str) -> Result<(Domain, PowerState, String)> {
         let d = self.ours(name)?;
         let st = dom_state(&d)?;
-        if let Some(img) = rescue_xml::rescued(&self.persistent_xml(&d, name)?) {
+        let xml = self.current_xml(&d, name)?;
+        if let Some(img) = rescue_xml::rescued(&xml) {
             return Err(Error::conflict(format!(
                 "machine {name:?} is rescued (from image {img}); `creature unrescue {name}` first"
             )));
@@ -59,7 +61,7 @@ impl LibvirtDriver {
                  `creature restore {name}` or `creature destroy {name}` first"
             )));
         }
-        Ok((d, st))
+        Ok((d, st, xml))
     }
 
     /// (target, active file) of each disk creature made for the machine,
@@ -84,8 +86,7 @@ impl LibvirtDriver {
     }
 
     pub fn snapshot_graph_of(&self, name: &str) -> Result<Graph> {
-        let (d, st) = self.snapshottable(name)?;
-        let xml = self.current_xml(&d, name)?;
+        let (_, st, xml) = self.snapshottable(name)?;
         let (disks, _) = self.disks_of(&xml, name);
         let pool = self.pool()?;
         let mut backing = BTreeMap::new();
@@ -123,24 +124,32 @@ impl LibvirtDriver {
         snap: &str,
         memory: Option<&Path>,
     ) -> Result<Vec<(String, String)>> {
-        let (d, st) = self.snapshottable(name)?;
+        let (d, st, xml) = self.snapshottable(name)?;
         if memory.is_some() && !st.is_active() {
             return Err(Error::conflict(format!(
                 "machine {name:?} is {}: --memory needs a running machine",
                 st.as_str()
             )));
         }
-        let xml = self.current_xml(&d, name)?;
         let (disks, all) = self.disks_of(&xml, name);
         if disks.is_empty() {
             return Err(Error::conflict(format!(
                 "machine {name:?} has no disk creature made: nothing to snapshot"
             )));
         }
-        let pool = self.pool()?;
-        let existing = storage::volumes(&pool)?;
+        // The names taken, read from the disks' directory itself: files
+        // libvirt made since the pool's last refresh count too.
+        let mut made: Vec<String> = Vec::new();
+        for (_, active) in &disks {
+            let dir = Path::new(active).parent().unwrap_or(Path::new("/"));
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                made.extend(
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok()),
+                );
+            }
+        }
         let mut overlays = Vec::new();
-        let mut made = existing.clone();
         for (target, active) in &disks {
             let active_name = Path::new(active)
                 .file_name()
@@ -184,7 +193,6 @@ impl LibvirtDriver {
             }
             map_error(format!("cannot snapshot {name:?}"), e)
         })?;
-        let _ = pool.refresh(0);
         Ok(disks)
     }
 
@@ -256,7 +264,7 @@ impl LibvirtDriver {
         paused: bool,
         start: bool,
     ) -> Result<()> {
-        let (d, st) = self.snapshottable(name)?;
+        let (d, st, _) = self.snapshottable(name)?;
         let persistent = self.persistent_xml(&d, name)?;
         let (disks, _) = self.disks_of(&persistent, name);
         let pool = self.pool()?;
@@ -312,10 +320,21 @@ impl LibvirtDriver {
                 map_error(format!("cannot power off {name:?}"), e)
             })?;
         }
-        crate::undo::fail_point("revert-before-define").inspect_err(|_| undo(&created))?;
-        self.conn.define_domain_xml(&x).map_err(|e| {
+        // Until the definition moves, a failure puts everything back: the
+        // new files go and a machine that ran runs again on its own disks.
+        let back = |e: Error| {
             undo(&created);
-            map_error(format!("cannot update the definition of {name:?}"), e)
+            if st.is_active() {
+                let _ = d.create();
+            }
+            e
+        };
+        crate::undo::fail_point("revert-before-define").map_err(back)?;
+        self.conn.define_domain_xml(&x).map_err(|e| {
+            back(map_error(
+                format!("cannot update the definition of {name:?}"),
+                e,
+            ))
         })?;
         // From here the machine reads the snapshot: its old files go.
         for (_, _, old) in &moves {

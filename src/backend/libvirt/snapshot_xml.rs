@@ -195,6 +195,43 @@ mod tests {
             .contains("<memory snapshot=\"external\" file=\"/m/s.mem\"/>"));
     }
 
+    /// tests/fixtures/domain/snapshot*.xml (checked against libvirt's
+    /// schema by tests/integration/domain_xml.rs).
+    #[test]
+    fn golden_snapshots() {
+        let all = ["vda".to_string(), "vdb".into(), "sda".into()];
+        let overlays = [
+            (
+                "vda".to_string(),
+                "/var/lib/creature/disks/web-disk0-1.qcow2".to_string(),
+            ),
+            (
+                "vdb".into(),
+                "/var/lib/creature/disks/web-disk1-2.qcow2".into(),
+            ),
+        ];
+        for (file, mem) in [
+            ("snapshot.xml", None),
+            (
+                "snapshot-memory.xml",
+                Some("/var/lib/creature/snapshots/web/s1.mem"),
+            ),
+        ] {
+            let got = snapshot("s1", &overlays, &all, mem);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/domain")
+                .join(file);
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&path, &got).unwrap();
+            }
+            assert_eq!(
+                got,
+                std::fs::read_to_string(&path).unwrap_or_default(),
+                "{file}"
+            );
+        }
+    }
+
     const LIVE: &str = r#"<domain type="qemu"><name>web</name><devices>
 <disk type="file" device="disk"><driver name="qemu" type="qcow2"/><source file="/p/web-disk0-2.qcow2" index="3"/><backingStore type="file" index="2"><format type="qcow2"/><source file="/p/web-disk0.qcow2"/><backingStore/></backingStore><target dev="vda" bus="virtio"/></disk>
 <disk type="file" device="cdrom"><driver name="qemu" type="raw"/><source file="/s/seed.iso"/><target dev="sda" bus="sata"/><readonly/></disk>

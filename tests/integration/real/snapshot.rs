@@ -144,6 +144,22 @@ fn snapshots_of_a_running_guest_revert_branch_merge_and_export() {
     assert!(snaps(&lab, m).is_empty());
     assert_eq!((files(&lab, m), disk_path(&lab, m)), before);
     assert_eq!(mark(&lab, m), "five");
+    // A revert that fails before the machine moves leaves it running on its
+    // own disk, with no new file.
+    lab.run(&["snapshot", "create", m, "s3"]).ok();
+    let with_s3 = (files(&lab, m), disk_path(&lab, m));
+    lab.c()
+        .args(["snapshot", "revert", m, "s3", "--yes"])
+        .env("CREATURE_TEST_FAIL_AT", "revert-before-define")
+        .run()
+        .code(1)
+        .stderr_has("injected failure");
+    assert_eq!((files(&lab, m), disk_path(&lab, m)), with_s3);
+    assert_eq!(lab.state(m), "running");
+    wait_boot(&lab, m, 5);
+    assert_eq!(mark(&lab, m), "five");
+    lab.run(&["snapshot", "delete", m, "s3"]).ok();
+    assert_eq!(disk_path(&lab, m), before.1);
     // A file named like the next overlay is never written over.
     let planted = lab.path().join("disks").join(format!("{m}-disk0-5.qcow2"));
     std::fs::write(&planted, b"not mine").unwrap();
@@ -165,7 +181,7 @@ fn snapshots_of_a_running_guest_revert_branch_merge_and_export() {
         .stdout_has("resumed as it was (running)");
     assert_eq!(lab.state(m), "running");
     assert_eq!(lab.guest(m, "cat /tmp/mem-mark"), "before");
-    assert_eq!(boots(&lab, m), 4, "a memory revert does not boot");
+    assert_eq!(boots(&lab, m), 5, "a memory revert does not boot");
 
     // Export while running: an image another machine boots with the data.
     lab.run(&["snapshot", "export", m, "--image", "sn-img"])
