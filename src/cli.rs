@@ -697,38 +697,56 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
-    /// Create a block volume in a storage pool.
+    /// Create an empty block volume in a storage pool (creature's own by default).
     Create {
         /// Volume name.
         volume: String,
         /// Size, e.g. 10GiB.
-        #[arg(long, value_name = "SIZE")]
-        size: String,
-        /// Storage pool (dir, fc/scsi or iscsi).
-        #[arg(long, value_name = "POOL", default_value = "default")]
-        pool: String,
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        size: u64,
+        /// A libvirt storage pool by name (default: creature's directory pool).
+        #[arg(long, value_name = "POOL")]
+        pool: Option<String>,
+        /// Disk format (`--format` is the output format of every verb).
+        #[arg(long = "disk-format", value_enum, default_value_t = VolumeFormat::Qcow2)]
+        disk_format: VolumeFormat,
     },
-    /// List block volumes.
-    List {
-        #[arg(long, value_name = "POOL", default_value = "default")]
-        pool: String,
-    },
-    /// Delete a block volume.
-    Delete {
+    /// List block volumes and the machines they are attached to.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show one block volume.
+    Info {
+        #[arg(value_name = "VOLUME", add = ArgValueCandidates::new(complete::volumes))]
         volume: String,
-        #[arg(long, value_name = "POOL", default_value = "default")]
-        pool: String,
     },
-    /// Attach a volume to a machine.
+    /// Delete a block volume that no machine uses (asks first; --yes off a terminal).
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(value_name = "VOLUME", add = ArgValueCandidates::new(complete::volumes))]
+        volume: String,
+    },
+    /// Attach a volume to a machine: live when it runs, and persistent.
     Attach {
         #[command(flatten)]
         machine: MachineArg,
+        #[arg(value_name = "VOLUME", add = ArgValueCandidates::new(complete::volumes))]
         volume: String,
+        /// Guest device name (default: the next free vdX).
+        #[arg(long, value_name = "DEV")]
+        target: Option<String>,
+        /// The guest may only read it.
+        #[arg(long)]
+        readonly: bool,
+        /// Allow it on several machines at once (raw volumes only; the guests must
+        /// share it safely, e.g. with a cluster filesystem).
+        #[arg(long)]
+        shareable: bool,
     },
-    /// Detach a volume from a machine.
+    /// Detach a volume from a machine: live (the guest lets go of it) and persistent.
     Detach {
         #[command(flatten)]
         machine: MachineArg,
+        #[arg(value_name = "VOLUME", add = ArgValueCandidates::new(complete::volumes))]
         volume: String,
     },
     /// Replace an attached volume with another.
@@ -738,6 +756,21 @@ pub enum VolumeCommand {
         old: String,
         new: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VolumeFormat {
+    Qcow2,
+    Raw,
+}
+
+impl VolumeFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeFormat::Qcow2 => "qcow2",
+            VolumeFormat::Raw => "raw",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -150,6 +150,16 @@ pub fn images() -> Vec<CompletionCandidate> {
     from_store(|s| s.image_names().unwrap_or_default())
 }
 
+/// Volumes of the host on the line.
+pub fn volumes() -> Vec<CompletionCandidate> {
+    let host = host();
+    from_store(move |s| {
+        s.volumes(&host)
+            .map(|v| v.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default()
+    })
+}
+
 /// The matrix's feature ids, each with its title as the description.
 pub fn features() -> Vec<CompletionCandidate> {
     crate::matrix::Feature::ALL

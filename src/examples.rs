@@ -238,14 +238,36 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "Lift one limit of one disk.",
             ),
         ],
-        "volume" | "volume create" => &[(
-            "creature volume create data --size 10GiB",
-            "A 10 GiB volume.",
+        "volume" | "volume create" => &[
+            (
+                "creature volume create data --size 10GiB",
+                "A 10 GiB qcow2 volume in creature's own pool.",
+            ),
+            (
+                "creature volume create shared --size 1GiB --disk-format raw --pool default",
+                "A raw volume in the libvirt pool named default.",
+            ),
+        ],
+        "volume list" => &[
+            ("creature volume list", "Every volume, its size and where it is attached."),
+            ("creature volume list --format json", "The same for scripts (docs/json.md)."),
+        ],
+        "volume info" => &[("creature volume info data", "One volume: its pool, file, size and holder.")],
+        "volume delete" => &[("creature volume delete data --yes", "Delete a volume no machine uses, and its data.")],
+        "volume attach" => &[
+            (
+                "creature volume attach web data",
+                "Hot-plug it into the running machine, and keep it in its definition.",
+            ),
+            (
+                "creature volume attach db data --readonly --target vdc",
+                "Read-only, at a chosen device name.",
+            ),
+        ],
+        "volume detach" => &[(
+            "creature volume detach web data",
+            "Unplug it from the running guest, then from the definition.",
         )],
-        "volume list" => &[("creature volume list", "Every volume.")],
-        "volume delete" => &[("creature volume delete data", "Delete a volume.")],
-        "volume attach" => &[("creature volume attach web data", "Attach a volume.")],
-        "volume detach" => &[("creature volume detach web data", "Detach it.")],
         "volume swap" => &[(
             "creature volume swap web data data2",
             "Replace one volume with another.",
@@ -380,6 +402,11 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
             "creature-autostart(1)",
         ],
         "delete" => &["creature-repair(1)", "creature-list(1)"],
+        p if p.starts_with("volume") => &[
+            "creature-volume-list(1)",
+            "creature-info(1)",
+            "creature-delete(1)",
+        ],
         p if p.starts_with("snapshot") => &[
             "creature-snapshot-list(1)",
             "creature-image-list(1)",

@@ -16,6 +16,7 @@ pub enum What {
     Host,
     Image,
     Snapshot,
+    Volume,
 }
 
 impl What {
@@ -27,6 +28,7 @@ impl What {
             What::Host => "host",
             What::Image => "image",
             What::Snapshot => "snapshot",
+            What::Volume => "volume",
         }
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 pub use console::Console;
 pub use host::Host;
 pub use kind::Backend;
+pub use libvirt::volume_xml::VolumeDisk;
 
 use crate::error::{Error, Result};
 use crate::store::{Nic, Store};
@@ -359,6 +360,18 @@ pub trait Driver {
         _start: bool,
     ) -> Result<()> {
         Err(past_the_matrix(self.backend(), "snapshot"))
+    }
+    /// Block volumes (#1, #2): every device name the machine's disks take.
+    fn used_targets(&self, _name: &str) -> Result<Vec<String>> {
+        Err(past_the_matrix(self.backend(), "volume attach"))
+    }
+    /// Attach live (when running) and persistently; the device it took.
+    fn attach_volume(&self, _name: &str, _disk: &VolumeDisk) -> Result<String> {
+        Err(past_the_matrix(self.backend(), "volume attach"))
+    }
+    /// Detach the disk at `path`, live (the guest lets go) then persistent.
+    fn detach_volume(&self, _name: &str, _path: &str) -> Result<String> {
+        Err(past_the_matrix(self.backend(), "volume detach"))
     }
     /// File the serial console is logged to.
     fn serial_log(&self, _name: &str) -> Result<PathBuf> {

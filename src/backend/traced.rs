@@ -108,6 +108,15 @@ impl Driver for Traced {
             d.snapshot_revert(name, points, memory, paused, start)
         })
     }
+    fn used_targets(&self, name: &str) -> Result<Vec<String>> {
+        self.t("used_targets", name, |d| d.used_targets(name))
+    }
+    fn attach_volume(&self, name: &str, disk: &crate::backend::VolumeDisk) -> Result<String> {
+        self.t("attach_volume", name, |d| d.attach_volume(name, disk))
+    }
+    fn detach_volume(&self, name: &str, path: &str) -> Result<String> {
+        self.t("detach_volume", name, |d| d.detach_volume(name, path))
+    }
     fn rescue(&self, name: &str, boot: &crate::backend::RescueBoot) -> Result<()> {
         self.t("rescue", name, |d| d.rescue(name, boot))
     }

@@ -215,6 +215,16 @@ pub fn delete(
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
     crate::undo::fail_point("deleting")?;
     let nics = store.nics(ctx.host_name(), name)?;
+    let kept: Vec<String> = store
+        .volumes_of(ctx.host_name(), name)?
+        .into_iter()
+        .map(|(v, a)| {
+            format!(
+                "  kept volume {} (was its {}), now detached\n",
+                v.name, a.target
+            )
+        })
+        .collect();
     let mut removed = drv.remove(name)?;
     crate::undo::fail_point("removed")?;
     if nics.iter().any(|n| n.ip.is_some()) {
@@ -235,6 +245,7 @@ pub fn delete(
             out.push_str(&format!("  removed {r}\n"));
         }
         out.push_str("  removed its record and journal\n");
+        out.extend(kept);
         output::write_stdout(&out)?;
     }
     Ok(())

@@ -67,7 +67,7 @@ fn host_op(cmd: &Command) -> Option<Op> {
     match cmd {
         Command::Evacuate(_) => Some(Op::Evacuate),
         Command::Volume(VolumeCommand::Create { .. }) => Some(Op::VolumeCreate),
-        Command::Volume(VolumeCommand::List { .. }) => Some(Op::VolumeList),
+        Command::Volume(VolumeCommand::List | VolumeCommand::Info { .. }) => Some(Op::VolumeList),
         Command::Volume(VolumeCommand::Delete { .. }) => Some(Op::VolumeDelete),
         _ => None,
     }
@@ -95,7 +95,10 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     }
     if let Some(op) = host_op(&cmd) {
         gate::check(ctx, op, Subject::Host)?;
-        return Err(unreachable_past_the_gate(op, None));
+        return match cmd {
+            Command::Volume(v) => crate::cmd::volume::run(ctx, &v),
+            _ => Err(unreachable_past_the_gate(op, None)),
+        };
     }
     match cmd {
         Command::Create(a) => crate::cmd::create::run(ctx, Op::Create, &a, None),
@@ -146,6 +149,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Resize(_)
         | Command::Rescue(_)
         | Command::Unrescue(_)
+        | Command::Volume(_)
         | Command::Snapshot(
             crate::cli::SnapshotCommand::Create { .. }
             | crate::cli::SnapshotCommand::Revert { .. }
@@ -185,6 +189,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Rescue(a) => crate::cmd::rescue::rescue(ctx, drv, rec, a.image.as_deref()),
         Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),
         Command::Snapshot(s) => crate::cmd::snapshot::run(ctx, &host, drv, rec, s),
+        Command::Volume(v) => crate::cmd::volume::on_machine(ctx, &host, drv, rec, v),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }

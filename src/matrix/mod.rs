@@ -195,6 +195,8 @@ const QEMU_RESIZE: &str =
     "tests/integration/real/resize.rs::resize_a_running_guest_and_a_stopped_one";
 const QEMU_RESCUE: &str = "tests/integration/real/rescue.rs::rescue_reads_the_machines_own_disk";
 const QEMU_SNAPSHOT: &str = "tests/integration/real/snapshot.rs::snapshots_of_a_running_guest_revert_branch_merge_and_export";
+const QEMU_VOLUMES: &str =
+    "tests/integration/real/volumes.rs::volumes_hotplug_into_a_running_guest_and_keep_their_data";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -340,11 +342,15 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
-            AttachVolume | DetachVolume | HostMaintenance | Evacuate | LiveMigrate
-            | ServiceControl | SetPassword | SwapVolume | AutoConfigureDisk | ConfigDrive
-            | InjectFiles | InjectNetworking | Rdp | Spice | Vnc | BlockStorage
-            | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules | SecurityGroups
-            | VlanNetworking => none_implemented(),
+            AttachVolume | DetachVolume | BlockStorage => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_VOLUMES),
+                ..none_implemented()
+            },
+            HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
+            | SwapVolume | AutoConfigureDisk | ConfigDrive | InjectFiles | InjectNetworking
+            | Rdp | Spice | Vnc | BlockStorageFc | BlockStorageIscsi | IscsiChap
+            | FirewallRules | SecurityGroups | VlanNetworking => none_implemented(),
         }
     }
 

@@ -8,10 +8,12 @@ mod lock;
 mod networks;
 mod schema;
 mod snapshots;
+mod volumes;
 
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 pub use snapshots::SnapshotRecord;
+pub use volumes::{Attachment, VolumeRecord};
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

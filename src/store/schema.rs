@@ -134,4 +134,26 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (snapshot_id, target)
     );
     "#,
+    // 7: block volumes (#31) and the machines they are attached to (#1).
+    r#"
+    CREATE TABLE volumes (
+        id          INTEGER PRIMARY KEY,
+        host        TEXT NOT NULL DEFAULT 'local',
+        name        TEXT NOT NULL,
+        pool        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        format      TEXT NOT NULL CHECK (format IN ('raw', 'qcow2')),
+        capacity    INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        UNIQUE (host, name)
+    );
+    CREATE TABLE volume_attachments (
+        volume_id   INTEGER NOT NULL REFERENCES volumes (id) ON DELETE CASCADE,
+        machine_id  INTEGER NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        readonly    INTEGER NOT NULL DEFAULT 0,
+        shareable   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (volume_id, machine_id)
+    );
+    "#,
 ];

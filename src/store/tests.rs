@@ -40,6 +40,58 @@ fn second_create_of_a_name_conflicts() {
     assert_eq!(m.state, RecordState::Creating);
 }
 
+/// One holder per volume unless every attachment shares it; a machine's
+/// record gone takes its attachments, and its snapshots, with it.
+#[test]
+fn volume_holders_and_what_a_machine_takes_with_it() {
+    let d = dir();
+    let mut s = Store::open(d.path()).unwrap();
+    for m in ["a", "b", "c"] {
+        s.begin_create("local", m, Backend::Qemu, None).unwrap();
+    }
+    let vol = VolumeRecord {
+        name: "data".into(),
+        pool: "p".into(),
+        path: "/v/data.img".into(),
+        format: "raw".into(),
+        capacity_bytes: 1 << 20,
+        created_at: "2026-12-03T00:00:00Z".into(),
+        attachments: vec![],
+    };
+    s.add_volume("local", &vol).unwrap();
+    let at = |m: &str, shareable| Attachment {
+        machine: m.into(),
+        target: "vdb".into(),
+        readonly: false,
+        shareable,
+    };
+    s.attach_volume("local", "data", &at("a", true)).unwrap();
+    let e = s
+        .attach_volume("local", "data", &at("b", false))
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::Conflict);
+    assert!(e.message().contains("attached to a"), "{}", e.message());
+    s.attach_volume("local", "data", &at("b", true)).unwrap();
+    s.add_snapshot(
+        "local",
+        "a",
+        &SnapshotRecord {
+            name: "s1".into(),
+            created_at: "t".into(),
+            state: "running".into(),
+            memory: None,
+            disks: vec![("vda".into(), "/d/a-disk0.qcow2".into())],
+        },
+    )
+    .unwrap();
+    s.remove_machine("local", "a", Leases::None).unwrap();
+    let v = s.volume("local", "data").unwrap().unwrap();
+    assert_eq!(v.attachments.len(), 1);
+    assert_eq!(v.attachments[0].machine, "b");
+    s.begin_create("local", "a", Backend::Qemu, None).unwrap();
+    assert!(s.snapshots("local", "a").unwrap().is_empty());
+}
+
 #[test]
 fn remove_clears_journal() {
     let d = dir();

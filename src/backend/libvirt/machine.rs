@@ -840,6 +840,16 @@ impl Driver for LibvirtDriver {
         self.snapshot_revert_of(name, points, memory, paused, start)
     }
 
+    fn used_targets(&self, name: &str) -> Result<Vec<String>> {
+        self.used_targets_of(name)
+    }
+    fn attach_volume(&self, name: &str, disk: &crate::backend::VolumeDisk) -> Result<String> {
+        self.attach_volume_of(name, disk)
+    }
+    fn detach_volume(&self, name: &str, path: &str) -> Result<String> {
+        self.detach_volume_of(name, path)
+    }
+
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
         Ok(Self::serial_log_path(&self.state_dir, name))

@@ -14,5 +14,7 @@ mod snapshot;
 pub mod snapshot_xml;
 pub mod stats;
 pub mod storage;
+pub mod volume;
+pub mod volume_xml;
 
 pub use conn::{map_error, open, quiet_errors, Uri};

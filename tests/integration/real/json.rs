@@ -113,6 +113,9 @@ fn json_output_is_what_docs_json_md_says() {
     lab.run(&["autostart", "enable", "js-vm", "--priority", "3"])
         .ok();
     lab.run(&["snapshot", "create", "js-vm", "js-s1"]).ok();
+    lab.run(&["volume", "create", "js-vol", "--size", "4MiB"])
+        .ok();
+    lab.run(&["volume", "attach", "js-vm", "js-vol"]).ok();
     let doc = documented();
     let cases: &[(&str, &[&str])] = &[
         ("list", &["list"]),
@@ -120,6 +123,8 @@ fn json_output_is_what_docs_json_md_says() {
         ("info MACHINE", &["info", "js-ct"]),
         ("limits MACHINE", &["limits", "js-vm"]),
         ("snapshot list MACHINE", &["snapshot", "list", "js-vm"]),
+        ("volume list", &["volume", "list"]),
+        ("volume info VOLUME", &["volume", "info", "js-vol"]),
         ("net list", &["net", "list"]),
         ("net info NETWORK", &["net", "info", "js"]),
         ("net leases NETWORK", &["net", "leases", "js"]),
@@ -160,4 +165,5 @@ fn json_output_is_what_docs_json_md_says() {
     lab.run(&["delete", "js-vm", "js-ct", "--force", "--yes"])
         .ok();
     lab.run(&["net", "delete", "js", "--yes"]).ok();
+    lab.run(&["volume", "delete", "js-vol", "--yes"]).ok();
 }

@@ -423,7 +423,23 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
         .stderr_has("--memory needs a running machine");
     lab.run(&["snapshot", "delete", m, "k0"]).ok();
     lab.run(&["snapshot", "create", m, "k1"]).ok();
+    // A volume (#31, #1) attached to the stopped kvm machine is there when it runs.
+    lab.run(&[
+        "volume",
+        "create",
+        "kv",
+        "--size",
+        "8MiB",
+        "--disk-format",
+        "raw",
+    ])
+    .ok();
+    lab.run(&["volume", "attach", m, "kv"])
+        .ok()
+        .stdout_has("as vdb (persistent");
     lab.run(&["start", m]).ok();
+    let live = String::from_utf8_lossy(&virsh(&["dumpxml", m]).stdout).into_owned();
+    assert!(live.contains("kv.img"), "{live}");
     assert_eq!(lab.state(m), "running");
     let info = lab.run(&["info", m, "--format", "json"]).ok().json();
     assert_eq!(
@@ -517,7 +533,10 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
             .ends_with("-disk0-1.qcow2"),
         "{info}"
     );
-    lab.run(&["delete", m, "--force", "--yes"]).ok();
+    lab.run(&["delete", m, "--force", "--yes"])
+        .ok()
+        .stdout_has("kept volume kv (was its vdb)");
+    lab.run(&["volume", "delete", "kv", "--yes"]).ok();
     assert!(!virsh(&["dominfo", m]).status.success());
 }
 

@@ -22,6 +22,7 @@ mod shell;
 mod snapshot;
 mod storage;
 pub mod vm;
+mod volumes;
 
 /// Whether real-backend tests may run here; panics where they must.
 pub fn available(test: &str) -> bool {

@@ -1,0 +1,205 @@
+//! Block volumes (#31) in libvirt storage pools, attached to domains (#1,
+//! #2) live and persistently. The default pool is creature's own
+//! directory pool `<state>/volumes`; any libvirt pool can be named.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use virt::connect::Connect;
+use virt::storage_pool::StoragePool;
+use virt::sys;
+
+use crate::backend::libvirt::machine::{dom_state, parse_devices, LibvirtDriver};
+use crate::backend::libvirt::volume_xml::{self, VolumeDisk};
+use crate::backend::libvirt::{map_error, storage};
+use crate::error::{Error, Kind, Result};
+
+/// How long a guest has to let go of a disk asked out of it.
+const DETACH_LIMIT: Duration = Duration::from_secs(20);
+
+/// creature's own volume pool for a state directory.
+pub fn default_pool(state_dir: &Path) -> String {
+    format!("{}-volumes", storage::pool_name(state_dir))
+}
+
+fn pool(conn: &Connect, state_dir: &Path, name: Option<&str>) -> Result<StoragePool> {
+    match name {
+        None => storage::ensure_pool(
+            conn,
+            &default_pool(state_dir),
+            &crate::statedir::subdir(state_dir, "volumes", 0o711)?,
+            &state_dir.join("pool.lock"),
+        ),
+        Some(n) => {
+            let p = conn.lookup_storage_pool_by_name(n).map_err(|e| {
+                Error::new(
+                    Kind::NotFound,
+                    format!("no libvirt storage pool {n:?} (`virsh pool-list --all`)"),
+                )
+                .caused_by(e)
+            })?;
+            let _ = p.refresh(0);
+            Ok(p)
+        }
+    }
+}
+
+/// Make an empty volume; (pool, path).
+pub fn create(
+    conn: &Connect,
+    state_dir: &Path,
+    pool_name: Option<&str>,
+    name: &str,
+    size: u64,
+    format: &str,
+) -> Result<(String, String)> {
+    let p = pool(conn, state_dir, pool_name)?;
+    let pname = p
+        .name()
+        .map_err(|e| map_error("cannot read the pool's name", e))?;
+    let info = p
+        .info()
+        .map_err(|e| map_error(format!("cannot read storage pool {pname}"), e))?;
+    // qcow2 grows as it is written; raw is allocated sparse: either may fill
+    // the pool later, but a volume larger than the room left cannot be whole.
+    if size > info.available {
+        return Err(Error::new(
+            Kind::Exhausted,
+            format!(
+                "storage pool {pname} has {} free; volume {name:?} needs {}",
+                crate::size::Size(info.available),
+                crate::size::Size(size)
+            ),
+        ));
+    }
+    let file = format!("{name}.{}", if format == "raw" { "img" } else { "qcow2" });
+    if p.lookup_storage_vol_by_name(&file).is_ok() {
+        return Err(Error::conflict(format!(
+            "storage pool {pname} already holds a volume {file} that creature did not record"
+        )));
+    }
+    let v = storage::create_volume(&p, &storage::empty_xml(&file, size, format), &file)?;
+    let path = v
+        .path()
+        .map_err(|e| map_error(format!("cannot read volume {file}"), e))?;
+    Ok((pname, path))
+}
+
+/// Delete the volume at `path`; already gone is fine.
+pub fn delete(conn: &Connect, path: &str) -> Result<()> {
+    match conn.lookup_storage_vol_by_path(path) {
+        Ok(v) => v
+            .delete(0)
+            .map_err(|e| map_error(format!("cannot delete volume {path}"), e)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Bytes the volume takes in its pool now.
+pub fn allocation(conn: &Connect, path: &str) -> Option<u64> {
+    conn.lookup_storage_vol_by_path(path)
+        .and_then(|v| v.info())
+        .ok()
+        .map(|i| i.allocation)
+}
+
+impl LibvirtDriver {
+    /// Attach live (when running) and persistently; the target it took.
+    pub fn attach_volume_of(&self, name: &str, disk: &VolumeDisk) -> Result<String> {
+        let d = self.ours(name)?;
+        let active = dom_state(&d)?.is_active();
+        let x = volume_xml::render(disk);
+        crate::trace::text(&format!("disk attached to {name}"), &x);
+        if active {
+            d.attach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_LIVE)
+                .map_err(|e| map_error(format!("cannot attach {} to {name:?}", disk.path), e))?;
+        }
+        if let Err(e) = crate::undo::fail_point("volume-attached-live").and_then(|_| {
+            d.attach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_CONFIG)
+                .map_err(|e| map_error(format!("cannot attach {} to {name:?}", disk.path), e))
+        }) {
+            // Live but not persistent would vanish at the next start: undo.
+            if active {
+                let _ = d.detach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_LIVE);
+            }
+            return Err(e);
+        }
+        Ok(disk.target.clone())
+    }
+
+    /// Every device name the machine's disks take, live and persistent.
+    pub fn used_targets_of(&self, name: &str) -> Result<Vec<String>> {
+        let d = self.ours(name)?;
+        let mut out = Vec::new();
+        for flags in [0, sys::VIR_DOMAIN_XML_INACTIVE] {
+            let x = d
+                .xml_desc(flags)
+                .map_err(|e| map_error(format!("cannot read {name:?}"), e))?;
+            out.extend(parse_devices(&x).0.into_iter().map(|d| d.target));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Detach: from the running guest first (it must let go), then from the
+    /// definition; a guest that keeps the disk leaves everything as it was.
+    pub fn detach_volume_of(&self, name: &str, path: &str) -> Result<String> {
+        let d = self.ours(name)?;
+        let find = |flags: u32| -> Result<Option<String>> {
+            let x = d
+                .xml_desc(flags)
+                .map_err(|e| map_error(format!("cannot read {name:?}"), e))?;
+            Ok(parse_devices(&x)
+                .0
+                .into_iter()
+                .find(|disk| disk.path == path)
+                .map(|disk| disk.target))
+        };
+        let persistent = find(sys::VIR_DOMAIN_XML_INACTIVE)?;
+        let live = if dom_state(&d)?.is_active() {
+            find(0)?
+        } else {
+            None
+        };
+        let Some(target) = live.clone().or(persistent.clone()) else {
+            return Err(Error::conflict(format!(
+                "machine {name:?} has no disk {path}"
+            )));
+        };
+        let x = crate::xml::El::new("disk")
+            .attr("type", "file")
+            .attr("device", "disk")
+            .child(crate::xml::El::new("source").attr("file", path))
+            .child(crate::xml::El::new("target").attr("dev", target.clone()))
+            .render();
+        if live.is_some() {
+            d.detach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_LIVE)
+                .map_err(|e| map_error(format!("cannot detach {path} from {name:?}"), e))?;
+            let start = Instant::now();
+            while find(0)?.is_some() {
+                if start.elapsed() > DETACH_LIMIT {
+                    return Err(Error::new(
+                        Kind::Timeout,
+                        format!(
+                            "machine {name:?} did not let go of {target} within {} s (the guest must \
+                             release a hot-unplugged disk); it stays attached",
+                            DETACH_LIMIT.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if persistent.is_some() {
+            d.detach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_CONFIG)
+                .map_err(|e| {
+                    map_error(
+                        format!("cannot detach {path} from {name:?}'s definition"),
+                        e,
+                    )
+                })?;
+        }
+        Ok(target)
+    }
+}

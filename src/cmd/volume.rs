@@ -1,0 +1,297 @@
+//! `creature volume ...` (#31 block storage, #1 attach, #2 detach): volumes
+//! are libvirt storage volumes with a record each; attaching one records
+//! which machine holds it, so a second holder is refused unless shared.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::libvirt::{self, volume, volume_xml};
+use crate::backend::{Driver, Host, VolumeDisk};
+use crate::cli::VolumeCommand;
+use crate::cmd::lifecycle::confirm;
+use crate::cmd::Ctx;
+use crate::error::{Error, Result};
+use crate::names::{self, What};
+use crate::output::{self, Table};
+use crate::size::Size;
+use crate::store::{Attachment, MachineRecord, Store, VolumeRecord};
+
+fn connect(ctx: &Ctx) -> Result<virt::connect::Connect> {
+    libvirt::open(&ctx.host()?.network_uri()?, Duration::from_secs(30))
+}
+
+fn record(store: &Store, host: &str, name: &str) -> Result<VolumeRecord> {
+    names::check(What::Volume, name)?;
+    store
+        .volume(host, name)?
+        .ok_or_else(|| Error::not_found(format!("no volume {name:?} (`creature volume list`)")))
+}
+
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    volume: VolumeRecord,
+    /// Bytes it takes in its pool now (null when libvirt cannot say).
+    allocation_bytes: Option<u64>,
+}
+
+fn holders(v: &VolumeRecord) -> String {
+    if v.attachments.is_empty() {
+        return "-".into();
+    }
+    v.attachments
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}{}",
+                a.machine,
+                a.target,
+                if a.readonly { " (ro)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The host-wide verbs: create, list, info, delete.
+pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
+    let host = ctx.host_name().to_string();
+    let sd = &ctx.global.state_dir;
+    match cmd {
+        VolumeCommand::Create {
+            volume: name,
+            size,
+            pool,
+            disk_format: format,
+        } => {
+            names::check(What::Volume, name)?;
+            let mut store = Store::open(sd)?;
+            if store.volume(&host, name)?.is_some() {
+                return Err(Error::conflict(format!("volume {name:?} already exists")));
+            }
+            crate::interrupt::catch();
+            let conn = connect(ctx)?;
+            let (pool, path) =
+                volume::create(&conn, sd, pool.as_deref(), name, *size, format.as_str())?;
+            let rec = VolumeRecord {
+                name: name.clone(),
+                pool: pool.clone(),
+                path: path.clone(),
+                format: format.as_str().to_string(),
+                capacity_bytes: *size,
+                created_at: crate::time::rfc3339_now(),
+                attachments: Vec::new(),
+            };
+            if let Err(e) = crate::undo::fail_point("volume-created")
+                .and_then(|_| store.add_volume(&host, &rec))
+            {
+                let _ = volume::delete(&conn, &path);
+                return Err(e);
+            }
+            ctx.say(&format!(
+                "created volume {name}: {} {}, in pool {pool} ({path})",
+                Size(*size),
+                format.as_str()
+            ));
+            Ok(())
+        }
+        VolumeCommand::List => {
+            let store = Store::open(sd)?;
+            let vols = store.volumes(&host)?;
+            let conn = if vols.is_empty() {
+                None
+            } else {
+                Some(connect(ctx)?)
+            };
+            let rows: Vec<Row> = vols
+                .into_iter()
+                .map(|v| Row {
+                    allocation_bytes: conn.as_ref().and_then(|c| volume::allocation(c, &v.path)),
+                    volume: v,
+                })
+                .collect();
+            output::emit(ctx.global.format, &rows, || {
+                let mut t = Table::new(["VOLUME", "POOL", "FORMAT", "SIZE", "USED", "ATTACHED TO"]);
+                for r in &rows {
+                    let v = &r.volume;
+                    t.row([
+                        v.name.clone(),
+                        v.pool.clone(),
+                        v.format.clone(),
+                        Size(v.capacity_bytes).to_string(),
+                        r.allocation_bytes
+                            .map_or("-".into(), |a| Size(a).to_string()),
+                        holders(v),
+                    ]);
+                }
+                t
+            })
+        }
+        VolumeCommand::Info { volume: name } => {
+            let store = Store::open(sd)?;
+            let v = record(&store, &host, name)?;
+            let row = Row {
+                allocation_bytes: volume::allocation(&connect(ctx)?, &v.path),
+                volume: v,
+            };
+            output::emit(ctx.global.format, &row, || {
+                let v = &row.volume;
+                let mut t = Table::new(["", ""]);
+                t.row(["name".into(), v.name.clone()]);
+                t.row(["pool".into(), v.pool.clone()]);
+                t.row(["path".into(), v.path.clone()]);
+                t.row(["format".into(), v.format.clone()]);
+                t.row(["size".into(), Size(v.capacity_bytes).to_string()]);
+                t.row([
+                    "used".into(),
+                    row.allocation_bytes
+                        .map_or("-".into(), |a| Size(a).to_string()),
+                ]);
+                t.row(["created".into(), v.created_at.clone()]);
+                t.row(["attached to".into(), holders(v)]);
+                t
+            })
+        }
+        VolumeCommand::Delete { volume: name } => {
+            let mut store = Store::open(sd)?;
+            let v = record(&store, &host, name)?;
+            if !v.attachments.is_empty() {
+                return Err(Error::conflict(format!(
+                    "volume {name:?} is attached to {}; detach it first",
+                    holders(&v)
+                )));
+            }
+            confirm(ctx, &format!("delete volume {name} and its data?"))?;
+            volume::delete(&connect(ctx)?, &v.path)?;
+            store.remove_volume(&host, name)?;
+            ctx.say(&format!("deleted volume {name}"));
+            Ok(())
+        }
+        VolumeCommand::Attach { .. }
+        | VolumeCommand::Detach { .. }
+        | VolumeCommand::Swap { .. } => Err(Error::other(
+            "internal error: a machine's volume verb reached the host's",
+        )),
+    }
+}
+
+/// attach, detach (and swap) on one machine the gate let through.
+pub fn on_machine(
+    ctx: &Ctx,
+    host: &Host,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    cmd: &VolumeCommand,
+) -> Result<()> {
+    let h = host.name();
+    let mut store = Store::open(&ctx.global.state_dir)?;
+    match cmd {
+        VolumeCommand::Attach {
+            volume: name,
+            target,
+            readonly,
+            shareable,
+            ..
+        } => {
+            let v = record(&store, h, name)?;
+            if *shareable && v.format != "raw" {
+                return Err(Error::invalid(format!(
+                    "volume {name:?} is {}: only raw volumes can be shared between machines",
+                    v.format
+                )));
+            }
+            if v.attachments.iter().any(|a| a.machine == rec.name) {
+                return Err(Error::conflict(format!(
+                    "volume {name:?} is attached to {} already",
+                    rec.name
+                )));
+            }
+            let shared = *shareable && v.attachments.iter().all(|a| a.shareable);
+            if !(v.attachments.is_empty() || shared) {
+                return Err(Error::conflict(format!(
+                    "volume {name:?} is attached to {}; detach it there first, or attach it \
+                     --shareable everywhere (raw volumes only)",
+                    holders(&v)
+                )));
+            }
+            let used = drv.used_targets(&rec.name)?;
+            let target = match target {
+                Some(t) => {
+                    if volume_xml::bus_of(t).is_none() {
+                        return Err(Error::invalid(format!(
+                            "invalid --target {t:?}: a device name such as vdb (virtio), sdb (scsi) or xvdb (xen)"
+                        )));
+                    }
+                    if used.contains(t) {
+                        return Err(Error::conflict(format!(
+                            "machine {:?} has a disk {t} already",
+                            rec.name
+                        )));
+                    }
+                    t.clone()
+                }
+                None => volume_xml::next_target("vd", &used).ok_or_else(|| {
+                    Error::new(
+                        crate::error::Kind::Exhausted,
+                        format!("machine {:?} has no free vdX device name left", rec.name),
+                    )
+                })?,
+            };
+            let live = drv.state(&rec.name)?.is_active();
+            let disk = VolumeDisk {
+                path: v.path.clone(),
+                format: v.format.clone(),
+                target: target.clone(),
+                readonly: *readonly,
+                shareable: *shareable,
+            };
+            // Recorded first: a second attach racing this one is refused
+            // there, before either touches a machine.
+            store.attach_volume(
+                h,
+                name,
+                &Attachment {
+                    machine: rec.name.clone(),
+                    target: target.clone(),
+                    readonly: *readonly,
+                    shareable: *shareable,
+                },
+            )?;
+            if let Err(e) = drv.attach_volume(&rec.name, &disk) {
+                store.detach_volume(h, name, &rec.name)?;
+                return Err(e);
+            }
+            ctx.say(&format!(
+                "attached volume {name} to {} as {target} ({})",
+                rec.name,
+                if live {
+                    "live and persistent"
+                } else {
+                    "persistent; the guest sees it from its next start"
+                }
+            ));
+            Ok(())
+        }
+        VolumeCommand::Detach { volume: name, .. } => {
+            let v = record(&store, h, name)?;
+            if !v.attachments.iter().any(|a| a.machine == rec.name) {
+                return Err(Error::conflict(format!(
+                    "volume {name:?} is not attached to {} (attached to: {})",
+                    rec.name,
+                    holders(&v)
+                )));
+            }
+            let target = drv.detach_volume(&rec.name, &v.path)?;
+            store.detach_volume(h, name, &rec.name)?;
+            ctx.say(&format!(
+                "detached volume {name} ({target}) from {}",
+                rec.name
+            ));
+            Ok(())
+        }
+        other => Err(Error::other(format!(
+            "internal error: {other:?} is not a verb on a machine"
+        ))),
+    }
+}

@@ -1,0 +1,162 @@
+//! Block volumes (#31, #1, #2) on real qemu guests: a volume hot-plugged
+//! into a running guest is a disk it writes; hot-unplugged it is gone from
+//! the guest and the definition; attached read-only to a second machine it
+//! holds the first one's data; one holder at a time; deleting a machine
+//! keeps its volumes; failures change nothing.
+
+use super::vm::{virsh, Lab};
+
+fn wait_guest(lab: &Lab, m: &str, what: &str, ok: impl Fn(&str) -> bool, script: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = lab.guest(m, script);
+        if ok(&out) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m}: {what}: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+fn boots(lab: &Lab, m: &str) -> usize {
+    lab.log(m)
+        .matches("creature-test-guest: guest agent on")
+        .count()
+}
+
+fn dumpxml(m: &str, inactive: bool) -> String {
+    let mut a = vec!["dumpxml", m];
+    if inactive {
+        a.push("--inactive");
+    }
+    String::from_utf8_lossy(&virsh(&a).stdout).into_owned()
+}
+
+#[test]
+fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
+    let Some(lab) = Lab::if_available("volumes_hotplug_into_a_running_guest_and_keep_their_data")
+    else {
+        return;
+    };
+    crate::util::require_hooks();
+    let (m, m2) = ("vol-vm", "vol-vm2");
+    for x in [m, m2] {
+        lab.run(&["create", x, "-t", "tiny", "--set", "disk.0.size=16MiB"])
+            .ok();
+    }
+    lab.run(&["start", m]).ok();
+    lab.wait_log(m, "boot", |_| boots(&lab, m) == 1);
+
+    lab.run(&["volume", "create", "data", "--size", "32MiB"])
+        .ok()
+        .stdout_has("created volume data: 32MiB qcow2");
+    lab.run(&["volume", "create", "data", "--size", "1MiB"])
+        .code(5);
+    lab.run(&["volume", "create", "huge", "--size", "900TiB"])
+        .code(8)
+        .stderr_has("needs 900TiB");
+    lab.run(&["volume", "create", "Bad_Name", "--size", "1MiB"])
+        .code(2);
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(j.as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j[0]["capacity_bytes"], 32 << 20);
+    assert_eq!(j[0]["attachments"].as_array().unwrap().len(), 0);
+    let path = j[0]["path"].as_str().unwrap().to_string();
+
+    // A failure between the live and the persistent attach leaves neither.
+    lab.c()
+        .args(["volume", "attach", m, "data"])
+        .env("CREATURE_TEST_FAIL_AT", "volume-attached-live")
+        .run()
+        .code(1);
+    assert!(!dumpxml(m, false).contains(&path));
+    assert!(!dumpxml(m, true).contains(&path));
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(j[0]["attachments"].as_array().unwrap().len(), 0, "{j}");
+
+    // Hot-plugged: the guest sees a 32 MiB disk and writes on it.
+    lab.run(&["volume", "attach", m, "data"])
+        .ok()
+        .stdout_has("attached volume data to vol-vm as vdb (live and persistent)");
+    wait_guest(
+        &lab,
+        m,
+        "vdb appears",
+        |o| o == "65536",
+        "cat /sys/block/vdb/size 2>/dev/null; true",
+    );
+    lab.guest(
+        m,
+        "printf volume-mark-7 | dd of=/dev/vdb bs=512 seek=100 conv=notrunc 2>/dev/null; sync",
+    );
+    assert!(dumpxml(m, true).contains(&path), "persistent too");
+    lab.run(&["volume", "info", "data"])
+        .ok()
+        .stdout_has("vol-vm:vdb");
+    lab.run(&["volume", "attach", m, "data"])
+        .code(5)
+        .stderr_has("attached to vol-vm already");
+    lab.run(&["volume", "attach", m2, "data"])
+        .code(5)
+        .stderr_has("attached to vol-vm:vdb");
+    lab.run(&["volume", "attach", m2, "data", "--shareable"])
+        .code(2)
+        .stderr_has("only raw volumes");
+    lab.run(&["volume", "delete", "data", "--yes"])
+        .code(5)
+        .stderr_has("detach it first");
+
+    // Hot-unplugged: gone from the guest and from the definition.
+    lab.run(&["volume", "detach", m, "data"])
+        .ok()
+        .stdout_has("detached volume data (vdb) from vol-vm");
+    wait_guest(
+        &lab,
+        m,
+        "vdb goes",
+        |o| o == "gone",
+        "test -e /sys/block/vdb || echo gone; true",
+    );
+    assert!(!dumpxml(m, true).contains(&path));
+    lab.run(&["volume", "detach", m, "data"])
+        .code(5)
+        .stderr_has("not attached to vol-vm");
+
+    // Read-only on a stopped machine, at a chosen device: the data is there.
+    lab.run(&[
+        "volume",
+        "attach",
+        m2,
+        "data",
+        "--readonly",
+        "--target",
+        "vdc",
+    ])
+    .ok()
+    .stdout_has("as vdc (persistent; the guest sees it from its next start)");
+    lab.run(&["start", m2]).ok();
+    lab.wait_log(m2, "boot", |_| boots(&lab, m2) == 1);
+    // The guest names virtio disks in slot order: its second disk is vdb.
+    assert_eq!(
+        lab.guest(
+            m2,
+            "dd if=/dev/vdb bs=512 skip=100 count=1 2>/dev/null | head -c 13"
+        ),
+        "volume-mark-7"
+    );
+    assert_eq!(lab.guest(m2, "cat /sys/block/vdb/ro"), "1");
+
+    // Deleting a machine keeps its volumes, detached.
+    lab.run(&["delete", m2, "--force", "--yes"])
+        .ok()
+        .stdout_has("kept volume data (was its vdc), now detached");
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(j[0]["attachments"].as_array().unwrap().len(), 0, "{j}");
+    assert!(std::path::Path::new(&path).exists());
+    lab.run(&["volume", "delete", "data", "--yes"])
+        .ok()
+        .stdout_has("deleted volume data");
+    assert!(!std::path::Path::new(&path).exists());
+    lab.run(&["volume", "info", "data"]).code(4);
+    lab.run(&["delete", m, "--force", "--yes"]).ok();
+}
