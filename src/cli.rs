@@ -749,7 +749,11 @@ pub enum VolumeCommand {
         #[arg(value_name = "VOLUME", add = ArgValueCandidates::new(complete::volumes))]
         volume: String,
     },
-    /// Replace an attached volume with another.
+    /// Replace an attached volume with another of the same size, its data copied.
+    ///
+    /// A running machine keeps running: libvirt copies the disk block for block and
+    /// switches the guest over (block copy and pivot). A stopped machine's data is
+    /// copied with qemu-img. The old volume is detached and kept.
     Swap {
         #[command(flatten)]
         machine: MachineArg,

@@ -373,6 +373,17 @@ pub trait Driver {
     fn detach_volume(&self, _name: &str, _path: &str) -> Result<String> {
         Err(past_the_matrix(self.backend(), "volume detach"))
     }
+    /// Swap the disk reading `old` onto `new` (of `new_format`), its data
+    /// copied; the device it is.
+    fn swap_volume(
+        &self,
+        _name: &str,
+        _old: &str,
+        _new: &str,
+        _new_format: &str,
+    ) -> Result<String> {
+        Err(past_the_matrix(self.backend(), "volume swap"))
+    }
     /// File the serial console is logged to.
     fn serial_log(&self, _name: &str) -> Result<PathBuf> {
         Err(past_the_matrix(self.backend(), "log"))

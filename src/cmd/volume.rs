@@ -290,6 +290,38 @@ pub fn on_machine(
             ));
             Ok(())
         }
+        VolumeCommand::Swap { old, new, .. } => {
+            let o = record(&store, h, old)?;
+            let n = record(&store, h, new)?;
+            if !o.attachments.iter().any(|a| a.machine == rec.name) {
+                return Err(Error::conflict(format!(
+                    "volume {old:?} is not attached to {} (attached to: {})",
+                    rec.name,
+                    holders(&o)
+                )));
+            }
+            if !n.attachments.is_empty() {
+                return Err(Error::conflict(format!(
+                    "volume {new:?} is attached to {}; a swap needs a free volume",
+                    holders(&n)
+                )));
+            }
+            if n.capacity_bytes != o.capacity_bytes {
+                return Err(Error::invalid(format!(
+                    "volume {new:?} is {} and {old:?} is {}: a swap copies block for block, \
+                     so both must be the same size",
+                    Size(n.capacity_bytes),
+                    Size(o.capacity_bytes)
+                )));
+            }
+            let target = drv.swap_volume(&rec.name, &o.path, &n.path, &n.format)?;
+            store.swap_volume(h, &rec.name, old, new)?;
+            ctx.say(&format!(
+                "swapped volume {old} for {new} on {} ({target}): its data copied, {old} detached",
+                rec.name
+            ));
+            Ok(())
+        }
         other => Err(Error::other(format!(
             "internal error: {other:?} is not a verb on a machine"
         ))),

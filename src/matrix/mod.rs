@@ -342,15 +342,15 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
-            AttachVolume | DetachVolume | BlockStorage => PerBackend {
+            AttachVolume | DetachVolume | BlockStorage | SwapVolume => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_VOLUMES),
                 ..none_implemented()
             },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | SwapVolume | AutoConfigureDisk | ConfigDrive | InjectFiles | InjectNetworking
-            | Rdp | Spice | Vnc | BlockStorageFc | BlockStorageIscsi | IscsiChap
-            | FirewallRules | SecurityGroups | VlanNetworking => none_implemented(),
+            | AutoConfigureDisk | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice
+            | Vnc | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules
+            | SecurityGroups | VlanNetworking => none_implemented(),
         }
     }
 

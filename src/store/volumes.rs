@@ -200,6 +200,22 @@ impl Store {
             .context(Kind::Other, || "cannot commit the detach".into())
     }
 
+    /// `old`'s attachment to `machine` becomes `new`'s, in one transaction.
+    pub fn swap_volume(&mut self, host: &str, machine: &str, old: &str, new: &str) -> Result<()> {
+        let tx = self.write()?;
+        tx.execute(
+            &format!(
+                "UPDATE volume_attachments SET volume_id = (SELECT id FROM volumes WHERE host = ?1 AND name = ?4)
+                 WHERE volume_id = {VOLUME_ID}
+                 AND machine_id = (SELECT id FROM machines WHERE host = ?1 AND name = ?3)"
+            ),
+            params![host, old, machine, new],
+        )
+        .context(Kind::Other, || format!("cannot record the swap of {old:?} for {new:?}"))?;
+        tx.commit()
+            .context(Kind::Other, || "cannot commit the swap".into())
+    }
+
     /// The volumes attached to a machine, with their attachment.
     pub fn volumes_of(&self, host: &str, machine: &str) -> Result<Vec<(VolumeRecord, Attachment)>> {
         Ok(self

@@ -1,6 +1,7 @@
 //! libvirt: connections and error mapping shared by machines and networks.
 
 pub mod agent;
+mod blockjob;
 mod conn;
 pub mod create;
 pub mod domain_xml;

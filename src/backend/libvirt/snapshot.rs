@@ -4,23 +4,17 @@
 //! snapshots), live block commits, and qemu-img for files no QEMU holds.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use virt::domain::Domain;
 use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use crate::backend::libvirt::machine::{dom_state, parse_devices, LibvirtDriver};
-use crate::backend::libvirt::{map_error, rescue_xml, snapshot_xml, storage};
+use crate::backend::libvirt::{blockjob, map_error, rescue_xml, snapshot_xml, storage};
 use crate::backend::PowerState;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::snapshot::{Backing, Graph, Step};
-
-/// How long a block job may run before creature gives up on it (and
-/// cancels it: the chain stays as it was).
-const BLOCK_JOB_LIMIT: Duration = Duration::from_secs(3600);
 
 impl LibvirtDriver {
     fn pool(&self) -> Result<StoragePool> {
@@ -214,11 +208,11 @@ impl LibvirtDriver {
             match step {
                 Step::Rebase { file, onto, copy } => rebase(file, onto, *copy)?,
                 Step::CommitActive { disk, base } => {
-                    block_commit(d, disk, base, None)?;
+                    blockjob::commit(d, disk, base, None)?;
                     self.persist_live_sources(d, name)?;
                 }
                 Step::Commit { disk, top, base } => {
-                    block_commit(d, disk, base, Some(top))?;
+                    blockjob::commit(d, disk, base, Some(top))?;
                 }
                 Step::Remove { file } => {
                     let _ = pool.refresh(0);
@@ -246,7 +240,7 @@ impl LibvirtDriver {
         if moves.is_empty() {
             return Ok(());
         }
-        let x = snapshot_xml::move_disks(&persistent, &moves)?;
+        let x = snapshot_xml::move_disks(&persistent, &moves, "qcow2")?;
         self.conn
             .define_domain_xml(&x)
             .map(|_| ())
@@ -313,7 +307,8 @@ impl LibvirtDriver {
             .iter()
             .map(|(t, p, _)| (t.clone(), p.clone()))
             .collect();
-        let x = snapshot_xml::move_disks(&persistent, &to).inspect_err(|_| undo(&created))?;
+        let x =
+            snapshot_xml::move_disks(&persistent, &to, "qcow2").inspect_err(|_| undo(&created))?;
         if st.is_active() {
             d.destroy().map_err(|e| {
                 undo(&created);
@@ -349,7 +344,7 @@ impl LibvirtDriver {
                 .conn
                 .save_image_xml_desc(m, sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
                 .map_err(|e| map_error(format!("cannot read the memory image {m}"), e))?;
-            let dxml = snapshot_xml::move_disks(&saved, &to)?;
+            let dxml = snapshot_xml::move_disks(&saved, &to, "qcow2")?;
             let flags = if paused {
                 sys::VIR_DOMAIN_SAVE_PAUSED
             } else {
@@ -421,101 +416,6 @@ fn rebase(file: &str, onto: &Backing, copy: bool) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn c(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::invalid(format!("{s:?} contains a NUL byte")))
-}
-
-/// Whether a block job runs on `disk`; Err when libvirt cannot say.
-fn job_of(d: &Domain, disk: &CString) -> Result<Option<sys::virDomainBlockJobInfo>> {
-    // SAFETY: d is a live domain handle, disk a valid C string, info a
-    // plain struct libvirt fills.
-    let mut info: sys::virDomainBlockJobInfo = unsafe { std::mem::zeroed() };
-    let r = unsafe { sys::virDomainGetBlockJobInfo(d.as_ptr(), disk.as_ptr(), &mut info, 0) };
-    match r {
-        0 => Ok(None),
-        r if r > 0 => Ok(Some(info)),
-        _ => Err(map_error(
-            "cannot read the block job",
-            virt::error::Error::last_error(),
-        )),
-    }
-}
-
-fn abort_job(
-    d: &Domain,
-    disk: &CString,
-    flags: u32,
-) -> std::result::Result<(), virt::error::Error> {
-    // SAFETY: as in job_of.
-    let r = unsafe { sys::virDomainBlockJobAbort(d.as_ptr(), disk.as_ptr(), flags) };
-    if r < 0 {
-        Err(virt::error::Error::last_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Commit `top` (None: the active file, then pivot onto `base`) into
-/// `base` on the running machine, and wait for it. Interrupted or out of
-/// time, the job is cancelled and the chain left as it was.
-fn block_commit(d: &Domain, disk: &str, base: &str, top: Option<&str>) -> Result<()> {
-    let (cdisk, cbase) = (c(disk)?, c(base)?);
-    let ctop = top.map(c).transpose()?;
-    let flags = if top.is_none() {
-        sys::VIR_DOMAIN_BLOCK_COMMIT_ACTIVE
-    } else {
-        0
-    };
-    // SAFETY: valid handle and C strings; a null top means the active file.
-    let r = unsafe {
-        sys::virDomainBlockCommit(
-            d.as_ptr(),
-            cdisk.as_ptr(),
-            cbase.as_ptr(),
-            ctop.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
-            0,
-            flags,
-        )
-    };
-    if r < 0 {
-        return Err(map_error(
-            format!(
-                "cannot merge {} into {base}",
-                top.unwrap_or("the active file")
-            ),
-            virt::error::Error::last_error(),
-        ));
-    }
-    let started = Instant::now();
-    let mut pivot_asked = false;
-    loop {
-        if crate::interrupt::requested() || started.elapsed() > BLOCK_JOB_LIMIT {
-            let _ = abort_job(d, &cdisk, 0);
-            return Err(Error::new(
-                Kind::Interrupted,
-                format!("merge into {base} cancelled: the machine's disks are as they were"),
-            ));
-        }
-        match job_of(d, &cdisk)? {
-            None if top.is_some() || pivot_asked => return Ok(()),
-            None => {
-                return Err(Error::other(format!(
-                    "the merge into {base} ended before it could be switched to"
-                )))
-            }
-            Some(info) if top.is_none() && !pivot_asked && info.end > 0 && info.cur == info.end => {
-                // Ready: switch the machine onto the base. Not ready after
-                // all is libvirt's "not ready" error: poll again.
-                if abort_job(d, &cdisk, sys::VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT).is_ok() {
-                    pivot_asked = true;
-                }
-            }
-            Some(_) => {}
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[cfg(test)]

@@ -50,9 +50,9 @@ fn bad(e: impl std::fmt::Display) -> Error {
 }
 
 /// `xml` with the disks of `moves` (target, file) reading from their new
-/// file (qcow2, its backing chain probed again: old `<backingStore>`s go).
-/// Every other byte is copied as libvirt wrote it.
-pub fn move_disks(xml: &str, moves: &[(String, String)]) -> Result<String> {
+/// file of `format` (its backing chain probed again: old `<backingStore>`s
+/// go). Every other byte is copied as libvirt wrote it.
+pub fn move_disks(xml: &str, moves: &[(String, String)], format: &str) -> Result<String> {
     let mut reader = Reader::from_str(xml);
     let mut w = Writer::new(Cursor::new(Vec::new()));
     let mut disk: Option<Vec<Event<'static>>> = None;
@@ -77,7 +77,7 @@ pub fn move_disks(xml: &str, moves: &[(String, String)]) -> Result<String> {
                 let out = match to {
                     Some((_, file)) => {
                         moved += 1;
-                        rewrite_disk(buf, file)
+                        rewrite_disk(buf, file, format)
                     }
                     None => buf,
                 };
@@ -107,7 +107,7 @@ fn attr(e: &BytesStart<'_>, k: &str) -> Option<String> {
 
 /// One `<disk>`'s events with its own `<source>` pointing at `file`, its
 /// driver qcow2, and no `<backingStore>` (or anything inside one).
-fn rewrite_disk(events: Vec<Event<'static>>, file: &str) -> Vec<Event<'static>> {
+fn rewrite_disk(events: Vec<Event<'static>>, file: &str, format: &str) -> Vec<Event<'static>> {
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut skip_from: Option<usize> = None;
@@ -155,7 +155,7 @@ fn rewrite_disk(events: Vec<Event<'static>>, file: &str) -> Vec<Event<'static>> 
                 if is_source {
                     s.push_attribute(("file", file));
                 } else {
-                    s.push_attribute(("type", "qcow2"));
+                    s.push_attribute(("type", format));
                 }
                 match ev {
                     Event::Start(_) => Event::Start(s.into_owned()),
@@ -239,7 +239,12 @@ mod tests {
 
     #[test]
     fn moving_a_disk_changes_its_source_only() {
-        let x = move_disks(LIVE, &[("vda".into(), "/p/web-disk0-5.qcow2".into())]).unwrap();
+        let x = move_disks(
+            LIVE,
+            &[("vda".into(), "/p/web-disk0-5.qcow2".into())],
+            "qcow2",
+        )
+        .unwrap();
         assert!(
             x.contains(r#"<source file="/p/web-disk0-5.qcow2"/>"#),
             "{x}"
@@ -254,8 +259,12 @@ mod tests {
 
     #[test]
     fn a_file_name_is_escaped_and_a_missing_disk_refused() {
-        let x = move_disks(LIVE, &[("vda".into(), "/p/a\"<b.qcow2".into())]).unwrap();
+        let x = move_disks(LIVE, &[("vda".into(), "/p/a\"<b.qcow2".into())], "raw").unwrap();
+        assert!(
+            x.contains(r#"<driver name="qemu" type="raw"/><source file="/p/a&quot;&lt;b.qcow2"/>"#),
+            "{x}"
+        );
         assert!(x.contains("file=\"/p/a&quot;&lt;b.qcow2\""), "{x}");
-        assert!(move_disks(LIVE, &[("vdz".into(), "/x".into())]).is_err());
+        assert!(move_disks(LIVE, &[("vdz".into(), "/x".into())], "qcow2").is_err());
     }
 }

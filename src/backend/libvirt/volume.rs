@@ -203,3 +203,65 @@ impl LibvirtDriver {
         Ok(target)
     }
 }
+
+impl LibvirtDriver {
+    /// Nova's swap: the disk reading `old` reads `new` from now on, with
+    /// everything `old` held copied into it (a block copy and pivot while
+    /// the machine runs, qemu-img while it is stopped); the definition follows.
+    pub fn swap_volume_of(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        new_format: &str,
+    ) -> Result<String> {
+        let d = self.ours(name)?;
+        let persistent = d
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))?;
+        let (disks, _) = parse_devices(&persistent);
+        let Some(disk) = disks.into_iter().find(|x| x.path == old) else {
+            return Err(Error::conflict(format!(
+                "machine {name:?} has no disk {old}"
+            )));
+        };
+        if dom_state(&d)?.is_active() {
+            let dest = crate::xml::El::new("disk")
+                .attr("type", "file")
+                .child(crate::xml::El::new("source").attr("file", new))
+                .child(crate::xml::El::new("driver").attr("type", new_format))
+                .render();
+            crate::backend::libvirt::blockjob::copy(&d, &disk.target, &dest)?;
+        } else {
+            let out = std::process::Command::new("qemu-img")
+                .args([
+                    "convert",
+                    "-n",
+                    "-f",
+                    &disk.format,
+                    "-O",
+                    new_format,
+                    "--",
+                    old,
+                    new,
+                ])
+                .output()
+                .map_err(|e| Error::unavailable("cannot run qemu-img").caused_by(e))?;
+            if !out.status.success() {
+                return Err(Error::other(format!(
+                    "cannot copy {old} into {new}: qemu-img convert: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        let x = crate::backend::libvirt::snapshot_xml::move_disks(
+            &persistent,
+            &[(disk.target.clone(), new.to_string())],
+            new_format,
+        )?;
+        self.conn
+            .define_domain_xml(&x)
+            .map_err(|e| map_error(format!("cannot update the definition of {name:?}"), e))?;
+        Ok(disk.target)
+    }
+}

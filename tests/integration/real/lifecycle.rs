@@ -437,9 +437,35 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     lab.run(&["volume", "attach", m, "kv"])
         .ok()
         .stdout_has("as vdb (persistent");
+    // Swapped while stopped (#18): the data is copied offline.
+    lab.run(&[
+        "volume",
+        "create",
+        "kv2",
+        "--size",
+        "8MiB",
+        "--disk-format",
+        "raw",
+    ])
+    .ok();
+    {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(lab.path().join("volumes").join("kv.img"))
+            .unwrap()
+            .write_all(b"kv-marker")
+            .unwrap();
+    }
+    lab.run(&["volume", "swap", m, "kv", "kv2"]).ok();
+    let kv2 = std::fs::read(lab.path().join("volumes").join("kv2.img")).unwrap();
+    assert!(kv2.starts_with(b"kv-marker"));
     lab.run(&["start", m]).ok();
     let live = String::from_utf8_lossy(&virsh(&["dumpxml", m]).stdout).into_owned();
-    assert!(live.contains("kv.img"), "{live}");
+    assert!(
+        live.contains("kv2.img") && !live.contains("kv.img"),
+        "{live}"
+    );
     assert_eq!(lab.state(m), "running");
     let info = lab.run(&["info", m, "--format", "json"]).ok().json();
     assert_eq!(
@@ -535,8 +561,9 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     );
     lab.run(&["delete", m, "--force", "--yes"])
         .ok()
-        .stdout_has("kept volume kv (was its vdb)");
+        .stdout_has("kept volume kv2 (was its vdb)");
     lab.run(&["volume", "delete", "kv", "--yes"]).ok();
+    lab.run(&["volume", "delete", "kv2", "--yes"]).ok();
     assert!(!virsh(&["dominfo", m]).status.success());
 }
 

@@ -106,6 +106,49 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
         .code(5)
         .stderr_has("detach it first");
 
+    // Swapped while the guest runs (#18): the guest's vdb now reads data2,
+    // with the marker written before the swap; data is free again.
+    lab.run(&["volume", "create", "data2", "--size", "32MiB"])
+        .ok();
+    lab.run(&["volume", "create", "small", "--size", "8MiB"])
+        .ok();
+    lab.run(&["volume", "swap", m, "data", "small"])
+        .code(2)
+        .stderr_has("the same size");
+    lab.run(&["volume", "swap", m, "data", "data2"])
+        .ok()
+        .stdout_has("swapped volume data for data2 on vol-vm (vdb)");
+    let path2 = lab
+        .run(&["volume", "info", "data2", "--format", "json"])
+        .ok()
+        .json()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dumpxml(m, false).contains(&path2) && !dumpxml(m, false).contains(&path));
+    assert!(dumpxml(m, true).contains(&path2) && !dumpxml(m, true).contains(&path));
+    assert_eq!(
+        lab.guest(
+            m,
+            "dd if=/dev/vdb bs=512 skip=100 count=1 2>/dev/null | head -c 13"
+        ),
+        "volume-mark-7"
+    );
+    lab.guest(
+        m,
+        "printf volume-mark-8 | dd of=/dev/vdb bs=512 seek=200 conv=notrunc 2>/dev/null; sync",
+    );
+    lab.run(&["volume", "swap", m, "data2", "data"]).ok();
+    assert_eq!(
+        lab.guest(
+            m,
+            "dd if=/dev/vdb bs=512 skip=200 count=1 2>/dev/null | head -c 13"
+        ),
+        "volume-mark-8"
+    );
+    lab.run(&["volume", "delete", "data2", "--yes"]).ok();
+    lab.run(&["volume", "delete", "small", "--yes"]).ok();
+
     // Hot-unplugged: gone from the guest and from the definition.
     lab.run(&["volume", "detach", m, "data"])
         .ok()
