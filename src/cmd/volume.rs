@@ -258,7 +258,9 @@ pub fn on_machine(
                     shareable: *shareable,
                 },
             )?;
-            if let Err(e) = drv.attach_volume(&rec.name, &disk) {
+            if let Err(e) = crate::undo::fail_point("volume-recorded")
+                .and_then(|_| drv.attach_volume(&rec.name, &disk))
+            {
                 store.detach_volume(h, name, &rec.name)?;
                 return Err(e);
             }

@@ -110,20 +110,15 @@ impl LibvirtDriver {
         let active = dom_state(&d)?.is_active();
         let x = volume_xml::render(disk);
         crate::trace::text(&format!("disk attached to {name}"), &x);
-        if active {
-            d.attach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_LIVE)
-                .map_err(|e| map_error(format!("cannot attach {} to {name:?}", disk.path), e))?;
-        }
-        if let Err(e) = crate::undo::fail_point("volume-attached-live").and_then(|_| {
-            d.attach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_CONFIG)
-                .map_err(|e| map_error(format!("cannot attach {} to {name:?}", disk.path), e))
-        }) {
-            // Live but not persistent would vanish at the next start: undo.
-            if active {
-                let _ = d.detach_device_flags(&x, sys::VIR_DOMAIN_AFFECT_LIVE);
-            }
-            return Err(e);
-        }
+        // One call: libvirt writes the definition only once the live attach
+        // has worked, so a refused hotplug changes neither.
+        let flags = if active {
+            sys::VIR_DOMAIN_AFFECT_LIVE | sys::VIR_DOMAIN_AFFECT_CONFIG
+        } else {
+            sys::VIR_DOMAIN_AFFECT_CONFIG
+        };
+        d.attach_device_flags(&x, flags)
+            .map_err(|e| map_error(format!("cannot attach {} to {name:?}", disk.path), e))?;
         Ok(disk.target.clone())
     }
 

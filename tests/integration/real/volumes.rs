@@ -63,10 +63,10 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
     assert_eq!(j[0]["attachments"].as_array().unwrap().len(), 0);
     let path = j[0]["path"].as_str().unwrap().to_string();
 
-    // A failure between the live and the persistent attach leaves neither.
+    // A failure after the holder is recorded leaves no record and no disk.
     lab.c()
         .args(["volume", "attach", m, "data"])
-        .env("CREATURE_TEST_FAIL_AT", "volume-attached-live")
+        .env("CREATURE_TEST_FAIL_AT", "volume-recorded")
         .run()
         .code(1);
     assert!(!dumpxml(m, false).contains(&path));
