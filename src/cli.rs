@@ -697,13 +697,34 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
-    /// Create an empty block volume in a storage pool (creature's own by default).
+    /// Create an empty block volume in a storage pool (creature's own by default), or
+    /// register a remote iSCSI LUN (--iscsi).
+    ///
+    /// An iSCSI LUN is reached through libvirt's userspace initiator (an iscsi-direct
+    /// pool: no kernel initiator needed). With CHAP, the secret is read from a file
+    /// (not readable by everyone) and kept only in libvirt's private secret store:
+    /// never on a command line, in a child's arguments, in creature's state or output.
     Create {
         /// Volume name.
         volume: String,
         /// Size, e.g. 10GiB.
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-        size: u64,
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, required_unless_present = "iscsi", conflicts_with = "iscsi")]
+        size: Option<u64>,
+        /// iSCSI portal of a remote LUN: HOST or HOST:PORT.
+        #[arg(long, value_name = "PORTAL", requires_all = ["iqn", "lun"])]
+        iscsi: Option<String>,
+        /// The target's iSCSI qualified name (with --iscsi).
+        #[arg(long, value_name = "IQN", requires = "iscsi")]
+        iqn: Option<String>,
+        /// The LUN (with --iscsi).
+        #[arg(long, value_name = "N", requires = "iscsi", value_parser = whole::<u32>(0, 16383))]
+        lun: Option<u32>,
+        /// CHAP user name (with --iscsi).
+        #[arg(long, value_name = "USER", requires_all = ["iscsi", "chap_secret_file"])]
+        chap_user: Option<String>,
+        /// File holding the CHAP secret (with --chap-user); not readable by everyone.
+        #[arg(long, value_name = "FILE", requires = "chap_user")]
+        chap_secret_file: Option<std::path::PathBuf>,
         /// A libvirt storage pool by name (default: creature's directory pool).
         #[arg(long, value_name = "POOL")]
         pool: Option<String>,

@@ -247,6 +247,10 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "creature volume create shared --size 1GiB --disk-format raw --pool default",
                 "A raw volume in the libvirt pool named default.",
             ),
+            (
+                "creature volume create san1 --iscsi 10.0.0.5 --iqn iqn.2026-12.org.example:disks --lun 1 --chap-user web --chap-secret-file /root/chap",
+                "Register LUN 1 of an iSCSI target, logging in with CHAP (the secret stays in libvirt).",
+            ),
         ],
         "volume list" => &[
             ("creature volume list", "Every volume, its size and where it is attached."),

@@ -73,6 +73,8 @@ ops! {
     NetFlat => "net create --mode bridge", "created", FlatNetworking, Host;
     NetVlan => "net create --vlan", "created", VlanNetworking, Host;
     VolumeCreate => "volume create", "created", BlockStorage, Host;
+    VolumeIscsi => "volume create --iscsi", "created", BlockStorageIscsi, Host;
+    VolumeChap => "volume create --chap-user", "created", IscsiChap, Host;
     VolumeList => "volume list", "listed", BlockStorage, Host;
     VolumeDelete => "volume delete", "deleted", BlockStorage, Host;
     Evacuate => "evacuate", "evacuated", Evacuate, Host;

@@ -66,6 +66,12 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
 fn host_op(cmd: &Command) -> Option<Op> {
     match cmd {
         Command::Evacuate(_) => Some(Op::Evacuate),
+        Command::Volume(VolumeCommand::Create {
+            iscsi: Some(_),
+            chap_user: Some(_),
+            ..
+        }) => Some(Op::VolumeChap),
+        Command::Volume(VolumeCommand::Create { iscsi: Some(_), .. }) => Some(Op::VolumeIscsi),
         Command::Volume(VolumeCommand::Create { .. }) => Some(Op::VolumeCreate),
         Command::Volume(VolumeCommand::List | VolumeCommand::Info { .. }) => Some(Op::VolumeList),
         Command::Volume(VolumeCommand::Delete { .. }) => Some(Op::VolumeDelete),

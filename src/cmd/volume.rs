@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::libvirt::{self, volume, volume_xml};
+use crate::backend::libvirt::iscsi_xml::Target;
+use crate::backend::libvirt::{self, iscsi, volume, volume_xml};
 use crate::backend::{Driver, Host, VolumeDisk};
 use crate::cli::VolumeCommand;
 use crate::cmd::lifecycle::confirm;
@@ -64,6 +65,11 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             size,
             pool,
             disk_format: format,
+            iscsi,
+            iqn,
+            lun,
+            chap_user,
+            chap_secret_file,
         } => {
             names::check(What::Volume, name)?;
             let mut store = Store::open(sd)?;
@@ -71,6 +77,17 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 return Err(Error::conflict(format!("volume {name:?} already exists")));
             }
             crate::interrupt::catch();
+            if let (Some(portal), Some(iqn), Some(lun)) = (iscsi, iqn, lun) {
+                let target = Target {
+                    portal: portal.clone(),
+                    iqn: iqn.clone(),
+                    lun: *lun,
+                    chap_user: chap_user.clone(),
+                };
+                return create_iscsi(ctx, &mut store, name, &target, chap_secret_file.as_deref());
+            }
+            let size = size.ok_or_else(|| Error::invalid("--size is required"))?;
+            let size = &size;
             let conn = connect(ctx)?;
             let (pool, path) =
                 volume::create(&conn, sd, pool.as_deref(), name, *size, format.as_str())?;
@@ -81,6 +98,7 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 format: format.as_str().to_string(),
                 capacity_bytes: *size,
                 created_at: crate::time::rfc3339_now(),
+                iscsi: None,
                 attachments: Vec::new(),
             };
             if let Err(e) = crate::undo::fail_point("volume-created")
@@ -149,6 +167,18 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                         .map_or("-".into(), |a| Size(a).to_string()),
                 ]);
                 t.row(["created".into(), v.created_at.clone()]);
+                if let Some(i) = &v.iscsi {
+                    t.row([
+                        "iSCSI".into(),
+                        format!("{} at {}, LUN {}", i.iqn, i.portal, i.lun),
+                    ]);
+                    t.row([
+                        "CHAP".into(),
+                        i.chap_user
+                            .as_ref()
+                            .map_or("no".into(), |u| format!("yes (user {u})")),
+                    ]);
+                }
                 t.row(["attached to".into(), holders(v)]);
                 t
             })
@@ -162,6 +192,16 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                     holders(&v)
                 )));
             }
+            if v.iscsi.is_some() {
+                // The LUN and its data are the target's: only creature's
+                // way to it (pool, secret) goes.
+                iscsi::forget(&connect(ctx)?, &v.pool)?;
+                store.remove_volume(&host, name)?;
+                ctx.say(&format!(
+                    "deleted volume {name}: its libvirt pool and CHAP secret; the LUN's data stays on the target"
+                ));
+                return Ok(());
+            }
             confirm(ctx, &format!("delete volume {name} and its data?"))?;
             volume::delete(&connect(ctx)?, &v.path)?;
             store.remove_volume(&host, name)?;
@@ -174,6 +214,85 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             "internal error: a machine's volume verb reached the host's",
         )),
     }
+}
+
+/// The CHAP secret from its file: refused when anyone may read the file,
+/// one trailing newline dropped.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::not_found(format!("cannot read {}", path.display())).caused_by(e))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(Error::invalid(format!(
+            "{} is readable by everyone: a CHAP secret's file must not be (chmod 600)",
+            path.display()
+        )));
+    }
+    let mut s = std::fs::read(path)
+        .map_err(|e| Error::not_found(format!("cannot read {}", path.display())).caused_by(e))?;
+    if s.last() == Some(&b'\n') {
+        s.pop();
+    }
+    if s.is_empty() || s.len() > 255 {
+        return Err(Error::invalid(format!(
+            "{} must hold a CHAP secret of 1 to 255 bytes",
+            path.display()
+        )));
+    }
+    Ok(s)
+}
+
+fn create_iscsi(
+    ctx: &Ctx,
+    store: &mut Store,
+    name: &str,
+    t: &Target,
+    secret_file: Option<&std::path::Path>,
+) -> Result<()> {
+    if t.host_port().is_none() {
+        return Err(Error::invalid(format!(
+            "invalid --iscsi {:?}: a portal is HOST or HOST:PORT",
+            t.portal
+        )));
+    }
+    if !t.iqn_ok() {
+        return Err(Error::invalid(format!(
+            "invalid --iqn {:?}: an iSCSI name such as iqn.2026-12.org.example:disk1",
+            t.iqn
+        )));
+    }
+    let secret = secret_file.map(read_secret).transpose()?;
+    let host = ctx.host_name().to_string();
+    let conn = connect(ctx)?;
+    let reg = iscsi::register(&conn, &ctx.global.state_dir, name, t, secret.as_deref())?;
+    let rec = VolumeRecord {
+        name: name.to_string(),
+        pool: reg.pool.clone(),
+        path: reg.path.clone(),
+        format: "raw".into(),
+        capacity_bytes: reg.capacity,
+        created_at: crate::time::rfc3339_now(),
+        iscsi: Some(crate::store::Iscsi {
+            portal: t.portal.clone(),
+            iqn: t.iqn.clone(),
+            lun: t.lun,
+            chap_user: t.chap_user.clone(),
+        }),
+        attachments: Vec::new(),
+    };
+    if let Err(e) = store.add_volume(&host, &rec) {
+        let _ = iscsi::forget(&conn, &reg.pool);
+        return Err(e);
+    }
+    ctx.say(&format!(
+        "created volume {name}: LUN {} of {} at {} ({}, CHAP: {})",
+        t.lun,
+        t.iqn,
+        t.portal,
+        Size(reg.capacity),
+        if t.chap_user.is_some() { "yes" } else { "no" }
+    ));
+    Ok(())
 }
 
 /// attach, detach (and swap) on one machine the gate let through.
@@ -241,6 +360,10 @@ pub fn on_machine(
             let live = drv.state(&rec.name)?.is_active();
             let disk = VolumeDisk {
                 path: v.path.clone(),
+                pool_volume: v.iscsi.as_ref().and_then(|_| {
+                    let (p, vol) = v.path.split_once('/')?;
+                    Some((p.to_string(), vol.to_string()))
+                }),
                 format: v.format.clone(),
                 target: target.clone(),
                 readonly: *readonly,
@@ -295,6 +418,11 @@ pub fn on_machine(
         VolumeCommand::Swap { old, new, .. } => {
             let o = record(&store, h, old)?;
             let n = record(&store, h, new)?;
+            if o.iscsi.is_some() || n.iscsi.is_some() {
+                return Err(Error::conflict(
+                    "swap copies between volumes of file pools; an iSCSI volume cannot be swapped yet",
+                ));
+            }
             if !o.attachments.iter().any(|a| a.machine == rec.name) {
                 return Err(Error::conflict(format!(
                     "volume {old:?} is not attached to {} (attached to: {})",

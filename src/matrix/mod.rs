@@ -197,6 +197,8 @@ const QEMU_RESCUE: &str = "tests/integration/real/rescue.rs::rescue_reads_the_ma
 const QEMU_SNAPSHOT: &str = "tests/integration/real/snapshot.rs::snapshots_of_a_running_guest_revert_branch_merge_and_export";
 const QEMU_VOLUMES: &str =
     "tests/integration/real/volumes.rs::volumes_hotplug_into_a_running_guest_and_keep_their_data";
+const QEMU_ISCSI: &str =
+    "tests/integration/real/iscsi.rs::an_iscsi_lun_with_chap_from_a_real_tgt_target";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -347,10 +349,16 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_VOLUMES),
                 ..none_implemented()
             },
+            BlockStorageIscsi | IscsiChap => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_ISCSI),
+                ..none_implemented()
+            },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
             | AutoConfigureDisk | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice
-            | Vnc | BlockStorageFc | BlockStorageIscsi | IscsiChap | FirewallRules
-            | SecurityGroups | VlanNetworking => none_implemented(),
+            | Vnc | BlockStorageFc | FirewallRules | SecurityGroups | VlanNetworking => {
+                none_implemented()
+            }
         }
     }
 

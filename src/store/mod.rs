@@ -13,7 +13,7 @@ mod volumes;
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 pub use snapshots::SnapshotRecord;
-pub use volumes::{Attachment, VolumeRecord};
+pub use volumes::{Attachment, Iscsi, VolumeRecord};
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -156,4 +156,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (volume_id, machine_id)
     );
     "#,
+    // 8: iSCSI volumes (#33, #34): where the LUN is, and the CHAP user (the
+    // secret itself is only ever in libvirt's private secret store).
+    r#"
+    ALTER TABLE volumes ADD COLUMN iscsi_portal TEXT;
+    ALTER TABLE volumes ADD COLUMN iscsi_iqn TEXT;
+    ALTER TABLE volumes ADD COLUMN iscsi_lun INTEGER;
+    ALTER TABLE volumes ADD COLUMN chap_user TEXT;
+    "#,
 ];

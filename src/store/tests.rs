@@ -56,6 +56,7 @@ fn volume_holders_and_what_a_machine_takes_with_it() {
         format: "raw".into(),
         capacity_bytes: 1 << 20,
         created_at: "2026-12-03T00:00:00Z".into(),
+        iscsi: None,
         attachments: vec![],
     };
     s.add_volume("local", &vol).unwrap();

@@ -15,6 +15,16 @@ pub struct Attachment {
     pub shareable: bool,
 }
 
+/// Where an iSCSI volume's LUN is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Iscsi {
+    pub portal: String,
+    pub iqn: String,
+    pub lun: u32,
+    /// The CHAP user, when it logs in with CHAP (the secret is libvirt's).
+    pub chap_user: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VolumeRecord {
     pub name: String,
@@ -23,6 +33,8 @@ pub struct VolumeRecord {
     pub format: String,
     pub capacity_bytes: u64,
     pub created_at: String,
+    /// An iSCSI LUN's target; null for a volume of a file pool.
+    pub iscsi: Option<Iscsi>,
     pub attachments: Vec<Attachment>,
 }
 
@@ -32,8 +44,9 @@ impl Store {
     pub fn add_volume(&mut self, host: &str, v: &VolumeRecord) -> Result<()> {
         let tx = self.write()?;
         let r = tx.execute(
-            "INSERT INTO volumes (host, name, pool, path, format, capacity, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO volumes (host, name, pool, path, format, capacity, created_at,
+                                  iscsi_portal, iscsi_iqn, iscsi_lun, chap_user)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 host,
                 v.name,
@@ -41,7 +54,11 @@ impl Store {
                 v.path,
                 v.format,
                 v.capacity_bytes as i64,
-                v.created_at
+                v.created_at,
+                v.iscsi.as_ref().map(|i| &i.portal),
+                v.iscsi.as_ref().map(|i| &i.iqn),
+                v.iscsi.as_ref().map(|i| i.lun),
+                v.iscsi.as_ref().and_then(|i| i.chap_user.as_ref()),
             ],
         );
         match r {
@@ -83,22 +100,36 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT pool, path, format, capacity, created_at FROM volumes
+                "SELECT pool, path, format, capacity, created_at,
+                        iscsi_portal, iscsi_iqn, iscsi_lun, chap_user FROM volumes
                  WHERE host = ?1 AND name = ?2",
                 params![host, name],
                 |r| {
+                    let iscsi = match (
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ) {
+                        (Some(portal), Some(iqn)) => Some(Iscsi {
+                            portal,
+                            iqn,
+                            lun: r.get::<_, Option<u32>>(7)?.unwrap_or(0),
+                            chap_user: r.get(8)?,
+                        }),
+                        _ => None,
+                    };
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, String>(4)?,
+                        iscsi,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.corrupt(e))?;
-        let Some((pool, path, format, capacity, created_at)) = row else {
+        let Some((pool, path, format, capacity, created_at, iscsi)) = row else {
             return Ok(None);
         };
         let mut stmt = self
@@ -128,6 +159,7 @@ impl Store {
             format,
             capacity_bytes: capacity as u64,
             created_at,
+            iscsi,
             attachments,
         }))
     }

@@ -962,7 +962,10 @@ pub fn parse_devices(xml: &str) -> (Vec<DiskInfo>, Vec<String>) {
                     }
                 }
                 b"source" => {
-                    if let (Some(d), Some(f)) = (cur.as_mut(), attr(&e, "file")) {
+                    // A file, or a pool's volume (an iSCSI LUN): `pool/volume`.
+                    let path = attr(&e, "file")
+                        .or_else(|| Some(format!("{}/{}", attr(&e, "pool")?, attr(&e, "volume")?)));
+                    if let (Some(d), Some(f)) = (cur.as_mut(), path) {
                         if d.path.is_empty() {
                             d.path = f;
                         }

@@ -6,6 +6,8 @@ mod conn;
 pub mod create;
 pub mod domain_xml;
 pub mod iotune;
+pub mod iscsi;
+pub mod iscsi_xml;
 pub mod machine;
 pub mod network;
 pub mod network_xml;

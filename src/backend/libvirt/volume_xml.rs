@@ -6,7 +6,12 @@ use crate::xml::El;
 /// What to attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeDisk {
+    /// A file, or `pool/volume` for a volume of a pool that is not
+    /// file-backed (an iSCSI LUN): see `pool_volume`.
     pub path: String,
+    /// (pool, volume) of a network volume: the disk names the pool's volume
+    /// and libvirt connects (and logs in) for QEMU.
+    pub pool_volume: Option<(String, String)>,
     /// `qcow2` or `raw`.
     pub format: String,
     pub target: String,
@@ -37,8 +42,21 @@ pub fn next_target(prefix: &str, used: &[String]) -> Option<String> {
 }
 
 pub fn render(d: &VolumeDisk) -> String {
+    let source = match &d.pool_volume {
+        Some((pool, vol)) => El::new("source")
+            .attr("pool", pool.clone())
+            .attr("volume", vol.clone()),
+        None => El::new("source").attr("file", d.path.clone()),
+    };
     El::new("disk")
-        .attr("type", "file")
+        .attr(
+            "type",
+            if d.pool_volume.is_some() {
+                "volume"
+            } else {
+                "file"
+            },
+        )
         .attr("device", "disk")
         .child(
             El::new("driver")
@@ -47,7 +65,7 @@ pub fn render(d: &VolumeDisk) -> String {
                 // A disk two guests write must not be cached on the host side.
                 .attr("cache", if d.shareable { "none" } else { "default" }),
         )
-        .child(El::new("source").attr("file", d.path.clone()))
+        .child(source)
         .child(
             El::new("target")
                 .attr("dev", d.target.clone())
@@ -80,8 +98,22 @@ mod tests {
 
     #[test]
     fn a_disk_says_what_it_is() {
+        let lun = render(&VolumeDisk {
+            path: "p/unit:0:0:1".into(),
+            pool_volume: Some(("p".into(), "unit:0:0:1".into())),
+            format: "raw".into(),
+            target: "vdb".into(),
+            readonly: false,
+            shareable: false,
+        });
+        assert!(
+            lun.starts_with("<disk type=\"volume\" device=\"disk\">")
+                && lun.contains("<source pool=\"p\" volume=\"unit:0:0:1\"/>"),
+            "{lun}"
+        );
         let x = render(&VolumeDisk {
             path: "/v/data.qcow2".into(),
+            pool_volume: None,
             format: "qcow2".into(),
             target: "vdc".into(),
             readonly: true,

@@ -9,6 +9,7 @@ mod containers;
 mod debian;
 mod exec;
 mod host;
+mod iscsi;
 mod json;
 mod lifecycle;
 mod limits;
