@@ -708,16 +708,25 @@ pub enum VolumeCommand {
         /// Volume name.
         volume: String,
         /// Size, e.g. 10GiB.
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, required_unless_present = "iscsi", conflicts_with = "iscsi")]
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, required_unless_present_any = ["iscsi", "fc_wwnn"], conflicts_with = "iscsi")]
         size: Option<u64>,
         /// iSCSI portal of a remote LUN: HOST or HOST:PORT.
-        #[arg(long, value_name = "PORTAL", requires_all = ["iqn", "lun"])]
+        #[arg(long, value_name = "PORTAL", requires_all = ["iqn", "lun"], conflicts_with = "fc_wwnn")]
         iscsi: Option<String>,
+        /// Fibre Channel: the WWNN of the NPIV vHBA libvirt makes (16 hex digits).
+        #[arg(long, value_name = "WWNN", requires_all = ["fc_wwpn", "lun"], conflicts_with = "size")]
+        fc_wwnn: Option<String>,
+        /// Fibre Channel: the vHBA's WWPN.
+        #[arg(long, value_name = "WWPN", requires = "fc_wwnn")]
+        fc_wwpn: Option<String>,
+        /// Fibre Channel: the parent HBA (scsi_hostN; default: one libvirt finds capable).
+        #[arg(long, value_name = "HOST", requires = "fc_wwnn")]
+        fc_parent: Option<String>,
         /// The target's iSCSI qualified name (with --iscsi).
         #[arg(long, value_name = "IQN", requires = "iscsi")]
         iqn: Option<String>,
-        /// The LUN (with --iscsi).
-        #[arg(long, value_name = "N", requires = "iscsi", value_parser = whole::<u32>(0, 16383))]
+        /// The LUN (with --iscsi or --fc-wwnn).
+        #[arg(long, value_name = "N", value_parser = whole::<u32>(0, 16383))]
         lun: Option<u32>,
         /// CHAP user name (with --iscsi).
         #[arg(long, value_name = "USER", requires_all = ["iscsi", "chap_secret_file"])]

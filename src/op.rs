@@ -75,6 +75,7 @@ ops! {
     VolumeCreate => "volume create", "created", BlockStorage, Host;
     VolumeIscsi => "volume create --iscsi", "created", BlockStorageIscsi, Host;
     VolumeChap => "volume create --chap-user", "created", IscsiChap, Host;
+    VolumeFc => "volume create --fc-wwnn", "created", BlockStorageFc, Host;
     VolumeList => "volume list", "listed", BlockStorage, Host;
     VolumeDelete => "volume delete", "deleted", BlockStorage, Host;
     Evacuate => "evacuate", "evacuated", Evacuate, Host;

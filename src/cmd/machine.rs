@@ -72,6 +72,9 @@ fn host_op(cmd: &Command) -> Option<Op> {
             ..
         }) => Some(Op::VolumeChap),
         Command::Volume(VolumeCommand::Create { iscsi: Some(_), .. }) => Some(Op::VolumeIscsi),
+        Command::Volume(VolumeCommand::Create {
+            fc_wwnn: Some(_), ..
+        }) => Some(Op::VolumeFc),
         Command::Volume(VolumeCommand::Create { .. }) => Some(Op::VolumeCreate),
         Command::Volume(VolumeCommand::List | VolumeCommand::Info { .. }) => Some(Op::VolumeList),
         Command::Volume(VolumeCommand::Delete { .. }) => Some(Op::VolumeDelete),

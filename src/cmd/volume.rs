@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backend::libvirt::fc_xml::{self, Fc};
 use crate::backend::libvirt::iscsi_xml::Target;
 use crate::backend::libvirt::{self, iscsi, volume, volume_xml};
 use crate::backend::{Driver, Host, VolumeDisk};
@@ -70,6 +71,9 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             lun,
             chap_user,
             chap_secret_file,
+            fc_wwnn,
+            fc_wwpn,
+            fc_parent,
         } => {
             names::check(What::Volume, name)?;
             let mut store = Store::open(sd)?;
@@ -85,6 +89,15 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                     chap_user: chap_user.clone(),
                 };
                 return create_iscsi(ctx, &mut store, name, &target, chap_secret_file.as_deref());
+            }
+            if let (Some(wwnn), Some(wwpn), Some(lun)) = (fc_wwnn, fc_wwpn, lun) {
+                let fc = Fc {
+                    wwnn: wwnn.clone(),
+                    wwpn: wwpn.clone(),
+                    parent: fc_parent.clone(),
+                    lun: *lun,
+                };
+                return create_fc(ctx, &mut store, name, &fc);
             }
             let size = size.ok_or_else(|| Error::invalid("--size is required"))?;
             let size = &size;
@@ -192,13 +205,13 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                     holders(&v)
                 )));
             }
-            if v.iscsi.is_some() {
-                // The LUN and its data are the target's: only creature's
-                // way to it (pool, secret) goes.
+            if !v.path.starts_with('/') {
+                // A LUN (iSCSI, FC) and its data are the target's: only
+                // creature's way to it (pool, vHBA, secret) goes.
                 iscsi::forget(&connect(ctx)?, &v.pool)?;
                 store.remove_volume(&host, name)?;
                 ctx.say(&format!(
-                    "deleted volume {name}: its libvirt pool and CHAP secret; the LUN's data stays on the target"
+                    "deleted volume {name}: its libvirt pool (and CHAP secret); the LUN's data stays on the target"
                 ));
                 return Ok(());
             }
@@ -295,6 +308,40 @@ fn create_iscsi(
     Ok(())
 }
 
+fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
+    for (flag, w) in [("--fc-wwnn", &fc.wwnn), ("--fc-wwpn", &fc.wwpn)] {
+        if !fc_xml::wwn_ok(w) {
+            return Err(Error::invalid(format!(
+                "invalid {flag} {w:?}: a world wide name is 16 hex digits"
+            )));
+        }
+    }
+    crate::backend::libvirt::fc::require_hba()?;
+    let conn = connect(ctx)?;
+    let reg = crate::backend::libvirt::fc::register(&conn, &ctx.global.state_dir, name, fc)?;
+    let rec = VolumeRecord {
+        name: name.to_string(),
+        pool: reg.pool.clone(),
+        path: reg.path.clone(),
+        format: "raw".into(),
+        capacity_bytes: reg.capacity,
+        created_at: crate::time::rfc3339_now(),
+        iscsi: None,
+        attachments: Vec::new(),
+    };
+    if let Err(e) = store.add_volume(ctx.host_name(), &rec) {
+        let _ = iscsi::forget(&conn, &reg.pool);
+        return Err(e);
+    }
+    ctx.say(&format!(
+        "created volume {name}: LUN {} through the vHBA {} ({})",
+        fc.lun,
+        fc.wwpn,
+        Size(reg.capacity)
+    ));
+    Ok(())
+}
+
 /// attach, detach (and swap) on one machine the gate let through.
 pub fn on_machine(
     ctx: &Ctx,
@@ -360,7 +407,7 @@ pub fn on_machine(
             let live = drv.state(&rec.name)?.is_active();
             let disk = VolumeDisk {
                 path: v.path.clone(),
-                pool_volume: v.iscsi.as_ref().and_then(|_| {
+                pool_volume: (!v.path.starts_with('/')).then_some(()).and_then(|_| {
                     let (p, vol) = v.path.split_once('/')?;
                     Some((p.to_string(), vol.to_string()))
                 }),
@@ -418,9 +465,9 @@ pub fn on_machine(
         VolumeCommand::Swap { old, new, .. } => {
             let o = record(&store, h, old)?;
             let n = record(&store, h, new)?;
-            if o.iscsi.is_some() || n.iscsi.is_some() {
+            if !o.path.starts_with('/') || !n.path.starts_with('/') {
                 return Err(Error::conflict(
-                    "swap copies between volumes of file pools; an iSCSI volume cannot be swapped yet",
+                    "swap copies between volumes of file pools; a LUN (iSCSI, FC) cannot be swapped yet",
                 ));
             }
             if !o.attachments.iter().any(|a| a.machine == rec.name) {

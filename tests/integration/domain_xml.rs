@@ -31,6 +31,8 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("xen.xml", "domain"),
         ("snapshot.xml", "domainsnapshot"),
         ("snapshot-memory.xml", "domainsnapshot"),
+        ("../storage/fc-pool.xml", "storagepool"),
+        ("../storage/iscsi-pool.xml", "storagepool"),
     ] {
         let f = dir.join(file);
         let out = Command::new("virt-xml-validate")

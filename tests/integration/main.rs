@@ -19,4 +19,5 @@ mod real;
 mod refusal;
 mod state;
 mod templates;
+mod volumes;
 mod wizard;

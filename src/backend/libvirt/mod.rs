@@ -5,6 +5,8 @@ mod blockjob;
 mod conn;
 pub mod create;
 pub mod domain_xml;
+pub mod fc;
+pub mod fc_xml;
 pub mod iotune;
 pub mod iscsi;
 pub mod iscsi_xml;
