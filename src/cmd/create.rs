@@ -164,6 +164,17 @@ fn plan(
             store.set_autostart(&host, name, &s)
         })
         .and_then(|_| fail_point("autostart"))
+        .and_then(|_| {
+            crate::cmd::volume::attach_template_volumes(
+                ctx,
+                &mut store,
+                drv.as_ref(),
+                name,
+                &r.template.volumes,
+                &mut undo,
+            )
+        })
+        .and_then(|_| fail_point("volumes"))
         .and_then(|_| store.set_state(&host, name, RecordState::Ready));
     if let Err(e) = made {
         let left = undo.rollback();

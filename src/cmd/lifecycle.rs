@@ -215,8 +215,11 @@ pub fn delete(
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
     crate::undo::fail_point("deleting")?;
     let nics = store.nics(ctx.host_name(), name)?;
-    let kept: Vec<String> = store
+    let (made, others): (Vec<_>, Vec<_>) = store
         .volumes_of(ctx.host_name(), name)?
+        .into_iter()
+        .partition(|(v, _)| v.made_for.as_deref() == Some(name.as_str()));
+    let kept: Vec<String> = others
         .into_iter()
         .map(|(v, a)| {
             format!(
@@ -226,6 +229,15 @@ pub fn delete(
         })
         .collect();
     let mut removed = drv.remove(name)?;
+    // Volumes its template made for it (not `keep`) go with it.
+    if !made.is_empty() {
+        let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+        for (v, _) in made {
+            crate::backend::libvirt::volume::delete(&conn, &v.path)?;
+            store.remove_volume(ctx.host_name(), &v.name)?;
+            removed.push(format!("volume {}", v.name));
+        }
+    }
     crate::undo::fail_point("removed")?;
     if nics.iter().any(|n| n.ip.is_some()) {
         let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;

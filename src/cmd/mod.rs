@@ -19,7 +19,7 @@ mod repair;
 mod rescue;
 mod snapshot;
 mod template;
-mod volume;
+pub(crate) mod volume;
 
 use crate::cli::{Cli, Command, Global};
 use crate::error::{Error, Result};

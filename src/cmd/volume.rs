@@ -112,6 +112,7 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 capacity_bytes: *size,
                 created_at: crate::time::rfc3339_now(),
                 iscsi: None,
+                made_for: None,
                 attachments: Vec::new(),
             };
             if let Err(e) = crate::undo::fail_point("volume-created")
@@ -291,6 +292,7 @@ fn create_iscsi(
             lun: t.lun,
             chap_user: t.chap_user.clone(),
         }),
+        made_for: None,
         attachments: Vec::new(),
     };
     if let Err(e) = store.add_volume(&host, &rec) {
@@ -327,6 +329,7 @@ fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
         capacity_bytes: reg.capacity,
         created_at: crate::time::rfc3339_now(),
         iscsi: None,
+        made_for: None,
         attachments: Vec::new(),
     };
     if let Err(e) = store.add_volume(ctx.host_name(), &rec) {
@@ -340,6 +343,118 @@ fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
         Size(reg.capacity)
     ));
     Ok(())
+}
+
+/// A create's `[[volume]]` tables: each made (`<machine>-vol<N>`, removed
+/// with the machine unless `keep`) or an existing one, recorded and
+/// attached to the new, stopped machine. Undo removes what was made; the
+/// attachments go with the machine's record and definition.
+pub fn attach_template_volumes(
+    ctx: &Ctx,
+    store: &mut Store,
+    drv: &dyn Driver,
+    name: &str,
+    vols: &[crate::template::schema::Volume],
+    undo: &mut crate::undo::Undo,
+) -> Result<()> {
+    if vols.is_empty() {
+        return Ok(());
+    }
+    let h = ctx.host_name().to_string();
+    let sd = ctx.global.state_dir.clone();
+    let uri = ctx.host()?.network_uri()?;
+    let conn = connect(ctx)?;
+    let mut used = drv.used_targets(name)?;
+    for (i, v) in vols.iter().enumerate() {
+        let rec = match &v.name {
+            Some(n) => record(store, &h, n)?,
+            None => {
+                let vname = format!("{name}-vol{i}");
+                let format = match v.format {
+                    Some(crate::template::schema::DiskFormat::Raw) => "raw",
+                    _ => "qcow2",
+                };
+                let size = v.size.map(|s| s.0).unwrap_or(0);
+                let (pool, path) = volume::create(&conn, &sd, None, &vname, size, format)?;
+                let rec = VolumeRecord {
+                    name: vname.clone(),
+                    pool,
+                    path: path.clone(),
+                    format: format.into(),
+                    capacity_bytes: size,
+                    created_at: crate::time::rfc3339_now(),
+                    iscsi: None,
+                    made_for: (v.keep != Some(true)).then(|| name.to_string()),
+                    attachments: Vec::new(),
+                };
+                {
+                    let (uri, sd, h, vname, path) = (
+                        uri.clone(),
+                        sd.clone(),
+                        h.clone(),
+                        vname.clone(),
+                        path.clone(),
+                    );
+                    undo.push(format!("delete volume {vname}"), move || {
+                        let c = libvirt::open(&uri, Duration::from_secs(30))?;
+                        volume::delete(&c, &path)?;
+                        Store::open(&sd)?.remove_volume(&h, &vname)
+                    });
+                }
+                store.add_volume(&h, &rec)?;
+                rec
+            }
+        };
+        let target = match &v.target {
+            Some(t) if used.contains(t) => {
+                return Err(Error::invalid(format!(
+                    "template volume.{i}: the machine has a disk {t} already"
+                )))
+            }
+            Some(t) => t.clone(),
+            None => volume_xml::next_target("vd", &used).ok_or_else(|| {
+                Error::new(
+                    crate::error::Kind::Exhausted,
+                    format!("machine {name:?} has no free vdX device name left"),
+                )
+            })?,
+        };
+        used.push(target.clone());
+        store.attach_volume(
+            &h,
+            &rec.name,
+            &Attachment {
+                machine: name.to_string(),
+                target: target.clone(),
+                readonly: v.readonly == Some(true),
+                shareable: false,
+            },
+        )?;
+        drv.attach_volume(
+            name,
+            &disk_of(&rec, target, v.readonly == Some(true), false),
+        )?;
+    }
+    Ok(())
+}
+
+/// The disk of a recorded volume, at `target`: a file, or a pool's LUN
+/// (`pool/volume`).
+fn disk_of(v: &VolumeRecord, target: String, readonly: bool, shareable: bool) -> VolumeDisk {
+    VolumeDisk {
+        path: v.path.clone(),
+        pool_volume: if v.path.starts_with('/') {
+            None
+        } else {
+            v.path
+                .split_once('/')
+                .map(|(p, vol)| (p.to_string(), vol.to_string()))
+        },
+        format: v.format.clone(),
+        target,
+        readonly,
+        shareable,
+    }
 }
 
 /// attach, detach (and swap) on one machine the gate let through.
@@ -405,17 +520,7 @@ pub fn on_machine(
                 })?,
             };
             let live = drv.state(&rec.name)?.is_active();
-            let disk = VolumeDisk {
-                path: v.path.clone(),
-                pool_volume: (!v.path.starts_with('/')).then_some(()).and_then(|_| {
-                    let (p, vol) = v.path.split_once('/')?;
-                    Some((p.to_string(), vol.to_string()))
-                }),
-                format: v.format.clone(),
-                target: target.clone(),
-                readonly: *readonly,
-                shareable: *shareable,
-            };
+            let disk = disk_of(&v, target.clone(), *readonly, *shareable);
             // Recorded first: a second attach racing this one is refused
             // there, before either touches a machine.
             store.attach_volume(

@@ -164,4 +164,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE volumes ADD COLUMN iscsi_lun INTEGER;
     ALTER TABLE volumes ADD COLUMN chap_user TEXT;
     "#,
+    // 9: a volume a template made for its machine, removed with it.
+    r#"
+    ALTER TABLE volumes ADD COLUMN made_for TEXT;
+    "#,
 ];

@@ -57,6 +57,7 @@ fn volume_holders_and_what_a_machine_takes_with_it() {
         capacity_bytes: 1 << 20,
         created_at: "2026-12-03T00:00:00Z".into(),
         iscsi: None,
+        made_for: None,
         attachments: vec![],
     };
     s.add_volume("local", &vol).unwrap();

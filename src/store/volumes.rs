@@ -35,6 +35,8 @@ pub struct VolumeRecord {
     pub created_at: String,
     /// An iSCSI LUN's target; null for a volume of a file pool.
     pub iscsi: Option<Iscsi>,
+    /// The machine whose template made it and whose delete removes it.
+    pub made_for: Option<String>,
     pub attachments: Vec<Attachment>,
 }
 
@@ -45,8 +47,8 @@ impl Store {
         let tx = self.write()?;
         let r = tx.execute(
             "INSERT INTO volumes (host, name, pool, path, format, capacity, created_at,
-                                  iscsi_portal, iscsi_iqn, iscsi_lun, chap_user)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                  iscsi_portal, iscsi_iqn, iscsi_lun, chap_user, made_for)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 host,
                 v.name,
@@ -59,6 +61,7 @@ impl Store {
                 v.iscsi.as_ref().map(|i| &i.iqn),
                 v.iscsi.as_ref().map(|i| i.lun),
                 v.iscsi.as_ref().and_then(|i| i.chap_user.as_ref()),
+                v.made_for,
             ],
         );
         match r {
@@ -101,7 +104,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT pool, path, format, capacity, created_at,
-                        iscsi_portal, iscsi_iqn, iscsi_lun, chap_user FROM volumes
+                        iscsi_portal, iscsi_iqn, iscsi_lun, chap_user, made_for FROM volumes
                  WHERE host = ?1 AND name = ?2",
                 params![host, name],
                 |r| {
@@ -124,12 +127,13 @@ impl Store {
                         r.get::<_, i64>(3)?,
                         r.get::<_, String>(4)?,
                         iscsi,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.corrupt(e))?;
-        let Some((pool, path, format, capacity, created_at, iscsi)) = row else {
+        let Some((pool, path, format, capacity, created_at, iscsi, made_for)) = row else {
             return Ok(None);
         };
         let mut stmt = self
@@ -160,6 +164,7 @@ impl Store {
             capacity_bytes: capacity as u64,
             created_at,
             iscsi,
+            made_for,
             attachments,
         }))
     }

@@ -402,6 +402,7 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         ));
     }
     check_disks(name, &t.disks)?;
+    check_volumes(name, backend, &t.volumes)?;
     if let Some(b) = &t.boot {
         check_boot(name, b)?;
     }
@@ -550,6 +551,64 @@ fn check_disks(name: &str, disks: &[Disk]) -> Result<()> {
                     name,
                     &format!("disk.{i}.size"),
                     format!("{sz} is below 1MiB"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_volumes(
+    name: &str,
+    backend: Backend,
+    vols: &[crate::template::schema::Volume],
+) -> Result<()> {
+    if !vols.is_empty() && !matches!(backend, Backend::Kvm | Backend::Qemu) {
+        return Err(field_err(
+            name,
+            "[[volume]]",
+            format!("is for kvm and qemu machines; backend {backend} has no block volumes in creature yet"),
+        ));
+    }
+    for (i, v) in vols.iter().enumerate() {
+        let at = |k: &str| format!("volume.{i}{k}");
+        match (&v.name, v.size) {
+            (Some(n), None) => {
+                names::check(What::Volume, n)
+                    .map_err(|e| field_err(name, &at(".name"), e.message()))?;
+                if v.format.is_some() || v.keep.is_some() {
+                    return Err(field_err(
+                        name,
+                        &at(""),
+                        "format and keep are for a volume made for the machine, not an existing one (name)",
+                    ));
+                }
+            }
+            (None, Some(sz)) => {
+                if sz < Size(1 << 20) || sz > MAX_SIZE {
+                    return Err(field_err(
+                        name,
+                        &at(".size"),
+                        format!("{sz} is not between 1MiB and {}", MAX_SIZE.human()),
+                    ));
+                }
+            }
+            _ => {
+                return Err(field_err(
+                    name,
+                    &at(""),
+                    "needs either `name` (an existing volume) or `size` (one made for the machine)",
+                ))
+            }
+        }
+        if let Some(t) = &v.target {
+            if crate::backend::libvirt::volume_xml::bus_of(t).is_none() {
+                return Err(field_err(
+                    name,
+                    &at(".target"),
+                    format!(
+                        "{t:?} is not a device name such as vdb (virtio), sdb (scsi) or xvdb (xen)"
+                    ),
                 ));
             }
         }

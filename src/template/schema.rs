@@ -48,6 +48,9 @@ pub struct Template {
     pub boot: Option<Boot>,
     #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<Nic>,
+    /// Block volumes made with the machine, or existing ones attached to it.
+    #[serde(default, rename = "volume", skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<Rootfs>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +91,31 @@ pub struct Source {
 pub enum DiskFormat {
     Qcow2,
     Raw,
+}
+
+/// A block volume of the machine (`[[volume]]`, #31): made for it
+/// (`size`), or an existing one (`name`), attached at create.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// An existing volume (`creature volume list`); without it one is made,
+    /// named `<machine>-vol<N>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Size of the volume made for the machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<Size>,
+    /// Format of the volume made for the machine (default qcow2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<DiskFormat>,
+    /// Guest device name (default: the next free vdX).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly: Option<bool>,
+    /// Keep the volume made for the machine when the machine is deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -202,4 +202,86 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
     assert!(!std::path::Path::new(&path).exists());
     lab.run(&["volume", "info", "data"]).code(4);
     lab.run(&["delete", m, "--force", "--yes"]).ok();
+
+    // A template's [[volume]]: made with the machine (removed with it unless
+    // keep), or an existing one (always kept).
+    lab.run(&["volume", "create", "shared1", "--size", "2MiB"])
+        .ok();
+    let t = "vol-tpl";
+    let tpl = |name: &str| {
+        vec![
+            "create".to_string(),
+            name.into(),
+            "-t".into(),
+            "tiny".into(),
+            "--set".into(),
+            "disk.0.size=16MiB".into(),
+            "--set".into(),
+            "volume.0.size=8MiB".into(),
+            "--set".into(),
+            "volume.1.size=4MiB".into(),
+            "--set".into(),
+            "volume.1.keep=true".into(),
+            "--set".into(),
+            "volume.2.name=shared1".into(),
+        ]
+    };
+    lab.run(&["create", "x", "-t", "tiny", "--set", "volume.0.keep=true"])
+        .code(2)
+        .stderr_has("needs either `name`");
+    // A create that fails after its volumes were made leaves none of them.
+    lab.c()
+        .args(tpl("vol-tpl2"))
+        .env("CREATURE_TEST_FAIL_AT", "volumes")
+        .run()
+        .code(1);
+    let names = |j: &serde_json::Value| -> Vec<String> {
+        j.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(names(&j), ["shared1"], "{j}");
+    assert!(!lab
+        .path()
+        .join("volumes")
+        .join("vol-tpl2-vol0.qcow2")
+        .exists());
+
+    lab.c().args(tpl(t)).run().ok();
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(
+        names(&j),
+        ["shared1", "vol-tpl-vol0", "vol-tpl-vol1"],
+        "{j}"
+    );
+    assert_eq!(j[1]["made_for"], t);
+    assert!(j[2]["made_for"].is_null());
+    let targets: Vec<&str> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["attachments"][0]["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["vdd", "vdb", "vdc"], "{j}");
+    let def = dumpxml(t, true);
+    for v in ["shared1.qcow2", "vol-tpl-vol0.qcow2", "vol-tpl-vol1.qcow2"] {
+        assert!(def.contains(v), "{v}: {def}");
+    }
+    lab.run(&["delete", t, "--yes"])
+        .ok()
+        .stdout_has("removed volume vol-tpl-vol0")
+        .stdout_has("kept volume vol-tpl-vol1 (was its vdc)")
+        .stdout_has("kept volume shared1 (was its vdd)");
+    let j = lab.run(&["volume", "list", "--format", "json"]).ok().json();
+    assert_eq!(names(&j), ["shared1", "vol-tpl-vol1"], "{j}");
+    assert!(!lab
+        .path()
+        .join("volumes")
+        .join("vol-tpl-vol0.qcow2")
+        .exists());
+    lab.run(&["volume", "delete", "shared1", "--yes"]).ok();
+    lab.run(&["volume", "delete", "vol-tpl-vol1", "--yes"]).ok();
 }
