@@ -364,14 +364,29 @@ pub fn attach_template_volumes(
     let sd = ctx.global.state_dir.clone();
     let uri = ctx.host()?.network_uri()?;
     let conn = connect(ctx)?;
-    let mut used = drv.used_targets(name)?;
+    // A container mounts each volume's filesystem at its path as it starts.
+    let container = drv.backend() == crate::backend::Backend::Lxc;
+    let mut used = if container {
+        Vec::new()
+    } else {
+        drv.used_targets(name)?
+    };
     for (i, v) in vols.iter().enumerate() {
         let rec = match &v.name {
-            Some(n) => record(store, &h, n)?,
+            Some(n) => {
+                let r = record(store, &h, n)?;
+                if container && (r.format != "raw" || !r.path.starts_with('/')) {
+                    return Err(Error::invalid(format!(
+                        "template volume.{i}: volume {n:?} is not a raw file volume; a container mounts a raw volume's filesystem"
+                    )));
+                }
+                r
+            }
             None => {
                 let vname = format!("{name}-vol{i}");
                 let format = match v.format {
                     Some(crate::template::schema::DiskFormat::Raw) => "raw",
+                    _ if container => "raw",
                     _ => "qcow2",
                 };
                 let size = v.size.map(|s| s.0).unwrap_or(0);
@@ -402,9 +417,26 @@ pub fn attach_template_volumes(
                     });
                 }
                 store.add_volume(&h, &rec)?;
+                if container {
+                    crate::backend::lxc::volumes::make_filesystem(&path, &vname)?;
+                }
                 rec
             }
         };
+        if container {
+            let path = v.path.clone().unwrap_or_default();
+            store.attach_volume(
+                &h,
+                &rec.name,
+                &Attachment {
+                    machine: name.to_string(),
+                    target: path,
+                    readonly: v.readonly == Some(true),
+                    shareable: false,
+                },
+            )?;
+            continue;
+        }
         let target = match &v.target {
             Some(t) if used.contains(t) => {
                 return Err(Error::invalid(format!(
@@ -596,7 +628,13 @@ pub fn on_machine(
                     Size(o.capacity_bytes)
                 )));
             }
-            let target = drv.swap_volume(&rec.name, &o.path, &n.path, &n.format)?;
+            drv.swap_volume(&rec.name, &o.path, &n.path, &n.format)?;
+            let target = o
+                .attachments
+                .iter()
+                .find(|a| a.machine == rec.name)
+                .map(|a| a.target.clone())
+                .unwrap_or_default();
             store.swap_volume(h, &rec.name, old, new)?;
             ctx.say(&format!(
                 "swapped volume {old} for {new} on {} ({target}): its data copied, {old} detached",

@@ -201,6 +201,8 @@ const QEMU_ISCSI: &str =
     "tests/integration/real/iscsi.rs::an_iscsi_lun_with_chap_from_a_real_tgt_target";
 const FC_REFUSED: &str =
     "tests/integration/volumes.rs::fc_volumes_are_golden_and_refused_without_an_hba";
+const LXC_VOLUMES: &str =
+    "tests/integration/real/volumes.rs::container_volumes_on_loop_devices_survive_restarts_and_swaps";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -346,10 +348,16 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 ..none_implemented()
             },
-            AttachVolume | DetachVolume | BlockStorage | SwapVolume => PerBackend {
+            AttachVolume | DetachVolume => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_VOLUMES),
                 ..none_implemented()
+            },
+            BlockStorage | SwapVolume => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_VOLUMES),
+                lxc: Impl::Yes(LXC_VOLUMES),
+                xen: NO,
             },
             BlockStorageFc => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),

@@ -563,15 +563,49 @@ fn check_volumes(
     backend: Backend,
     vols: &[crate::template::schema::Volume],
 ) -> Result<()> {
-    if !vols.is_empty() && !matches!(backend, Backend::Kvm | Backend::Qemu) {
+    if !vols.is_empty() && backend == Backend::Xen {
         return Err(field_err(
             name,
             "[[volume]]",
-            format!("is for kvm and qemu machines; backend {backend} has no block volumes in creature yet"),
+            "backend xen has no block volumes in creature yet",
         ));
     }
+    let container = backend == Backend::Lxc;
     for (i, v) in vols.iter().enumerate() {
         let at = |k: &str| format!("volume.{i}{k}");
+        match (&v.path, container) {
+            (None, true) => {
+                return Err(field_err(
+                    name,
+                    &at(".path"),
+                    "a container's volume needs the path it is mounted at",
+                ))
+            }
+            (Some(p), true) if !crate::backend::lxc::volumes::path_ok(p) => {
+                return Err(field_err(
+                    name,
+                    &at(".path"),
+                    format!("{p:?} is not a plain absolute path (letters, digits, / . _ -), nor /"),
+                ))
+            }
+            (Some(_), false) => {
+                return Err(field_err(
+                    name,
+                    &at(".path"),
+                    "is for containers; a VM's volume is a disk (target)",
+                ))
+            }
+            _ => {}
+        }
+        if container
+            && (v.target.is_some() || v.format == Some(crate::template::schema::DiskFormat::Qcow2))
+        {
+            return Err(field_err(
+                name,
+                &at(""),
+                "a container's volume is raw with a filesystem, mounted at path: no target, no qcow2",
+            ));
+        }
         match (&v.name, v.size) {
             (Some(n), None) => {
                 names::check(What::Volume, n)

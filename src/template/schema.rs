@@ -111,6 +111,9 @@ pub struct Volume {
     /// Guest device name (default: the next free vdX).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Containers: where the volume's filesystem is mounted in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,
     /// Keep the volume made for the machine when the machine is deleted.

@@ -31,6 +31,38 @@ pub struct LxcDriver {
 }
 
 impl LxcDriver {
+    /// (file, mount point) of each volume attached to the container.
+    fn volumes(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let Some(store) = crate::store::Store::open_read_only(&self.state_dir)? else {
+            return Ok(Vec::new());
+        };
+        Ok(store
+            .volumes_of(crate::config::LOCAL, name)?
+            .into_iter()
+            .map(|(v, a)| (v.path, a.target))
+            .collect())
+    }
+
+    /// Unmount the container's volumes on the host and free their loop devices.
+    fn release_volumes(&self, name: &str) -> Result<()> {
+        crate::backend::lxc::volumes::unmount_all(&self.state_dir.join("mounts").join(name))?;
+        for (file, _) in self.volumes(name)? {
+            crate::backend::lxc::volumes::release(&file)?;
+        }
+        Ok(())
+    }
+
+    /// The directory the container's root filesystem is (its upper layer
+    /// when an overlay): its owner is the container's root.
+    fn rootfs_dir(&self, c: &Container) -> PathBuf {
+        use crate::backend::lxc::config::RootfsPath;
+        match RootfsPath::parse(&c.config_item("lxc.rootfs.path").unwrap_or_default()) {
+            RootfsPath::Dir(p) if !p.is_empty() => PathBuf::from(p),
+            RootfsPath::Overlay { upper, .. } => PathBuf::from(upper),
+            RootfsPath::Dir(_) => PathBuf::from(&self.lxcpath).join(c.name()).join("rootfs"),
+        }
+    }
+
     pub fn new(state_dir: &Path) -> LxcDriver {
         LxcDriver {
             lxcpath: sys::lxcpath(),
@@ -137,6 +169,35 @@ impl Driver for LxcDriver {
             PowerState::ShutOff | PowerState::Crashed => {}
             st => return Err(wrong_state(name, "start", st)),
         }
+        // Its volumes: each on a loop device mounted on the host, bound in
+        // by liblxc for this start, its top directory the container root's.
+        let vols = self.volumes(name)?;
+        if !vols.is_empty() {
+            use std::os::unix::fs::MetadataExt;
+            let root = std::fs::metadata(self.rootfs_dir(&c)).map_err(|e| {
+                Error::other(format!("cannot read the root filesystem of {name:?}")).caused_by(e)
+            })?;
+            let mounts =
+                crate::statedir::subdir(&self.state_dir, &format!("mounts/{name}"), 0o711)?;
+            for (i, (file, path)) in vols.into_iter().enumerate() {
+                let dev = crate::backend::lxc::volumes::loop_of(&file)?;
+                let dir = mounts.join(i.to_string());
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::other(format!("cannot make {}", dir.display())).caused_by(e)
+                })?;
+                crate::backend::lxc::volumes::mount(&dev, &dir)?;
+                std::os::unix::fs::chown(&dir, Some(root.uid()), Some(root.gid())).map_err(
+                    |e| {
+                        Error::other(format!("cannot hand {} to the container", dir.display()))
+                            .caused_by(e)
+                    },
+                )?;
+                c.set_config_item(
+                    "lxc.mount.entry",
+                    &crate::backend::lxc::volumes::mount_entry(&dir, &path),
+                )?;
+            }
+        }
         c.start().map_err(|e| match self.log_tail(name) {
             Some(t) => e.caused_by(t),
             None => e,
@@ -206,6 +267,7 @@ impl Driver for LxcDriver {
         if power_state(&c.state()).is_active() {
             c.stop()?;
         }
+        self.release_volumes(name)?;
         let rootfs = c.config_item("lxc.rootfs.path").unwrap_or_default();
         c.destroy()?;
         removed.push(format!("container {name}"));
@@ -218,6 +280,20 @@ impl Driver for LxcDriver {
             )),
         }
         Ok(removed)
+    }
+
+    fn swap_volume(&self, name: &str, old: &str, new: &str, _new_format: &str) -> Result<String> {
+        let c = self.ours(name)?;
+        let st = power_state(&c.state());
+        if st.is_active() {
+            return Err(Error::conflict(format!(
+                "container {name:?} is {}: its volume is mounted; stop it to swap the volume",
+                st.as_str()
+            )));
+        }
+        self.release_volumes(name)?;
+        crate::backend::lxc::volumes::copy(old, new)?;
+        Ok(String::new())
     }
 
     fn details(&self, name: &str) -> Result<Details> {

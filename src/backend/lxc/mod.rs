@@ -7,6 +7,7 @@ pub mod driver;
 pub mod idmap;
 pub mod rootfs;
 pub mod sys;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 

@@ -199,6 +199,16 @@ impl Container {
         }
     }
 
+    /// Set a configuration item in memory only (this start's, not saved).
+    pub fn set_config_item(&self, key: &str, value: &str) -> Result<()> {
+        let (k, v) = (cstr(key)?, cstr(value)?);
+        if call!(self.set_config_item(k.as_ptr(), v.as_ptr())) {
+            Ok(())
+        } else {
+            Err(self.fail(Kind::Invalid, &format!("cannot set {key} of")))
+        }
+    }
+
     pub fn config_item(&self, key: &str) -> Option<String> {
         let k = cstr(key).ok()?;
         let len = call!(self.get_config_item(k.as_ptr(), std::ptr::null_mut(), 0));
