@@ -117,12 +117,20 @@ impl Op {
                 feature.title(),
                 feature.number(),
             ),
-            Effective::Refused(Refusal::NotImplemented) => format!(
-                "{:?} (#{}, Nova: {}) is not implemented yet for backend {backend}",
-                feature.title(),
-                feature.number(),
-                feature.nova().get(backend).word(),
-            ),
+            Effective::Refused(Refusal::NotImplemented) => match feature.why_not(backend) {
+                Some(why) => format!(
+                    "{:?} (#{}, Nova: {}) is not possible for backend {backend} here: {why}",
+                    feature.title(),
+                    feature.number(),
+                    feature.nova().get(backend).word(),
+                ),
+                None => format!(
+                    "{:?} (#{}, Nova: {}) is not implemented yet for backend {backend}",
+                    feature.title(),
+                    feature.number(),
+                    feature.nova().get(backend).word(),
+                ),
+            },
         };
         Err(Error::new(
             Kind::Refused,

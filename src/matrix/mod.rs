@@ -376,6 +376,19 @@ impl Feature {
     }
 
     /// The effective cell for one backend: Nova's cell combined with creature's.
+    /// Why creature refuses a cell Nova allows, where the reason is a fact of
+    /// the hosts it runs on rather than work left to do.
+    pub fn why_not(self, backend: Backend) -> Option<&'static str> {
+        match (self, backend) {
+            (Feature::BlockStorageIscsi | Feature::IscsiChap, Backend::Lxc) => Some(
+                "a container needs the LUN as a local block device, and these hosts' kernels have \
+                 neither an iSCSI initiator (iscsi_tcp) nor the device mapper; VMs reach LUNs \
+                 through QEMU's userspace initiator",
+            ),
+            _ => None,
+        }
+    }
+
     /// What creature says of a cell it allows, where its proof stops short
     /// of the feature (printed like a partial cell's note).
     fn caveat(self) -> Option<&'static str> {

@@ -32,6 +32,10 @@ fn cell(f: Feature, b: Backend) -> CellView {
     let nova = f.nova().get(b);
     let eff = f.effective(b);
     let note = match (nova.note(), eff) {
+        (_, Effective::Allowed { note: Some(n), .. }) => Some(n.to_string()),
+        (_, Effective::Refused(crate::matrix::Refusal::NotImplemented)) if f.why_not(b).is_some() => {
+            f.why_not(b).map(str::to_string)
+        }
         (Some(n), _) => Some(n.to_string()),
         (None, Effective::Allowed { proof: Some(t), .. }) => {
             Some(format!("Nova: unknown; proven by {t}"))

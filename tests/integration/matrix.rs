@@ -129,3 +129,41 @@ fn every_proof_names_an_existing_test() {
         }
     }
 }
+
+/// Cells creature decides on beyond Nova carry their reason: FC allowed but
+/// not proven on hardware; iSCSI refused for containers for a fact of the host.
+#[test]
+fn creatures_own_notes_say_why() {
+    let d = state_dir();
+    let note = |feature: &str, backend: &str| {
+        Creature::new(d.path())
+            .args([
+                "matrix",
+                "--format",
+                "json",
+                "--feature",
+                feature,
+                "--backend",
+                backend,
+            ])
+            .run()
+            .ok()
+            .json()[0]["cells"][0]
+            .clone()
+    };
+    let fc = note("block-storage-fc", "qemu");
+    assert_eq!(fc["allowed"], true);
+    assert!(
+        fc["note"]
+            .as_str()
+            .unwrap()
+            .contains("not proven on FC hardware"),
+        "{fc}"
+    );
+    let chap = note("iscsi-chap", "lxc");
+    assert_eq!(chap["allowed"], false);
+    assert!(
+        chap["note"].as_str().unwrap().contains("iscsi_tcp"),
+        "{chap}"
+    );
+}
