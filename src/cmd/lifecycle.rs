@@ -277,12 +277,34 @@ struct InfoView<'a> {
     record: &'static str,
     /// NICs: network, MAC, the reserved IP and (while running) the leased one.
     nics: Vec<NicView>,
+    /// Block volumes attached to it (`creature volume`).
+    volumes: Vec<VolumeView>,
     #[serde(flatten)]
     details: Details,
 }
 
+#[derive(Serialize)]
+struct VolumeView {
+    name: String,
+    /// VMs: the device in its definition; containers: the mount point.
+    target: String,
+    readonly: bool,
+}
+
 pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Result<()> {
     let details = drv.details(&rec.name)?;
+    let volumes = match Store::open_read_only(&ctx.global.state_dir)? {
+        Some(s) => s
+            .volumes_of(&rec.host, &rec.name)?
+            .into_iter()
+            .map(|(v, a)| VolumeView {
+                name: v.name,
+                target: a.target,
+                readonly: a.readonly,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let nics = machine_nics(ctx, &rec.name)?;
     let active = details.state.is_active();
     let leases = if active {
@@ -292,6 +314,7 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
     };
     let view = InfoView {
         nics: nic_view::views(&nics, &leases, active),
+        volumes,
         name: &rec.name,
         host: &rec.host,
         backend: rec.backend,
@@ -331,6 +354,16 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
                 format!("{} on {}", n.mac, n.network),
             ]);
             t.row([format!("ip {}", n.index), nic_view::label(n)]);
+        }
+        for v in &view.volumes {
+            t.row([
+                format!("volume {}", v.name),
+                format!(
+                    "{}{}",
+                    v.target,
+                    if v.readonly { " (read-only)" } else { "" }
+                ),
+            ]);
         }
         if let Some(img) = &d.rescued {
             t.row([

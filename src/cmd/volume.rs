@@ -279,32 +279,20 @@ fn create_iscsi(
     let host = ctx.host_name().to_string();
     let conn = connect(ctx)?;
     let reg = iscsi::register(&conn, &ctx.global.state_dir, name, t, secret.as_deref())?;
-    let rec = VolumeRecord {
-        name: name.to_string(),
-        pool: reg.pool.clone(),
-        path: reg.path.clone(),
-        format: "raw".into(),
-        capacity_bytes: reg.capacity,
-        created_at: crate::time::rfc3339_now(),
-        iscsi: Some(crate::store::Iscsi {
-            portal: t.portal.clone(),
-            iqn: t.iqn.clone(),
-            lun: t.lun,
-            chap_user: t.chap_user.clone(),
-        }),
-        made_for: None,
-        attachments: Vec::new(),
+    let capacity = reg.capacity;
+    let iscsi = crate::store::Iscsi {
+        portal: t.portal.clone(),
+        iqn: t.iqn.clone(),
+        lun: t.lun,
+        chap_user: t.chap_user.clone(),
     };
-    if let Err(e) = store.add_volume(&host, &rec) {
-        let _ = iscsi::forget(&conn, &reg.pool);
-        return Err(e);
-    }
+    record_lun(&conn, store, &host, name, reg, Some(iscsi))?;
     ctx.say(&format!(
         "created volume {name}: LUN {} of {} at {} ({}, CHAP: {})",
         t.lun,
         t.iqn,
         t.portal,
-        Size(reg.capacity),
+        Size(capacity),
         if t.chap_user.is_some() { "yes" } else { "no" }
     ));
     Ok(())
@@ -321,28 +309,41 @@ fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
     crate::backend::libvirt::fc::require_hba()?;
     let conn = connect(ctx)?;
     let reg = crate::backend::libvirt::fc::register(&conn, &ctx.global.state_dir, name, fc)?;
-    let rec = VolumeRecord {
-        name: name.to_string(),
-        pool: reg.pool.clone(),
-        path: reg.path.clone(),
-        format: "raw".into(),
-        capacity_bytes: reg.capacity,
-        created_at: crate::time::rfc3339_now(),
-        iscsi: None,
-        made_for: None,
-        attachments: Vec::new(),
-    };
-    if let Err(e) = store.add_volume(ctx.host_name(), &rec) {
-        let _ = iscsi::forget(&conn, &reg.pool);
-        return Err(e);
-    }
+    let capacity = reg.capacity;
+    record_lun(&conn, store, ctx.host_name(), name, reg, None)?;
     ctx.say(&format!(
         "created volume {name}: LUN {} through the vHBA {} ({})",
         fc.lun,
         fc.wwpn,
-        Size(reg.capacity)
+        Size(capacity)
     ));
     Ok(())
+}
+
+/// The record of a LUN volume just registered; its pool (and secret) go
+/// again when the record cannot be written.
+fn record_lun(
+    conn: &virt::connect::Connect,
+    store: &mut Store,
+    host: &str,
+    name: &str,
+    reg: iscsi::Registered,
+    iscsi_target: Option<crate::store::Iscsi>,
+) -> Result<()> {
+    let rec = VolumeRecord {
+        name: name.to_string(),
+        pool: reg.pool.clone(),
+        path: reg.path,
+        format: "raw".into(),
+        capacity_bytes: reg.capacity,
+        created_at: crate::time::rfc3339_now(),
+        iscsi: iscsi_target,
+        made_for: None,
+        attachments: Vec::new(),
+    };
+    store.add_volume(host, &rec).inspect_err(|_| {
+        let _ = iscsi::forget(conn, &reg.pool);
+    })
 }
 
 /// A create's `[[volume]]` tables: each made (`<machine>-vol<N>`, removed
@@ -569,7 +570,17 @@ pub fn on_machine(
                 .and_then(|_| drv.attach_volume(&rec.name, &disk))
             {
                 store.detach_volume(h, name, &rec.name)?;
-                return Err(e);
+                // A LUN that cannot be reached is the target's state, not ours.
+                return Err(match disk.pool_volume {
+                    Some(_) if e.kind() == crate::error::Kind::Other => Error::new(
+                        crate::error::Kind::Unavailable,
+                        format!(
+                            "cannot reach the LUN of volume {name:?} (is its target up?): {}",
+                            e.message()
+                        ),
+                    ),
+                    _ => e,
+                });
             }
             ctx.say(&format!(
                 "attached volume {name} to {} as {target} ({})",

@@ -29,6 +29,8 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("kvm.xml", "domain"),
         ("qemu.xml", "domain"),
         ("xen.xml", "domain"),
+        ("qemu-rescue.xml", "domain"),
+        ("qemu-reverted.xml", "domain"),
         ("snapshot.xml", "domainsnapshot"),
         ("snapshot-memory.xml", "domainsnapshot"),
         ("../storage/fc-pool.xml", "storagepool"),

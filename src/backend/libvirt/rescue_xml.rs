@@ -286,6 +286,40 @@ mod tests {
         assert_eq!(rescued(ORIGINAL), None);
     }
 
+    /// tests/fixtures/domain/qemu-rescue.xml and qemu-reverted.xml: the
+    /// rescue definition and a snapshot revert's (disks moved) made from the
+    /// golden qemu definition, checked against libvirt's schema by
+    /// tests/integration/domain_xml.rs.
+    #[test]
+    fn golden_definitions_made_from_the_qemu_one() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/domain");
+        let qemu = std::fs::read_to_string(dir.join("qemu.xml")).unwrap();
+        let rescued = render(&qemu, &rescue()).unwrap();
+        let reverted = crate::backend::libvirt::snapshot_xml::move_disks(
+            &qemu,
+            &[(
+                "vda".into(),
+                "/var/lib/creature/disks/web-disk0-3.qcow2".into(),
+            )],
+            "qcow2",
+        )
+        .unwrap();
+        for (file, got) in [
+            ("qemu-rescue.xml", rescued),
+            ("qemu-reverted.xml", reverted),
+        ] {
+            let path = dir.join(file);
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&path, &got).unwrap();
+            }
+            assert_eq!(
+                got,
+                std::fs::read_to_string(&path).unwrap_or_default(),
+                "{file}"
+            );
+        }
+    }
+
     #[test]
     fn a_machine_without_disks_has_nothing_to_rescue() {
         let none = ORIGINAL.replace("device='disk'", "device='cdrom'");

@@ -134,7 +134,7 @@ fn an_iscsi_lun_with_chap_from_a_real_tgt_target() {
         f.seek(SeekFrom::Start(100 * 512)).unwrap();
         f.write_all(b"iscsi-marker-1").unwrap();
     }
-    let _tgt = start_target(&backing);
+    let tgt = start_target(&backing);
     let portal = format!("127.0.0.1:{PORT}");
     let secret_file = work.path().join("chap");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -220,7 +220,19 @@ fn an_iscsi_lun_with_chap_from_a_real_tgt_target() {
         .ok();
     lab.run(&["start", m]).ok();
     lab.wait_log(m, "boot", |_| boots(&lab, m) == 1);
+    // The target down: exit 6, the machine and the records unchanged.
+    drop(tgt);
+    lab.run(&["volume", "attach", m, "lun1"]).code(6);
+    assert!(!virsh_out(&["dumpxml", m]).contains("iscsi-lun1"));
+    let j = lab
+        .run(&["volume", "info", "lun1", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(j["attachments"].as_array().unwrap().len(), 0, "{j}");
+    let _tgt = start_target(&backing);
     lab.run(&["volume", "attach", m, "lun1"]).ok();
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert_eq!(info["volumes"][0]["name"], "lun1", "{info}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let seen = lab.guest(m, "cat /sys/block/vdb/size 2>/dev/null; true");

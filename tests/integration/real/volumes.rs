@@ -90,6 +90,9 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
         "printf volume-mark-7 | dd of=/dev/vdb bs=512 seek=100 conv=notrunc 2>/dev/null; sync",
     );
     assert!(dumpxml(m, true).contains(&path), "persistent too");
+    let info = lab.run(&["info", m, "--format", "json"]).ok().json();
+    assert_eq!(info["volumes"][0]["name"], "data", "{info}");
+    assert_eq!(info["volumes"][0]["target"], "vdb", "{info}");
     lab.run(&["volume", "info", "data"])
         .ok()
         .stdout_has("vol-vm:vdb");
@@ -323,6 +326,7 @@ fn container_volumes_on_loop_devices_survive_restarts_and_swaps() {
     let file = lab.path().join("volumes").join(format!("{c}-vol0.img"));
     assert!(file.exists());
     lab.run(&["start", c]).ok();
+    lab.run(&["info", c]).ok().stdout_has("/srv/data");
     let mounts = lab.guest(c, "grep ' /srv/data ' /proc/mounts; true");
     assert!(mounts.contains("ext4"), "{mounts}");
     lab.guest(c, "echo kept-across > /srv/data/f; sync");
