@@ -95,12 +95,15 @@ pub fn delete(conn: &Connect, path: &str) -> Result<()> {
     }
 }
 
-/// Bytes the volume takes in its pool now.
+/// Bytes the volume takes in its pool now (a file, or a LUN's `pool/volume`).
 pub fn allocation(conn: &Connect, path: &str) -> Option<u64> {
-    conn.lookup_storage_vol_by_path(path)
-        .and_then(|v| v.info())
-        .ok()
-        .map(|i| i.allocation)
+    let vol = match path.split_once('/') {
+        Some((pool, v)) if !pool.is_empty() => conn
+            .lookup_storage_pool_by_name(pool)
+            .and_then(|p| p.lookup_storage_vol_by_name(v)),
+        _ => conn.lookup_storage_vol_by_path(path),
+    };
+    vol.and_then(|v| v.info()).ok().map(|i| i.allocation)
 }
 
 impl LibvirtDriver {

@@ -196,6 +196,7 @@ fn an_iscsi_lun_with_chap_from_a_real_tgt_target() {
         .json();
     assert_eq!(j["iscsi"]["iqn"], IQN);
     let capacity = j["capacity_bytes"].as_u64().unwrap();
+    assert_eq!(j["allocation_bytes"].as_u64(), Some(capacity), "{j}");
     assert!(capacity > 60 << 20 && capacity <= 64 << 20, "{j}");
     for out in [
         info.stdout.clone(),
