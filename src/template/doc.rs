@@ -64,6 +64,7 @@ pub const KEYS: &[Key] = &[
     k("nic.model", "virtio | e1000 | rtl8139 | netfront | veth", "virtio (xen: netfront, lxc: veth)", "Device model."),
     k("nic.mac", "MAC address", "allocated", "Fixed MAC: unicast, not all zeros, free on the host."),
     k("nic.ip", "IPv4 address", "reserved", "Fixed IP inside the network's subnet; reserved from its pool when absent."),
+    k("nic.antispoof", "bool", "true", "kvm and qemu: libvirt's clean-traffic filter on the NIC: the guest cannot send with another MAC or IP than its own (the reserved one), nor spoof ARP. Turn it off for a machine that routes or bridges for others."),
     k("rootfs", "table", "required for lxc", "Root filesystem of a container. Not for virtual machines."),
     k("rootfs.type", "busybox | debootstrap | tarball | dir", "required", "How the root filesystem is made."),
     k("rootfs.release", "string", "none", "debootstrap: the suite, e.g. bookworm."),
@@ -221,6 +222,7 @@ mod tests {
                 model: Some(NicModel::Virtio),
                 mac: Some("m".into()),
                 ip: Some("i".into()),
+                antispoof: Some(true),
             }],
             volumes: vec![Volume {
                 name: Some("v".into()),

@@ -222,6 +222,10 @@ pub struct Nic {
     /// Fixed IP; reserved from the network's pool when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// VMs: libvirt's clean-traffic filter (no MAC, IP or ARP spoofing; the
+    /// NIC keeps its reserved address). Default on; off for routers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub antispoof: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

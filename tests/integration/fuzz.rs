@@ -62,6 +62,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             network: text.clone(),
             mac: "52:54:00:12:34:56".into(),
             model: "virtio",
+            clean_traffic: Some(Some(text.clone())),
         }],
         serial_log: text.clone(),
         guest_agent: true,

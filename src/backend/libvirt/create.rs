@@ -138,6 +138,10 @@ pub fn create(
                 network: crate::net::libvirt_name(&n.network),
                 mac: n.mac.clone(),
                 model: nic_model(want.model, r.backend),
+                // libvirt's nwfilter serves qemu domains; Xen's is issue 23's.
+                clean_traffic: (matches!(r.backend, Backend::Kvm | Backend::Qemu)
+                    && want.antispoof != Some(false))
+                .then(|| n.ip.clone()),
             })
             .collect(),
         serial_log: LibvirtDriver::serial_log_path(&drv.state_dir, name)

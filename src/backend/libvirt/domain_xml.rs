@@ -27,6 +27,10 @@ pub struct NicSpec {
     pub network: String,
     pub mac: String,
     pub model: &'static str,
+    /// Anti-spoofing (libvirt's clean-traffic nwfilter): None when off;
+    /// Some(ip) holds the NIC to its reserved address (None inside: the
+    /// address it learns by DHCP).
+    pub clean_traffic: Option<Option<String>>,
 }
 
 /// What creature records in each domain it makes.
@@ -151,6 +155,15 @@ pub fn render(s: &DomainSpec) -> String {
             .child(El::new("mac").attr("address", n.mac.clone()))
             .child(El::new("source").attr("network", n.network.clone()))
             .child(El::new("model").attr("type", n.model))
+            .children(n.clean_traffic.as_ref().map(|ip| {
+                El::new("filterref")
+                    .attr("filter", "clean-traffic")
+                    .children(ip.as_ref().map(|ip| {
+                        El::new("parameter")
+                            .attr("name", "IP")
+                            .attr("value", ip.clone())
+                    }))
+            }))
     });
     let devices = El::new("devices")
         .children(disks)

@@ -8,6 +8,7 @@ mod console;
 mod containers;
 mod debian;
 mod exec;
+mod firewall;
 mod host;
 mod iscsi;
 mod json;
