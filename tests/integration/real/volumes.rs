@@ -287,6 +287,43 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
         .exists());
     lab.run(&["volume", "delete", "shared1", "--yes"]).ok();
     lab.run(&["volume", "delete", "vol-tpl-vol1", "--yes"]).ok();
+
+    // Any libvirt pool by name; an unknown one is exit 4.
+    let other = tempfile::tempdir().unwrap();
+    let dir = other.path().to_str().unwrap();
+    for a in [
+        &["pool-define-as", "vol-other", "dir", "--target", dir][..],
+        &["pool-start", "vol-other"],
+    ] {
+        assert!(virsh(a).status.success(), "virsh {a:?}");
+    }
+    lab.run(&[
+        "volume",
+        "create",
+        "elsewhere",
+        "--size",
+        "1MiB",
+        "--pool",
+        "nosuch",
+    ])
+    .code(4)
+    .stderr_has("no libvirt storage pool \"nosuch\"");
+    lab.run(&[
+        "volume",
+        "create",
+        "elsewhere",
+        "--size",
+        "1MiB",
+        "--pool",
+        "vol-other",
+    ])
+    .ok()
+    .stdout_has("in pool vol-other");
+    assert!(other.path().join("elsewhere.qcow2").exists());
+    lab.run(&["volume", "delete", "elsewhere", "--yes"]).ok();
+    assert!(!other.path().join("elsewhere.qcow2").exists());
+    virsh(&["pool-destroy", "vol-other"]);
+    virsh(&["pool-undefine", "vol-other"]);
 }
 
 /// Containers (#31, #18): a template volume is a raw file with an ext4
