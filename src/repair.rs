@@ -27,6 +27,10 @@ pub struct Facts {
     pub busy: BTreeSet<String>,
     /// Volumes in creature's pool (None: the pool could not be read).
     pub volumes: Option<Vec<String>>,
+    /// Files in creature's block volume pool (None: not read, or a `volume
+    /// create` runs now), and the file names its volume records hold.
+    pub block_volumes: Option<Vec<String>>,
+    pub recorded_block_volumes: BTreeSet<String>,
     /// DHCP host entries of creature's networks.
     pub host_entries: Vec<HostEntry>,
     /// Machines the journal has rows for.
@@ -64,6 +68,11 @@ pub enum Action {
         volume: String,
         why: String,
     },
+    /// A file in creature's block volume pool that no volume record holds.
+    DeleteBlockVolume {
+        volume: String,
+        why: String,
+    },
     RemoveHostEntry {
         #[serde(flatten)]
         entry: HostEntry,
@@ -92,6 +101,9 @@ impl Action {
                 format!("forget the record of {machine}: {why}")
             }
             Action::DeleteVolume { volume, why } => format!("delete volume {volume}: {why}"),
+            Action::DeleteBlockVolume { volume, why } => {
+                format!("delete block volume file {volume}: {why}")
+            }
             Action::RemoveHostEntry { entry: e, why } => format!(
                 "remove DHCP host {} {} from network {}: {why}",
                 e.mac, e.ip, e.network
@@ -183,6 +195,14 @@ pub fn plan(f: &Facts) -> Vec<Action> {
             });
         }
     }
+    for v in f.block_volumes.iter().flatten() {
+        if !f.recorded_block_volumes.contains(v) {
+            out.push(Action::DeleteBlockVolume {
+                volume: v.clone(),
+                why: "no volume record holds it (a `volume create` interrupted)".into(),
+            });
+        }
+    }
     let reserved: BTreeSet<String> = kept
         .iter()
         .flat_map(|m| f.macs.get(*m).into_iter().flatten())
@@ -263,6 +283,22 @@ mod tests {
         f.observed.insert(Backend::Lxc, Vec::new());
         f.volumes = Some(Vec::new());
         f
+    }
+
+    #[test]
+    fn unrecorded_block_volume_files_go_unless_a_create_runs() {
+        let mut f = facts();
+        f.block_volumes = Some(vec!["data.qcow2".into(), "half.img".into()]);
+        f.recorded_block_volumes.insert("data.qcow2".into());
+        assert_eq!(
+            plan(&f),
+            vec![Action::DeleteBlockVolume {
+                volume: "half.img".into(),
+                why: "no volume record holds it (a `volume create` interrupted)".into()
+            }]
+        );
+        f.block_volumes = None;
+        assert_eq!(plan(&f), vec![]);
     }
 
     #[test]

@@ -173,6 +173,21 @@ pub fn lock_file(path: &Path) -> Result<fs::File> {
     Ok(f)
 }
 
+/// Held by every `volume create` from its file to its record: `repair`
+/// leaves the volume pool alone while it is taken.
+pub fn volumes_lock(state_dir: &Path) -> PathBuf {
+    state_dir.join("volumes.lock")
+}
+
+/// Whether another process holds the lock file `path` now (creates nothing).
+pub fn lock_busy(path: &Path) -> bool {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .is_ok_and(|f| flock(&f, false, path).is_ok_and(|taken| !taken))
+}
+
 fn machine_lock_path(state_dir: &Path, host: &str, name: &str) -> PathBuf {
     state_dir
         .join("locks")
@@ -199,12 +214,7 @@ pub fn lock_machine(state_dir: &Path, host: &str, name: &str) -> Result<fs::File
 /// Whether another process holds machine `name`'s lock now. Creates
 /// nothing: no lock file means nobody has it.
 pub fn machine_busy(state_dir: &Path, host: &str, name: &str) -> bool {
-    let path = machine_lock_path(state_dir, host, name);
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .is_ok_and(|f| flock(&f, false, &path).is_ok_and(|taken| !taken))
+    lock_busy(&machine_lock_path(state_dir, host, name))
 }
 
 /// Temporary files in the state directory whose writer is gone: cache

@@ -36,6 +36,18 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
             f.macs.insert(r.name.clone(), macs);
         }
         f.journal = s.journal_machines(hn)?.into_iter().collect();
+        let pool = crate::backend::libvirt::volume::default_pool(state_dir);
+        f.recorded_block_volumes = s
+            .volumes(hn)?
+            .into_iter()
+            .filter(|v| v.pool == pool)
+            .filter_map(|v| {
+                std::path::Path::new(&v.path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
+            })
+            .collect();
         networks = s.networks(hn)?;
     }
     let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
@@ -71,6 +83,17 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
                 Ok(pool) => storage::volumes(&pool).ok(),
                 Err(_) => Some(Vec::new()),
             };
+            let vpool = crate::backend::libvirt::volume::default_pool(state_dir);
+            f.block_volumes =
+                if crate::statedir::lock_busy(&crate::statedir::volumes_lock(state_dir)) {
+                    unchecked.push("block volumes: a `volume create` is running".into());
+                    None
+                } else {
+                    match conn.lookup_storage_pool_by_name(&vpool) {
+                        Ok(pool) => storage::volumes(&pool).ok(),
+                        Err(_) => Some(Vec::new()),
+                    }
+                };
             for n in &networks {
                 match lvnet::host_entries(&conn, &crate::net::libvirt_name(&n.name)) {
                     Ok(list) => f
@@ -131,6 +154,17 @@ fn apply(
                 .lookup_storage_pool_by_name(&storage::pool_name(state_dir))
                 .map_err(|e| {
                     backend::libvirt::map_error("cannot find creature's storage pool", e)
+                })?;
+            storage::delete_volume(&pool, volume).map(|_| ())
+        }
+        Action::DeleteBlockVolume { volume, .. } => {
+            let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(state_dir))?;
+            let pool = network(host, conn)?
+                .lookup_storage_pool_by_name(&crate::backend::libvirt::volume::default_pool(
+                    state_dir,
+                ))
+                .map_err(|e| {
+                    backend::libvirt::map_error("cannot find creature's volume pool", e)
                 })?;
             storage::delete_volume(&pool, volume).map(|_| ())
         }

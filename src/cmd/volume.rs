@@ -102,6 +102,8 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             let size = size.ok_or_else(|| Error::invalid("--size is required"))?;
             let size = &size;
             let conn = connect(ctx)?;
+            // From file to record: `repair` leaves the pool alone meanwhile.
+            let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(sd))?;
             let (pool, path) =
                 volume::create(&conn, sd, pool.as_deref(), name, *size, format.as_str())?;
             let rec = VolumeRecord {
@@ -391,6 +393,7 @@ pub fn attach_template_volumes(
                     _ => "qcow2",
                 };
                 let size = v.size.map(|s| s.0).unwrap_or(0);
+                let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(&sd))?;
                 let (pool, path) = volume::create(&conn, &sd, None, &vname, size, format)?;
                 let rec = VolumeRecord {
                     name: vname.clone(),

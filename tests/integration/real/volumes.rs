@@ -288,6 +288,31 @@ fn volumes_hotplug_into_a_running_guest_and_keep_their_data() {
     lab.run(&["volume", "delete", "shared1", "--yes"]).ok();
     lab.run(&["volume", "delete", "vol-tpl-vol1", "--yes"]).ok();
 
+    // A file an interrupted `volume create` left in creature's pool, with no
+    // record: repair removes it, and nothing recorded.
+    lab.run(&["volume", "create", "recorded", "--size", "1MiB"])
+        .ok();
+    let stray = lab.path().join("volumes").join("stray.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", stray.to_str().unwrap(), "1M"])
+        .status()
+        .unwrap()
+        .success());
+    let plan = lab
+        .run(&["repair", "--dry-run", "--format", "json"])
+        .ok()
+        .json();
+    let text = plan.to_string();
+    assert!(
+        text.contains("delete-block-volume") && text.contains("stray.qcow2"),
+        "{plan}"
+    );
+    assert!(!text.contains("recorded.qcow2"), "{plan}");
+    lab.run(&["repair", "--yes"]).ok();
+    assert!(!stray.exists());
+    assert!(lab.path().join("volumes").join("recorded.qcow2").exists());
+    lab.run(&["volume", "delete", "recorded", "--yes"]).ok();
+
     // Any libvirt pool by name; an unknown one is exit 4.
     let other = tempfile::tempdir().unwrap();
     let dir = other.path().to_str().unwrap();
