@@ -859,6 +859,12 @@ pub struct NetCreateArgs {
     #[arg(long, value_name = "ID", value_parser = whole::<u16>(1, 4094))]
     pub vlan: Option<u16>,
 
+    /// No anti-spoofing filter on the VM NICs of this network (for routers
+    /// and bridges that send for others); default: every VM NIC is held to
+    /// its own MAC and reserved IP.
+    #[arg(long)]
+    pub no_antispoof: bool,
+
     /// Start the network at host boot.
     #[arg(long)]
     pub autostart: bool,

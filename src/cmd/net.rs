@@ -183,6 +183,7 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
         dhcp_start: spec.dhcp.map(|d| d.0.to_string()),
         dhcp_end: spec.dhcp.map(|d| d.1.to_string()),
         autostart: a.autostart,
+        antispoof: !a.no_antispoof,
     };
     if let Err(e) = store.add_network(&host, &rec) {
         let _ = lvnet::remove(&conn, &spec.libvirt_name());
@@ -288,6 +289,14 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                     t.row(["dhcp range".to_string(), format!("{a}-{b}")]);
                 }
                 t.row(["autostart", if v.rec.autostart { "yes" } else { "no" }]);
+                t.row([
+                    "anti-spoofing",
+                    if v.rec.antispoof {
+                        "yes (VM NICs: clean-traffic)"
+                    } else {
+                        "no"
+                    },
+                ]);
                 t.row([
                     "machines".to_string(),
                     if v.machines.is_empty() {

@@ -23,6 +23,9 @@ pub struct NetworkRecord {
     pub dhcp_start: Option<String>,
     pub dhcp_end: Option<String>,
     pub autostart: bool,
+    /// VM NICs on it carry libvirt's clean-traffic filter (`net create
+    /// --no-antispoof` turns it off for the network).
+    pub antispoof: bool,
 }
 
 pub use crate::net::alloc::Request as NicRequest;
@@ -55,17 +58,18 @@ fn net_from_columns(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Networ
         dhcp_start: r.get(at + 4)?,
         dhcp_end: r.get(at + 5)?,
         autostart: r.get::<_, i64>(at + 6)? != 0,
+        antispoof: r.get::<_, i64>(at + 7)? != 0,
     })
 }
 
-const NET_COLS: &str = "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart";
+const NET_COLS: &str = "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, antispoof";
 
 impl Store {
     pub fn add_network(&mut self, host: &str, n: &NetworkRecord) -> Result<()> {
         let r = self.conn.execute(
-            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now()],
+            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at, antispoof)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now(), n.antispoof as i64],
         );
         match r {
             Ok(_) => Ok(()),

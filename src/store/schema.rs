@@ -168,4 +168,9 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE volumes ADD COLUMN made_for TEXT;
     "#,
+    // 10: a network's VM NICs carry the anti-spoofing filter (off for
+    // networks of routers).
+    r#"
+    ALTER TABLE networks ADD COLUMN antispoof INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];

@@ -225,6 +225,7 @@ mod nics {
                 dhcp_start: Some(a.to_string()),
                 dhcp_end: Some(b.to_string()),
                 autostart: false,
+                antispoof: true,
             },
         )
         .unwrap();

@@ -63,7 +63,35 @@ fn a_guest_cannot_send_from_an_address_it_was_not_given() {
             "{m}: a ping from {spoof} answered: {got}"
         );
     }
-    lab.run(&["delete", "fw-vm", "fw-open", "--force", "--yes"])
+    // A network of routers: none of its VM NICs is filtered.
+    lab.run(&[
+        "net",
+        "create",
+        "fw-r",
+        "--subnet",
+        "10.89.0.0/24",
+        "--no-antispoof",
+    ])
+    .ok();
+    let j = lab
+        .run(&["net", "info", "fw-r", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(j["antispoof"], false, "{j}");
+    lab.run(&["create", "fw-router", "-t", "tiny", "--network", "fw-r"])
         .ok();
+    let router = String::from_utf8_lossy(&virsh(&["dumpxml", "fw-router", "--inactive"]).stdout)
+        .into_owned();
+    assert!(!router.contains("clean-traffic"), "{router}");
+    lab.run(&[
+        "delete",
+        "fw-vm",
+        "fw-open",
+        "fw-router",
+        "--force",
+        "--yes",
+    ])
+    .ok();
     lab.run(&["net", "delete", "fw", "--yes"]).ok();
+    lab.run(&["net", "delete", "fw-r", "--yes"]).ok();
 }
