@@ -12,6 +12,8 @@ pub mod error;
 pub mod examples;
 pub mod exec;
 pub mod generate;
+#[cfg(test)]
+mod golden;
 pub mod host;
 pub mod image;
 pub mod interrupt;
@@ -31,6 +33,7 @@ pub mod statedir;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod tool;
 pub mod trace;
 pub mod undo;
 pub mod wait;

@@ -117,20 +117,18 @@ impl Op {
                 feature.title(),
                 feature.number(),
             ),
-            Effective::Refused(Refusal::NotImplemented) => match feature.why_not(backend) {
-                Some(why) => format!(
-                    "{:?} (#{}, Nova: {}) is not possible for backend {backend} here: {why}",
+            Effective::Refused(Refusal::NotImplemented) => {
+                let cell = format!(
+                    "{:?} (#{}, Nova: {})",
                     feature.title(),
                     feature.number(),
                     feature.nova().get(backend).word(),
-                ),
-                None => format!(
-                    "{:?} (#{}, Nova: {}) is not implemented yet for backend {backend}",
-                    feature.title(),
-                    feature.number(),
-                    feature.nova().get(backend).word(),
-                ),
-            },
+                );
+                match feature.why_not(backend) {
+                    Some(why) => format!("{cell} is not possible for backend {backend} here: {why}"),
+                    None => format!("{cell} is not implemented yet for backend {backend}"),
+                }
+            }
         };
         Err(Error::new(
             Kind::Refused,

@@ -40,6 +40,18 @@ pub struct Point {
     pub file: String,
 }
 
+/// The points of `snapshot` from its (target, frozen file) pairs.
+pub fn points(snapshot: &str, disks: &[(String, String)]) -> Vec<Point> {
+    disks
+        .iter()
+        .map(|(t, f)| Point {
+            snapshot: snapshot.to_string(),
+            target: t.clone(),
+            file: f.clone(),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Copy what `file` read through its backing into it, then make it

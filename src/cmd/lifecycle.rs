@@ -215,27 +215,29 @@ pub fn delete(
     store.set_state(ctx.host_name(), name, RecordState::Deleting)?;
     crate::undo::fail_point("deleting")?;
     let nics = store.nics(ctx.host_name(), name)?;
-    let kept: Vec<String> = store
-        .volumes_of(ctx.host_name(), name)?
+    // Volumes its template made for it (not `keep`) go with it, attached
+    // or swapped out; the others stay, detached.
+    let (made, others): (Vec<_>, Vec<_>) = store
+        .volumes(ctx.host_name())?
         .into_iter()
-        .filter(|(v, _)| v.made_for.as_deref() != Some(name.as_str()))
-        .map(|(v, a)| {
-            format!(
-                "  kept volume {} (was its {}), now detached\n",
-                v.name, a.target
-            )
+        .partition(|v| v.made_for.as_deref() == Some(name.as_str()));
+    let kept: Vec<String> = others
+        .iter()
+        .flat_map(|v| {
+            v.attachments
+                .iter()
+                .filter(|a| a.machine == *name)
+                .map(|a| {
+                    format!(
+                        "  kept volume {} (was its {}), now detached\n",
+                        v.name, a.target
+                    )
+                })
         })
         .collect();
     let mut removed = drv.remove(name)?;
-    // Volumes its template made for it (not `keep`) go with it, attached
-    // or swapped out.
-    let made: Vec<_> = store
-        .volumes(ctx.host_name())?
-        .into_iter()
-        .filter(|v| v.made_for.as_deref() == Some(name.as_str()))
-        .collect();
     if !made.is_empty() {
-        let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
+        let conn = ctx.network_conn()?;
         for v in made {
             crate::backend::libvirt::volume::delete(&conn, &v.path)?;
             store.remove_volume(ctx.host_name(), &v.name)?;

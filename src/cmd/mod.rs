@@ -42,6 +42,14 @@ impl Ctx {
         crate::backend::Host::resolve(self.global.host.as_deref(), &self.global.state_dir)
     }
 
+    /// libvirt on this command's host, where its networks and volumes are.
+    pub fn network_conn(&self) -> Result<virt::connect::Connect> {
+        crate::backend::libvirt::open(
+            &self.host()?.network_uri()?,
+            std::time::Duration::from_secs(30),
+        )
+    }
+
     /// A result line on stdout (`started web`), unless --quiet. With
     /// `--format json` stdout carries JSON alone, so the line goes to stderr.
     pub fn say(&self, msg: &str) {

@@ -1,11 +1,10 @@
 //! `creature net create|list|info|start|stop|delete|leases`.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::libvirt::{self, network as lvnet};
+use crate::backend::libvirt::network as lvnet;
 use crate::backend::taken;
 use crate::cli::{NetCommand, NetCreateArgs};
 use crate::cmd::gate::{self, Subject};
@@ -16,10 +15,6 @@ use crate::net::{self, ipv4::Subnet, NetMode, NetworkSpec};
 use crate::op::Op;
 use crate::output::{self, Table};
 use crate::store::{NetworkRecord, Store};
-
-fn connect(ctx: &Ctx) -> Result<virt::connect::Connect> {
-    libvirt::open(&ctx.host()?.network_uri()?, Duration::from_secs(30))
-}
 
 fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
     let bad = |why: &str| Error::invalid(format!("--dhcp-range {s:?}: {why}"));
@@ -125,7 +120,7 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
             a.name
         )));
     }
-    let conn = connect(ctx)?;
+    let conn = ctx.network_conn()?;
     if conn.lookup_network_by_name(&spec.libvirt_name()).is_ok() {
         return Err(Error::conflict(format!(
             "libvirt already has a network {}",
@@ -250,7 +245,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                     Table::new(["NAME", "MODE", "SUBNET", "BRIDGE", "STATE", "MACHINES"])
                 });
             };
-            let conn = connect(ctx).ok();
+            let conn = ctx.network_conn().ok();
             let views: Vec<NetView> = store
                 .networks(ctx.host_name())?
                 .into_iter()
@@ -277,7 +272,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
         }
         NetCommand::Info(a) => {
             let (store, rec) = record(ctx, &a.name)?;
-            let conn = connect(ctx).ok();
+            let conn = ctx.network_conn().ok();
             let v = view(ctx, &store, conn.as_ref(), rec)?;
             output::emit(ctx.global.format, &v, || {
                 let mut t = Table::new(["KEY", "VALUE"]);
@@ -310,7 +305,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
         }
         NetCommand::Start(a) => {
             let (_, rec) = record(ctx, &a.name)?;
-            let conn = connect(ctx)?;
+            let conn = ctx.network_conn()?;
             let lv = net::libvirt_name(&a.name);
             let active = conn
                 .lookup_network_by_name(&lv)
@@ -339,7 +334,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                     users.join(", ")
                 )));
             }
-            lvnet::stop(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            lvnet::stop(&ctx.network_conn()?, &net::libvirt_name(&a.name))?;
             ctx.say(&format!("stopped network {}", a.name));
             Ok(())
         }
@@ -356,7 +351,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
             drop(store);
             crate::cmd::lifecycle::confirm(ctx, &format!("delete network {}?", a.name))?;
             let mut store = Store::open(&ctx.global.state_dir)?;
-            lvnet::remove(&connect(ctx)?, &net::libvirt_name(&a.name))?;
+            lvnet::remove(&ctx.network_conn()?, &net::libvirt_name(&a.name))?;
             store.remove_network(ctx.host_name(), &a.name)?;
             ctx.say(&format!("deleted network {}", a.name));
             Ok(())
@@ -378,7 +373,7 @@ pub struct LeaseRow {
 
 fn leases(ctx: &Ctx, name: &str) -> Result<()> {
     let (store, _) = record(ctx, name)?;
-    let conn = connect(ctx)?;
+    let conn = ctx.network_conn()?;
     let leases = lvnet::leases(&conn, &net::libvirt_name(name))?;
     let mut rows: Vec<LeaseRow> = Vec::new();
     let reservations = store.reservations(ctx.host_name(), name)?;

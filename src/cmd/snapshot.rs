@@ -392,14 +392,7 @@ fn export(
             .map(|(_, f)| f.clone())
             .expect("every disk is snapshotted");
         let copied = crate::image::flatten::flatten(&frozen, &tmp.path, ctx.global.quiet);
-        let points: Vec<Point> = disks
-            .iter()
-            .map(|(t, f)| Point {
-                snapshot: temp.clone(),
-                target: t.clone(),
-                file: f.clone(),
-            })
-            .collect();
+        let points = snapshot::points(&temp, &disks);
         let merged = drv.snapshot_graph(&rec.name).and_then(|g| {
             let steps = snapshot::delete_plan(&g, &points, &temp)?;
             drv.snapshot_steps(&rec.name, &steps)

@@ -19,10 +19,6 @@ use crate::output::{self, Table};
 use crate::size::Size;
 use crate::store::{Attachment, MachineRecord, Store, VolumeRecord};
 
-fn connect(ctx: &Ctx) -> Result<virt::connect::Connect> {
-    libvirt::open(&ctx.host()?.network_uri()?, Duration::from_secs(30))
-}
-
 fn record(store: &Store, host: &str, name: &str) -> Result<VolumeRecord> {
     names::check(What::Volume, name)?;
     store
@@ -100,33 +96,23 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 return create_fc(ctx, &mut store, name, &fc);
             }
             let size = size.ok_or_else(|| Error::invalid("--size is required"))?;
-            let size = &size;
-            let conn = connect(ctx)?;
-            // From file to record: `repair` leaves the pool alone meanwhile.
-            let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(sd))?;
-            let (pool, path) =
-                volume::create(&conn, sd, pool.as_deref(), name, *size, format.as_str())?;
-            let rec = VolumeRecord {
-                name: name.clone(),
-                pool: pool.clone(),
-                path: path.clone(),
-                format: format.as_str().to_string(),
-                capacity_bytes: *size,
-                created_at: crate::time::rfc3339_now(),
-                iscsi: None,
-                made_for: None,
-                attachments: Vec::new(),
-            };
-            if let Err(e) = crate::undo::fail_point("volume-created")
-                .and_then(|_| store.add_volume(&host, &rec))
-            {
-                let _ = volume::delete(&conn, &path);
-                return Err(e);
-            }
+            let conn = ctx.network_conn()?;
+            let rec = make_file_volume(
+                &conn,
+                &mut store,
+                ctx,
+                pool.as_deref(),
+                name,
+                size,
+                format.as_str(),
+                None,
+            )?;
             ctx.say(&format!(
-                "created volume {name}: {} {}, in pool {pool} ({path})",
-                Size(*size),
-                format.as_str()
+                "created volume {name}: {} {}, in pool {} ({})",
+                Size(size),
+                format.as_str(),
+                rec.pool,
+                rec.path
             ));
             Ok(())
         }
@@ -136,7 +122,7 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             let conn = if vols.is_empty() {
                 None
             } else {
-                Some(connect(ctx)?)
+                Some(ctx.network_conn()?)
             };
             let rows: Vec<Row> = vols
                 .into_iter()
@@ -166,7 +152,7 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
             let store = Store::open(sd)?;
             let v = record(&store, &host, name)?;
             let row = Row {
-                allocation_bytes: volume::allocation(&connect(ctx)?, &v.path),
+                allocation_bytes: volume::allocation(&ctx.network_conn()?, &v.path),
                 volume: v,
             };
             output::emit(ctx.global.format, &row, || {
@@ -208,10 +194,10 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                     holders(&v)
                 )));
             }
-            if !v.path.starts_with('/') {
+            if v.lun().is_some() {
                 // A LUN (iSCSI, FC) and its data are the target's: only
                 // creature's way to it (pool, vHBA, secret) goes.
-                iscsi::forget(&connect(ctx)?, &v.pool)?;
+                volume::forget(&ctx.network_conn()?, &v.pool)?;
                 store.remove_volume(&host, name)?;
                 ctx.say(&format!(
                     "deleted volume {name}: its libvirt pool (and CHAP secret); the LUN's data stays on the target"
@@ -219,7 +205,7 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 return Ok(());
             }
             confirm(ctx, &format!("delete volume {name} and its data?"))?;
-            volume::delete(&connect(ctx)?, &v.path)?;
+            volume::delete(&ctx.network_conn()?, &v.path)?;
             store.remove_volume(&host, name)?;
             ctx.say(&format!("deleted volume {name}"));
             Ok(())
@@ -229,6 +215,64 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
         | VolumeCommand::Swap { .. } => Err(Error::other(
             "internal error: a machine's volume verb reached the host's",
         )),
+    }
+}
+
+/// A new file volume and its record (`made_for`: the machine whose delete
+/// removes it). From file to record it holds `volumes.lock`, so `repair`
+/// leaves the pool alone; a record that cannot be written takes the file
+/// with it.
+#[allow(clippy::too_many_arguments)]
+fn make_file_volume(
+    conn: &virt::connect::Connect,
+    store: &mut Store,
+    ctx: &Ctx,
+    pool: Option<&str>,
+    name: &str,
+    size: u64,
+    format: &str,
+    made_for: Option<&str>,
+) -> Result<VolumeRecord> {
+    let sd = &ctx.global.state_dir;
+    let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(sd))?;
+    let (pool, path) = volume::create(conn, sd, pool, name, size, format)?;
+    let rec = VolumeRecord {
+        name: name.to_string(),
+        pool,
+        path,
+        format: format.to_string(),
+        capacity_bytes: size,
+        created_at: crate::time::rfc3339_now(),
+        iscsi: None,
+        made_for: made_for.map(str::to_string),
+        attachments: Vec::new(),
+    };
+    if let Err(e) = crate::undo::fail_point("volume-created")
+        .and_then(|_| store.add_volume(ctx.host_name(), &rec))
+    {
+        let _ = volume::delete(conn, &rec.path);
+        return Err(e);
+    }
+    Ok(rec)
+}
+
+/// The device a volume takes on `machine`: the one asked for (a valid name
+/// no disk of it has: exit 2, exit 5), else the next free vdX (exit 8).
+fn choose_target(machine: &str, asked: Option<&str>, used: &[String]) -> Result<String> {
+    match asked {
+        Some(t) if volume_xml::bus_of(t).is_none() => Err(Error::invalid(format!(
+            "invalid --target {t:?}: a device name such as vdb (virtio), sdb (scsi) or xvdb (xen)"
+        ))),
+        Some(t) if used.iter().any(|u| u == t) => Err(Error::conflict(format!(
+            "machine {machine:?} has a disk {t} already"
+        ))),
+        Some(t) => Ok(t.to_string()),
+        None => volume_xml::next_target("vd", used).ok_or_else(|| {
+            Error::new(
+                crate::error::Kind::Exhausted,
+                format!("machine {machine:?} has no free vdX device name left"),
+            )
+        }),
     }
 }
 
@@ -279,7 +323,7 @@ fn create_iscsi(
     }
     let secret = secret_file.map(read_secret).transpose()?;
     let host = ctx.host_name().to_string();
-    let conn = connect(ctx)?;
+    let conn = ctx.network_conn()?;
     let reg = iscsi::register(&conn, &ctx.global.state_dir, name, t, secret.as_deref())?;
     let capacity = reg.capacity;
     let iscsi = crate::store::Iscsi {
@@ -309,7 +353,7 @@ fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
         }
     }
     crate::backend::libvirt::fc::require_hba()?;
-    let conn = connect(ctx)?;
+    let conn = ctx.network_conn()?;
     let reg = crate::backend::libvirt::fc::register(&conn, &ctx.global.state_dir, name, fc)?;
     let capacity = reg.capacity;
     record_lun(&conn, store, ctx.host_name(), name, reg, None)?;
@@ -329,7 +373,7 @@ fn record_lun(
     store: &mut Store,
     host: &str,
     name: &str,
-    reg: iscsi::Registered,
+    reg: volume::Registered,
     iscsi_target: Option<crate::store::Iscsi>,
 ) -> Result<()> {
     let rec = VolumeRecord {
@@ -344,7 +388,7 @@ fn record_lun(
         attachments: Vec::new(),
     };
     store.add_volume(host, &rec).inspect_err(|_| {
-        let _ = iscsi::forget(conn, &reg.pool);
+        let _ = volume::forget(conn, &reg.pool);
     })
 }
 
@@ -366,7 +410,7 @@ pub fn attach_template_volumes(
     let h = ctx.host_name().to_string();
     let sd = ctx.global.state_dir.clone();
     let uri = ctx.host()?.network_uri()?;
-    let conn = connect(ctx)?;
+    let conn = ctx.network_conn()?;
     // A container mounts each volume's filesystem at its path as it starts.
     let container = drv.backend() == crate::backend::Backend::Lxc;
     let mut used = if container {
@@ -378,7 +422,7 @@ pub fn attach_template_volumes(
         let rec = match &v.name {
             Some(n) => {
                 let r = record(store, &h, n)?;
-                if container && (r.format != "raw" || !r.path.starts_with('/')) {
+                if container && (r.format != "raw" || r.lun().is_some()) {
                     return Err(Error::invalid(format!(
                         "template volume.{i}: volume {n:?} is not a raw file volume; a container mounts a raw volume's filesystem"
                     )));
@@ -393,26 +437,16 @@ pub fn attach_template_volumes(
                     _ => "qcow2",
                 };
                 let size = v.size.map(|s| s.0).unwrap_or(0);
-                let _creating = crate::statedir::lock_file(&crate::statedir::volumes_lock(&sd))?;
-                let (pool, path) = volume::create(&conn, &sd, None, &vname, size, format)?;
-                let rec = VolumeRecord {
-                    name: vname.clone(),
-                    pool,
-                    path: path.clone(),
-                    format: format.into(),
-                    capacity_bytes: size,
-                    created_at: crate::time::rfc3339_now(),
-                    iscsi: None,
-                    made_for: (v.keep != Some(true)).then(|| name.to_string()),
-                    attachments: Vec::new(),
-                };
+                let made_for = (v.keep != Some(true)).then_some(name);
+                let rec =
+                    make_file_volume(&conn, store, ctx, None, &vname, size, format, made_for)?;
                 {
                     let (uri, sd, h, vname, path) = (
                         uri.clone(),
                         sd.clone(),
                         h.clone(),
                         vname.clone(),
-                        path.clone(),
+                        rec.path.clone(),
                     );
                     undo.push(format!("delete volume {vname}"), move || {
                         let c = libvirt::open(&uri, Duration::from_secs(30))?;
@@ -420,9 +454,8 @@ pub fn attach_template_volumes(
                         Store::open(&sd)?.remove_volume(&h, &vname)
                     });
                 }
-                store.add_volume(&h, &rec)?;
                 if container {
-                    crate::backend::lxc::volumes::make_filesystem(&path, &vname)?;
+                    crate::backend::lxc::volumes::make_filesystem(&rec.path, &vname)?;
                 }
                 rec
             }
@@ -441,20 +474,14 @@ pub fn attach_template_volumes(
             )?;
             continue;
         }
-        let target = match &v.target {
-            Some(t) if used.contains(t) => {
-                return Err(Error::invalid(format!(
-                    "template volume.{i}: the machine has a disk {t} already"
-                )))
-            }
-            Some(t) => t.clone(),
-            None => volume_xml::next_target("vd", &used).ok_or_else(|| {
-                Error::new(
-                    crate::error::Kind::Exhausted,
-                    format!("machine {name:?} has no free vdX device name left"),
-                )
-            })?,
-        };
+        let target =
+            choose_target(name, v.target.as_deref(), &used).map_err(|e| match e.kind() {
+                // The template asked for a taken device: the template's fault.
+                crate::error::Kind::Conflict => {
+                    Error::invalid(format!("template volume.{i}: {}", e.message()))
+                }
+                _ => e,
+            })?;
         used.push(target.clone());
         store.attach_volume(
             &h,
@@ -479,13 +506,7 @@ pub fn attach_template_volumes(
 fn disk_of(v: &VolumeRecord, target: String, readonly: bool, shareable: bool) -> VolumeDisk {
     VolumeDisk {
         path: v.path.clone(),
-        pool_volume: if v.path.starts_with('/') {
-            None
-        } else {
-            v.path
-                .split_once('/')
-                .map(|(p, vol)| (p.to_string(), vol.to_string()))
-        },
+        pool_volume: v.lun().map(|(p, vol)| (p.to_string(), vol.to_string())),
         format: v.format.clone(),
         target,
         readonly,
@@ -533,28 +554,7 @@ pub fn on_machine(
                 )));
             }
             let used = drv.used_targets(&rec.name)?;
-            let target = match target {
-                Some(t) => {
-                    if volume_xml::bus_of(t).is_none() {
-                        return Err(Error::invalid(format!(
-                            "invalid --target {t:?}: a device name such as vdb (virtio), sdb (scsi) or xvdb (xen)"
-                        )));
-                    }
-                    if used.contains(t) {
-                        return Err(Error::conflict(format!(
-                            "machine {:?} has a disk {t} already",
-                            rec.name
-                        )));
-                    }
-                    t.clone()
-                }
-                None => volume_xml::next_target("vd", &used).ok_or_else(|| {
-                    Error::new(
-                        crate::error::Kind::Exhausted,
-                        format!("machine {:?} has no free vdX device name left", rec.name),
-                    )
-                })?,
-            };
+            let target = choose_target(&rec.name, target.as_deref(), &used)?;
             let live = drv.state(&rec.name)?.is_active();
             let disk = disk_of(&v, target.clone(), *readonly, *shareable);
             // Recorded first: a second attach racing this one is refused
@@ -616,7 +616,7 @@ pub fn on_machine(
         VolumeCommand::Swap { old, new, .. } => {
             let o = record(&store, h, old)?;
             let n = record(&store, h, new)?;
-            if !o.path.starts_with('/') || !n.path.starts_with('/') {
+            if o.lun().is_some() || n.lun().is_some() {
                 return Err(Error::conflict(
                     "swap copies between volumes of file pools; a LUN (iSCSI, FC) cannot be swapped yet",
                 ));

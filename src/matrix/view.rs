@@ -31,11 +31,13 @@ pub struct CellView {
 fn cell(f: Feature, b: Backend) -> CellView {
     let nova = f.nova().get(b);
     let eff = f.effective(b);
-    let note = match (nova.note(), eff) {
+    // Why creature refuses a cell Nova allows, when it is not work left.
+    let why_not = match eff {
+        Effective::Refused(crate::matrix::Refusal::NotImplemented) => f.why_not(b),
+        _ => None,
+    };
+    let note = match (why_not.or(nova.note()), eff) {
         (_, Effective::Allowed { note: Some(n), .. }) => Some(n.to_string()),
-        (_, Effective::Refused(crate::matrix::Refusal::NotImplemented)) if f.why_not(b).is_some() => {
-            f.why_not(b).map(str::to_string)
-        }
         (Some(n), _) => Some(n.to_string()),
         (None, Effective::Allowed { proof: Some(t), .. }) => {
             Some(format!("Nova: unknown; proven by {t}"))

@@ -22,14 +22,7 @@ pub struct SnapshotRecord {
 
 impl SnapshotRecord {
     pub fn points(&self) -> Vec<Point> {
-        self.disks
-            .iter()
-            .map(|(t, f)| Point {
-                snapshot: self.name.clone(),
-                target: t.clone(),
-                file: f.clone(),
-            })
-            .collect()
+        crate::snapshot::points(&self.name, &self.disks)
     }
 }
 

@@ -40,6 +40,17 @@ pub struct VolumeRecord {
     pub attachments: Vec<Attachment>,
 }
 
+impl VolumeRecord {
+    /// A LUN of a pool that is not file-backed (iSCSI, FC): its path is
+    /// `pool/volume`, its data the target's.
+    pub fn lun(&self) -> Option<(&str, &str)> {
+        if self.path.starts_with('/') {
+            return None;
+        }
+        self.path.split_once('/')
+    }
+}
+
 const VOLUME_ID: &str = "(SELECT id FROM volumes WHERE host = ?1 AND name = ?2)";
 
 impl Store {

@@ -8,7 +8,7 @@ use std::path::Path;
 use virt::connect::Connect;
 
 use crate::backend::libvirt::fc_xml::{self, Fc};
-use crate::backend::libvirt::iscsi::Registered;
+use crate::backend::libvirt::volume::{forget, Registered};
 use crate::backend::libvirt::{map_error, storage};
 use crate::error::{Error, Kind, Result};
 
@@ -29,15 +29,15 @@ pub fn require_hba() -> Result<()> {
     ))
 }
 
+/// Make the vHBA and find its LUN; the caller has checked `require_hba`
+/// before connecting.
 pub fn register(conn: &Connect, state_dir: &Path, name: &str, fc: &Fc) -> Result<Registered> {
-    require_hba()?;
     let pool = format!("{}-fc-{name}", storage::pool_name(state_dir));
     let p = conn
         .define_storage_pool_xml(&fc_xml::pool(&pool, fc), 0)
         .map_err(|e| map_error(format!("cannot define storage pool {pool}"), e))?;
     let undo = || {
-        let _ = p.destroy();
-        let _ = p.undefine();
+        let _ = forget(conn, &pool);
     };
     if let Err(e) = p.create(0) {
         undo();

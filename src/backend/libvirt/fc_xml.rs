@@ -75,18 +75,7 @@ mod tests {
             "iqn.2026-12.org.creature:host",
             Some("creature-creature-iscsi-lun1"),
         );
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/storage");
-        for (file, got) in [("fc-pool.xml", fc), ("iscsi-pool.xml", iscsi)] {
-            let path = dir.join(file);
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(&path, &got).unwrap();
-            }
-            assert_eq!(
-                got,
-                std::fs::read_to_string(&path).unwrap_or_default(),
-                "{file}"
-            );
-        }
+        crate::golden::check("storage/fc-pool.xml", &fc);
+        crate::golden::check("storage/iscsi-pool.xml", &iscsi);
     }
 }

@@ -6,25 +6,17 @@
 use std::path::Path;
 
 use virt::connect::Connect;
-use virt::sys;
 
 use crate::backend::libvirt::iscsi_xml::{self, Target};
+use crate::backend::libvirt::volume::{forget, Registered};
 use crate::backend::libvirt::{map_error, storage};
 use crate::error::{Error, Kind, Result};
-
-/// What a registered LUN is known by.
-pub struct Registered {
-    pub pool: String,
-    /// `pool/volume`, as creature names a pool volume's disk.
-    pub path: String,
-    pub capacity: u64,
-}
 
 pub fn pool_name(state_dir: &Path, volume: &str) -> String {
     format!("{}-iscsi-{volume}", storage::pool_name(state_dir))
 }
 
-fn secret_usage(pool: &str) -> String {
+pub(crate) fn secret_usage(pool: &str) -> String {
     format!("creature-{pool}")
 }
 
@@ -107,24 +99,4 @@ pub fn register(
         pool,
         capacity,
     })
-}
-
-/// Stop and undefine the pool and its secret; the LUN's data is the
-/// target's and is never touched.
-pub fn forget(conn: &Connect, pool: &str) -> Result<()> {
-    if let Ok(p) = conn.lookup_storage_pool_by_name(pool) {
-        if p.is_active().unwrap_or(false) {
-            p.destroy()
-                .map_err(|e| map_error(format!("cannot stop storage pool {pool}"), e))?;
-        }
-        p.undefine()
-            .map_err(|e| map_error(format!("cannot undefine storage pool {pool}"), e))?;
-    }
-    if let Ok(s) =
-        conn.lookup_secret_by_usage(sys::VIR_SECRET_USAGE_TYPE_ISCSI as i32, &secret_usage(pool))
-    {
-        s.undefine()
-            .map_err(|e| map_error("cannot undefine the CHAP secret", e))?;
-    }
-    Ok(())
 }

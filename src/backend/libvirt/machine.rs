@@ -271,10 +271,7 @@ impl Driver for LibvirtDriver {
         }
         // Disks an interrupted create made before its domain existed: in
         // creature's own pool, named for this machine.
-        if let Ok(pool) = self
-            .conn
-            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
-        {
+        if let Ok(pool) = self.pool() {
             for v in storage::volumes(&pool).unwrap_or_default() {
                 if storage::is_volume_of(&v, name) && storage::delete_volume(&pool, &v)? {
                     removed.push(format!("volume {v}"));
@@ -300,10 +297,7 @@ impl Driver for LibvirtDriver {
         if std::fs::remove_dir_all(self.memory_dir(name)).is_ok() {
             removed.push("snapshot memory images".into());
         }
-        if let Ok(pool) = self
-            .conn
-            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
-        {
+        if let Ok(pool) = self.pool() {
             if storage::delete_volume(&pool, &storage::rescue_volume(name)).unwrap_or(false) {
                 removed.push(format!("volume {}", storage::rescue_volume(name)));
             }
@@ -640,10 +634,7 @@ impl Driver for LibvirtDriver {
                 })?;
         }
         crate::undo::fail_point("rescue-kept")?;
-        let pool = self
-            .conn
-            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
-            .map_err(|e| map_error("cannot find creature's storage pool", e))?;
+        let pool = self.pool()?;
         let vol_name = storage::rescue_volume(name);
         let _ = storage::delete_volume(&pool, &vol_name);
         let cleanup = |why: Error| -> Error {
@@ -726,10 +717,7 @@ impl Driver for LibvirtDriver {
         self.conn
             .define_domain_xml(&original)
             .map_err(|e| map_error(format!("cannot define {name:?} again"), e))?;
-        if let Ok(pool) = self
-            .conn
-            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
-        {
+        if let Ok(pool) = self.pool() {
             storage::delete_volume(&pool, &storage::rescue_volume(name))?;
         }
         let _ = std::fs::remove_file(&keep);
@@ -860,6 +848,13 @@ impl Driver for LibvirtDriver {
 }
 
 impl LibvirtDriver {
+    /// creature's disk pool (its volume list: `storage::volumes`, refreshed).
+    pub(crate) fn pool(&self) -> Result<virt::storage_pool::StoragePool> {
+        self.conn
+            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
+            .map_err(|e| map_error("cannot find creature's storage pool", e))
+    }
+
     /// Where `snapshot create --memory` puts a machine's memory images.
     pub fn memory_dir(&self, name: &str) -> PathBuf {
         crate::snapshot::memory_dir(&self.state_dir, name)

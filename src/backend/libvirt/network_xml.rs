@@ -74,19 +74,7 @@ mod tests {
     #[test]
     fn golden_per_mode() {
         for mode in NetMode::ALL {
-            let got = render(&spec(mode));
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/network")
-                .join(format!("{mode}.xml"));
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &got).unwrap();
-            }
-            assert_eq!(
-                got,
-                std::fs::read_to_string(&path).unwrap_or_default(),
-                "{mode}"
-            );
+            crate::golden::check(&format!("network/{mode}.xml"), &render(&spec(mode)));
         }
     }
 

@@ -304,20 +304,8 @@ mod tests {
             "qcow2",
         )
         .unwrap();
-        for (file, got) in [
-            ("qemu-rescue.xml", rescued),
-            ("qemu-reverted.xml", reverted),
-        ] {
-            let path = dir.join(file);
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&path, &got).unwrap();
-            }
-            assert_eq!(
-                got,
-                std::fs::read_to_string(&path).unwrap_or_default(),
-                "{file}"
-            );
-        }
+        crate::golden::check("domain/qemu-rescue.xml", &rescued);
+        crate::golden::check("domain/qemu-reverted.xml", &reverted);
     }
 
     #[test]

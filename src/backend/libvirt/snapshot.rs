@@ -17,15 +17,6 @@ use crate::error::{Error, Result};
 use crate::snapshot::{Backing, Graph, Step};
 
 impl LibvirtDriver {
-    fn pool(&self) -> Result<StoragePool> {
-        let pool = self
-            .conn
-            .lookup_storage_pool_by_name(&storage::pool_name(&self.state_dir))
-            .map_err(|e| map_error("cannot find creature's storage pool", e))?;
-        let _ = pool.refresh(0);
-        Ok(pool)
-    }
-
     /// The machine's definition: live while it runs, else persistent.
     fn current_xml(&self, d: &Domain, name: &str) -> Result<String> {
         d.xml_desc(0)
@@ -70,9 +61,7 @@ impl LibvirtDriver {
                 Path::new(&d.path)
                     .file_name()
                     .and_then(|f| f.to_str())
-                    .is_some_and(|f| {
-                        storage::is_volume_of(f, name) && f != storage::rescue_volume(name)
-                    })
+                    .is_some_and(|f| snapshotted(f, name))
             })
             .map(|d| (d.target, d.path))
             .collect();
@@ -86,7 +75,7 @@ impl LibvirtDriver {
         let mut backing = BTreeMap::new();
         let mut sizes = BTreeMap::new();
         for v in storage::volumes(&pool)? {
-            if !storage::is_volume_of(&v, name) || v == storage::rescue_volume(name) {
+            if !snapshotted(&v, name) {
                 continue;
             }
             let Ok(vol) = pool.lookup_storage_vol_by_name(&v) else {
@@ -204,27 +193,25 @@ impl LibvirtDriver {
     }
 
     fn step(&self, d: &Domain, pool: &StoragePool, name: &str, step: &Step) -> Result<()> {
-        {
-            match step {
-                Step::Rebase { file, onto, copy } => rebase(file, onto, *copy)?,
-                Step::CommitActive { disk, base } => {
-                    blockjob::commit(d, disk, base, None)?;
-                    self.persist_live_sources(d, name)?;
-                }
-                Step::Commit { disk, top, base } => {
-                    blockjob::commit(d, disk, base, Some(top))?;
-                }
-                Step::Remove { file } => {
-                    let _ = pool.refresh(0);
-                    if let Ok(v) = self.conn.lookup_storage_vol_by_path(file) {
-                        v.delete(0)
-                            .map_err(|e| map_error(format!("cannot delete {file}"), e))?;
-                    }
-                }
-                Step::Repoint { .. } => {}
+        match step {
+            Step::Rebase { file, onto, copy } => rebase(file, onto, *copy),
+            Step::CommitActive { disk, base } => {
+                blockjob::commit(d, disk, base, None)?;
+                self.persist_live_sources(d, name)
             }
+            Step::Commit { disk, top, base } => blockjob::commit(d, disk, base, Some(top)),
+            Step::Remove { file } => {
+                // libvirt made the file outside the pool's API: look again.
+                let _ = pool.refresh(0);
+                match self.conn.lookup_storage_vol_by_path(file) {
+                    Ok(v) => v
+                        .delete(0)
+                        .map_err(|e| map_error(format!("cannot delete {file}"), e)),
+                    Err(_) => Ok(()),
+                }
+            }
+            Step::Repoint { .. } => Ok(()),
         }
-        Ok(())
     }
 
     /// After a pivot: the persistent definition reads what the live one does.
@@ -361,6 +348,11 @@ impl LibvirtDriver {
     }
 }
 
+/// A file of the machine's own disks (its rescue scratch disk is not one).
+fn snapshotted(file: &str, name: &str) -> bool {
+    storage::is_volume_of(file, name) && file != storage::rescue_volume(name)
+}
+
 /// `<backingStore>`'s path and format in a volume's XML.
 fn backing_in(vol_xml: &str) -> Backing {
     let mut r = quick_xml::Reader::from_str(vol_xml);
@@ -404,18 +396,12 @@ fn rebase(file: &str, onto: &Backing, copy: bool) -> Result<()> {
         None => args.extend(["-b", ""]),
     }
     args.extend(["--", file]);
-    let out = crate::trace::call(
-        || format!("qemu-img {}", args.join(" ")),
-        || std::process::Command::new("qemu-img").args(&args).output(),
+    crate::tool::run(
+        &format!("cannot merge a snapshot into {file}"),
+        "qemu-img",
+        &args,
     )
-    .map_err(|e| Error::unavailable("cannot run qemu-img").caused_by(e))?;
-    if !out.status.success() {
-        return Err(Error::other(format!(
-            "cannot merge a snapshot into {file}: qemu-img rebase: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    .map(|_| ())
 }
 
 #[cfg(test)]

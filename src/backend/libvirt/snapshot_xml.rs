@@ -217,17 +217,9 @@ mod tests {
                 Some("/var/lib/creature/snapshots/web/s1.mem"),
             ),
         ] {
-            let got = snapshot("s1", &overlays, &all, mem);
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/domain")
-                .join(file);
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&path, &got).unwrap();
-            }
-            assert_eq!(
-                got,
-                std::fs::read_to_string(&path).unwrap_or_default(),
-                "{file}"
+            crate::golden::check(
+                &format!("domain/{file}"),
+                &snapshot("s1", &overlays, &all, mem),
             );
         }
     }

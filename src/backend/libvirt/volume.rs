@@ -106,6 +106,35 @@ pub fn allocation(conn: &Connect, path: &str) -> Option<u64> {
     vol.and_then(|v| v.info()).ok().map(|i| i.allocation)
 }
 
+/// What a registered LUN (iSCSI, FC) is known by.
+pub struct Registered {
+    pub pool: String,
+    /// `pool/volume`, as creature names a pool volume's disk.
+    pub path: String,
+    pub capacity: u64,
+}
+
+/// Stop and undefine a LUN's pool and its CHAP secret, if it has one; the
+/// LUN's data is the target's and is never touched.
+pub fn forget(conn: &Connect, pool: &str) -> Result<()> {
+    if let Ok(p) = conn.lookup_storage_pool_by_name(pool) {
+        if p.is_active().unwrap_or(false) {
+            p.destroy()
+                .map_err(|e| map_error(format!("cannot stop storage pool {pool}"), e))?;
+        }
+        p.undefine()
+            .map_err(|e| map_error(format!("cannot undefine storage pool {pool}"), e))?;
+    }
+    if let Ok(s) = conn.lookup_secret_by_usage(
+        sys::VIR_SECRET_USAGE_TYPE_ISCSI as i32,
+        &crate::backend::libvirt::iscsi::secret_usage(pool),
+    ) {
+        s.undefine()
+            .map_err(|e| map_error("cannot undefine the CHAP secret", e))?;
+    }
+    Ok(())
+}
+
 impl LibvirtDriver {
     /// Attach live (when running) and persistently; the target it took.
     pub fn attach_volume_of(&self, name: &str, disk: &VolumeDisk) -> Result<String> {
@@ -231,26 +260,7 @@ impl LibvirtDriver {
                 .render();
             crate::backend::libvirt::blockjob::copy(&d, &disk.target, &dest)?;
         } else {
-            let out = std::process::Command::new("qemu-img")
-                .args([
-                    "convert",
-                    "-n",
-                    "-f",
-                    &disk.format,
-                    "-O",
-                    new_format,
-                    "--",
-                    old,
-                    new,
-                ])
-                .output()
-                .map_err(|e| Error::unavailable("cannot run qemu-img").caused_by(e))?;
-            if !out.status.success() {
-                return Err(Error::other(format!(
-                    "cannot copy {old} into {new}: qemu-img convert: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            crate::tool::copy_disk(old, &disk.format, new, new_format)?;
         }
         let x = crate::backend::libvirt::snapshot_xml::move_disks(
             &persistent,

@@ -233,14 +233,7 @@ mod tests {
 
     #[test]
     fn golden() {
-        let got = render(&spec()).unwrap();
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lxc/box-1.conf");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &got).unwrap();
-        }
-        assert_eq!(got, std::fs::read_to_string(&path).unwrap_or_default());
+        crate::golden::check("lxc/box-1.conf", &render(&spec()).unwrap());
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl Driver for LxcDriver {
             )));
         }
         self.release_volumes(name)?;
-        crate::backend::lxc::volumes::copy(old, new)?;
+        crate::tool::copy_disk(old, "raw", new, "raw")?;
         Ok(String::new())
     }
 

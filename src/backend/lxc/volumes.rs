@@ -7,24 +7,15 @@
 //! start and released on swap and delete.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 fn run(prog: &str, args: &[&str]) -> Result<String> {
-    let out = crate::trace::call(
-        || format!("{prog} {}", args.join(" ")),
-        || Command::new(prog).args(args).output(),
-    )
-    .map_err(|e| Error::unavailable(format!("cannot run {prog}")).caused_by(e))?;
-    if !out.status.success() {
-        return Err(Error::other(format!(
-            "{prog} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    crate::tool::run("cannot set up a container volume", prog, args)
+}
+
+fn is_mountpoint(dir: &str) -> bool {
+    crate::tool::succeeds("mountpoint", &["-q", "--", dir])
 }
 
 /// A new volume's filesystem (the volume is made for the container: never
@@ -60,23 +51,10 @@ pub fn release(file: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copy a stopped container's volume into another, block for block.
-pub fn copy(old: &str, new: &str) -> Result<()> {
-    run(
-        "qemu-img",
-        &["convert", "-n", "-f", "raw", "-O", "raw", "--", old, new],
-    )
-    .map(|_| ())
-}
-
 /// Mount `device` (ext4) at `dir` on the host, unless something is there.
 pub fn mount(device: &str, dir: &Path) -> Result<()> {
     let d = dir.to_str().unwrap_or_default();
-    if Command::new("mountpoint")
-        .args(["-q", "--", d])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
+    if is_mountpoint(d) {
         return Ok(());
     }
     run(
@@ -94,11 +72,7 @@ pub fn unmount_all(mounts: &Path) -> Result<()> {
     for e in rd.flatten() {
         let d = e.path();
         let ds = d.to_str().unwrap_or_default().to_string();
-        if Command::new("mountpoint")
-            .args(["-q", "--", &ds])
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        if is_mountpoint(&ds) {
             run("umount", &["--", &ds])?;
         }
         let _ = std::fs::remove_dir(&d);

@@ -6,14 +6,6 @@
 
 use super::vm::{virsh, Lab};
 
-fn reserved_ip(lab: &Lab, m: &str) -> String {
-    let s = creature::store::Store::open(lab.path()).unwrap();
-    s.nics("local", m).unwrap()[0]
-        .ip
-        .clone()
-        .expect("a reserved IP")
-}
-
 /// Whether one ping from `src` to the gateway is answered (the guest's `ip`
 /// and `ping` are busybox's).
 fn answered(lab: &Lab, m: &str, src: &str) -> bool {
@@ -53,7 +45,7 @@ fn a_guest_cannot_send_from_an_address_it_was_not_given() {
     let open = String::from_utf8_lossy(&virsh(&["dumpxml", "fw-open"]).stdout).into_owned();
     assert!(!open.contains("clean-traffic"), "{open}");
     for (m, spoof) in [("fw-vm", "10.88.0.250"), ("fw-open", "10.88.0.251")] {
-        let own = reserved_ip(&lab, m);
+        let own = lab.reserved_ip(m);
         assert!(answered(&lab, m, &own), "{m}: its own address is answered");
         lab.guest(m, &format!("ip addr add {spoof}/24 dev eth0"));
         let got = answered(&lab, m, spoof);

@@ -21,14 +21,6 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn reserved_ip(lab: &Lab, m: &str) -> String {
-    let s = creature::store::Store::open(lab.path()).unwrap();
-    s.nics("local", m).unwrap()[0]
-        .ip
-        .clone()
-        .expect("a reserved IP")
-}
-
 #[test]
 fn vm_and_container_get_their_reserved_ips() {
     let Some(lab) = Lab::if_available("vm_and_container_get_their_reserved_ips") else {
@@ -50,8 +42,8 @@ fn vm_and_container_get_their_reserved_ips() {
     ])
     .ok();
     lab.run(&["start", "nd-vm", "--wait", "lease"]).ok();
-    let vm_ip = reserved_ip(&lab, "nd-vm");
-    let ct_ip = reserved_ip(&lab, "nd-ct");
+    let vm_ip = lab.reserved_ip("nd-vm");
+    let ct_ip = lab.reserved_ip("nd-ct");
     // The guest says what it got; the container shows it on eth0.
     lab.wait_log("nd-vm", "its lease", |l| {
         l.contains(&format!("lease eth0 {vm_ip}"))
@@ -285,7 +277,7 @@ fn parallel_creates_conflicts_and_exhaustion() {
         "10.82.0.77",
     ])
     .ok();
-    assert_eq!(reserved_ip(&lab, "nx-7"), "10.82.0.77");
+    assert_eq!(lab.reserved_ip("nx-7"), "10.82.0.77");
     for i in 1..=6 {
         assert!(!std::path::Path::new(&format!("/var/lib/lxc/nx-{i}")).exists());
     }
@@ -436,7 +428,7 @@ fn routed_network() {
         "lease",
     ])
     .ok();
-    let ip = reserved_ip(&lab, "nr-ct");
+    let ip = lab.reserved_ip("nr-ct");
     wait_until("the container's address", || {
         String::from_utf8_lossy(&attach("nr-ct", &["ip", "-4", "addr", "show", "eth0"]).stdout)
             .contains(&format!("inet {ip}/24"))

@@ -99,6 +99,15 @@ impl Lab {
             .clone()
     }
 
+    /// The IP reserved for a machine's first NIC, from the state database.
+    pub fn reserved_ip(&self, m: &str) -> String {
+        let s = creature::store::Store::open(self.path()).unwrap();
+        s.nics("local", m).unwrap()[0]
+            .ip
+            .clone()
+            .expect("a reserved IP")
+    }
+
     pub fn state(&self, name: &str) -> String {
         let j = self.run(&["info", name, "--format", "json"]).ok().json();
         j["state"].as_str().unwrap().to_string()

@@ -46,27 +46,10 @@ fn spec(backend: Backend) -> DomainSpec {
     }
 }
 
-fn golden(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/domain")
-        .join(name)
-}
-
 #[test]
 fn golden_per_backend() {
     for b in [Backend::Kvm, Backend::Qemu, Backend::Xen] {
-        let got = render(&spec(b));
-        let path = golden(&format!("{b}.xml"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            got,
-            want,
-            "{} is stale (UPDATE_GOLDEN=1 rewrites it)",
-            path.display()
-        );
+        crate::golden::check(&format!("domain/{b}.xml"), &render(&spec(b)));
     }
 }
 
