@@ -273,9 +273,20 @@ pub struct CreateArgs {
     #[arg(long, value_name = "IP")]
     pub ip: Option<String>,
 
-    /// Copy a host file into the machine's disk image (SRC:DEST).
-    #[arg(long, value_name = "SRC:DEST")]
-    pub inject_file: Vec<String>,
+    /// Put a host file into the VM at first boot, through its config drive
+    /// (cloud-init write_files); MODE is octal, default the host file's.
+    #[arg(long, value_name = "SRC:DEST[:MODE]")]
+    pub inject_file: Vec<crate::seed::InjectArg>,
+
+    /// A user-data file (cloud-config, a script, MIME multipart) given to
+    /// cloud-init whole, instead of the one made from the template.
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
+
+    /// Authorize the public keys of FILE (an authorized_keys file) for the
+    /// image's default user. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -865,6 +876,12 @@ pub struct NetCreateArgs {
     #[arg(long)]
     pub no_antispoof: bool,
 
+    /// No DHCP server on the network: machines' addresses are still
+    /// reserved from the range and reach VMs through the config drive's
+    /// network configuration (cloud-init).
+    #[arg(long)]
+    pub no_dhcp: bool,
+
     /// Start the network at host boot.
     #[arg(long)]
     pub autostart: bool,
@@ -1329,7 +1346,10 @@ mod tests {
             .get_help()
             .unwrap()
             .to_string();
-        assert!(inject.contains("Not implemented yet"), "{inject}");
+        assert!(
+            inject.contains("[Allowed today on: kvm, qemu.]"),
+            "{inject}"
+        );
         let stop_action = sub(&["autostart", "enable"])
             .get_arguments()
             .find(|a| a.get_long() == Some("stop-action"))

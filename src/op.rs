@@ -42,6 +42,7 @@ ops! {
     Create => "create", "created", Launch, NewMachine;
     Launch => "launch", "launched", Launch, NewMachine;
     InjectFile => "--inject-file", "injected", InjectFiles, NewMachine;
+    ConfigDrive => "config drive", "set up", ConfigDrive, NewMachine;
     Start => "start", "started", Launch, Machine;
     Stop => "stop", "stopped", Shutdown, Machine;
     Reboot => "reboot", "rebooting", Reboot, Machine;

@@ -146,7 +146,10 @@ fn start_one(r: &Runner, e: &Entry, ev: &Events) -> Result<()> {
             last = None;
             break;
         }
-        match drv.start(&e.name) {
+        let started =
+            crate::seed::drive::refresh(drv.as_ref(), r.host.state_dir(), r.host.name(), &e.name)
+                .and_then(|_| drv.start(&e.name));
+        match started {
             Ok(()) => {
                 last = None;
                 break;

@@ -87,6 +87,8 @@ pub struct CreateJob<'a> {
     pub resolved: &'a Resolved,
     pub nics: &'a [Nic],
     pub quiet: bool,
+    /// The machine gets a config drive (written after the create).
+    pub seed: bool,
 }
 
 /// `creature exec` and `shell` as asked, before the guest is looked at.
@@ -283,6 +285,11 @@ pub trait Driver {
     }
     /// Remove the machine and what creature made for it; says what went.
     fn remove(&self, name: &str) -> Result<Vec<String>>;
+    /// Put the machine's first-boot seed where its guest reads it (a VM's
+    /// config drive, a container's NoCloud directory).
+    fn write_seed(&self, _name: &str, _seed: &crate::seed::Rendered) -> Result<()> {
+        Err(past_the_matrix(self.backend(), "config drive"))
+    }
     fn details(&self, name: &str) -> Result<Details>;
     /// Every machine of this backend's engine on the host, in as few calls
     /// as possible, with ownership decided (`known`: the names creature has

@@ -87,6 +87,23 @@ pub fn run(ctx: &Ctx, op: Op, args: &CreateArgs, wait: Option<&WaitArgs>) -> Res
     plan(ctx, op, name, &args, &resolved, wait)
 }
 
+/// The NICs whose networks run DHCP: those get a DHCP host entry. On a
+/// `--no-dhcp` network the reservation lives in creature's records only
+/// and reaches the guest through its config drive.
+fn served_by_dhcp(
+    store: &Store,
+    host: &str,
+    nics: &[crate::store::Nic],
+) -> Result<Vec<crate::store::Nic>> {
+    let mut out = Vec::new();
+    for n in nics {
+        if store.network(host, &n.network)?.is_none_or(|net| net.dhcp) {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// The gate for everything the create will do, then the work: record
 /// `creating`, the backend's steps, record `ready`. A failure or Ctrl-C
 /// undoes every step taken, newest first. One store, one driver, one
@@ -104,9 +121,20 @@ fn plan(
         backend: r.backend,
     };
     gate::check(ctx, op, subject)?;
-    if !args.inject_file.is_empty() {
+    let extras = crate::seed::build::Extras {
+        user_data: args.user_data.clone(),
+        ssh_keys: args.ssh_key.clone(),
+        injects: args.inject_file.clone(),
+    };
+    if crate::seed::build::wanted(r, &extras) {
+        gate::check(ctx, Op::ConfigDrive, subject)?;
+    }
+    if crate::seed::build::injects_files(r, &extras) {
         gate::check(ctx, Op::InjectFile, subject)?;
     }
+    // Every file it names is read now: a missing one stops the create
+    // before anything exists.
+    let seed = crate::seed::build::seed(name, r, &extras)?;
     crate::interrupt::catch();
     let target = ctx.host()?;
     let host = target.name().to_string();
@@ -141,9 +169,10 @@ fn plan(
         &external,
     )?;
     let made = fail_point("record")
-        .and_then(|_| match &net_conn {
-            Some(c) => crate::backend::libvirt::reserve::unleased(c, &job_nics).and_then(|_| {
-                crate::backend::libvirt::reserve::push(c, name, &job_nics, &mut undo)
+        .and_then(|_| served_by_dhcp(&store, &host, &job_nics))
+        .and_then(|dhcp_nics| match &net_conn {
+            Some(c) => crate::backend::libvirt::reserve::unleased(c, &dhcp_nics).and_then(|_| {
+                crate::backend::libvirt::reserve::push(c, name, &dhcp_nics, &mut undo)
             }),
             None => Ok(()),
         })
@@ -155,9 +184,24 @@ fn plan(
                 resolved: r,
                 nics: &job_nics,
                 quiet: ctx.global.quiet,
+                seed: seed.is_some(),
             };
             drv.create(&job, &mut store, &mut undo)
         })
+        .and_then(|_| match &seed {
+            Some(s) => crate::seed::drive::install(
+                drv.as_ref(),
+                &ctx.global.state_dir,
+                &store,
+                &host,
+                name,
+                s,
+                &mut undo,
+            )
+            .map(|_| ()),
+            None => Ok(()),
+        })
+        .and_then(|_| fail_point("seed"))
         .and_then(|_| {
             let s =
                 crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;

@@ -34,6 +34,12 @@ pub fn start(
     wait: &WaitArgs,
 ) -> Result<()> {
     ready(rec)?;
+    if crate::seed::drive::refresh(drv, host.state_dir(), host.name(), &rec.name)? {
+        ctx.say(&format!(
+            "{}: rewrote its config drive (what it says changed: a new instance to cloud-init)",
+            rec.name
+        ));
+    }
     drv.start(&rec.name)?;
     let nics = match wait.wait {
         Wait::Lease | Wait::Tcp(_) => machine_nics(ctx, &rec.name)?,
@@ -236,6 +242,10 @@ pub fn delete(
         })
         .collect();
     let mut removed = drv.remove(name)?;
+    if crate::seed::store::dir(&ctx.global.state_dir, name).exists() {
+        crate::seed::store::remove(&ctx.global.state_dir, name)?;
+        removed.push("config drive".to_string());
+    }
     if !made.is_empty() {
         let conn = ctx.network_conn()?;
         for v in made {
@@ -281,8 +291,37 @@ struct InfoView<'a> {
     nics: Vec<NicView>,
     /// Block volumes attached to it (`creature volume`).
     volumes: Vec<VolumeView>,
+    /// Its first-boot seed, described (never its content); null: none.
+    config_drive: Option<SeedView>,
     #[serde(flatten)]
     details: Details,
+}
+
+#[derive(Serialize)]
+struct SeedView {
+    format: &'static str,
+    /// What cloud-init was last given as instance-id.
+    instance_id: Option<String>,
+    users: usize,
+    files: usize,
+    /// Its addresses are told to the guest (network injection).
+    network: bool,
+}
+
+fn seed_view(
+    state_dir: &std::path::Path,
+    backend: Backend,
+    name: &str,
+) -> Result<Option<SeedView>> {
+    Ok(
+        crate::seed::store::load(state_dir, name)?.map(|s| SeedView {
+            format: s.format.as_str(),
+            instance_id: crate::seed::drive::written_id(state_dir, name),
+            users: s.users.len(),
+            files: s.files.len(),
+            network: crate::seed::drive::injects_network(backend),
+        }),
+    )
 }
 
 #[derive(Serialize)]
@@ -317,6 +356,7 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
     let view = InfoView {
         nics: nic_view::views(&nics, &leases, active),
         volumes,
+        config_drive: seed_view(&ctx.global.state_dir, rec.backend, &rec.name)?,
         name: &rec.name,
         host: &rec.host,
         backend: rec.backend,
@@ -364,6 +404,23 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
                     "{}{}",
                     v.target,
                     if v.readonly { " (read-only)" } else { "" }
+                ),
+            ]);
+        }
+        if let Some(s) = &view.config_drive {
+            t.row([
+                "config drive".to_string(),
+                format!(
+                    "{} (instance-id {}; {} user(s), {} file(s){})",
+                    s.format,
+                    s.instance_id.as_deref().unwrap_or("-"),
+                    s.users,
+                    s.files,
+                    if s.network {
+                        ", network configuration"
+                    } else {
+                        ""
+                    }
                 ),
             ]);
         }

@@ -59,9 +59,9 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
                 "--mode bridge attaches to an existing host bridge: give it with --bridge",
             )
         })?;
-        if !auto || a.dhcp_range.is_some() {
+        if !auto || a.dhcp_range.is_some() || a.no_dhcp {
             return Err(Error::invalid(
-                "--mode bridge is flat networking: the outside network runs DHCP, so --subnet and --dhcp-range do not apply",
+                "--mode bridge is flat networking: the outside network runs DHCP, so --subnet, --dhcp-range and --no-dhcp do not apply",
             ));
         }
         if !std::path::Path::new("/sys/class/net")
@@ -80,6 +80,7 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
                 bridge,
                 subnet: None,
                 dhcp: None,
+                serve_dhcp: false,
             },
             false,
         ));
@@ -106,6 +107,7 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
             (None, Some(s)) => Some(s.default_range()),
             _ => None,
         },
+        serve_dhcp: !a.no_dhcp,
     };
     Ok((spec, auto))
 }
@@ -179,6 +181,7 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
         dhcp_end: spec.dhcp.map(|d| d.1.to_string()),
         autostart: a.autostart,
         antispoof: !a.no_antispoof,
+        dhcp: spec.serve_dhcp,
     };
     if let Err(e) = store.add_network(&host, &rec) {
         let _ = lvnet::remove(&conn, &spec.libvirt_name());
@@ -281,7 +284,12 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                 t.row(["subnet", v.rec.subnet.as_deref().unwrap_or("-")]);
                 t.row(["bridge", v.rec.bridge.as_str()]);
                 if let (Some(a), Some(b)) = (&v.rec.dhcp_start, &v.rec.dhcp_end) {
-                    t.row(["dhcp range".to_string(), format!("{a}-{b}")]);
+                    let what = if v.rec.dhcp {
+                        "dhcp range"
+                    } else {
+                        "address range (no DHCP: told on the config drive)"
+                    };
+                    t.row([what.to_string(), format!("{a}-{b}")]);
                 }
                 t.row(["autostart", if v.rec.autostart { "yes" } else { "no" }]);
                 t.row([

@@ -205,6 +205,10 @@ const LXC_VOLUMES: &str =
     "tests/integration/real/volumes.rs::container_volumes_on_loop_devices_survive_restarts_and_swaps";
 const KVM_SMOKE: &str =
     "tests/integration/real/lifecycle.rs::kvm_machine_smoke_test_of_the_shared_path";
+const QEMU_CLOUD: &str =
+    "tests/integration/real/cloudinit.rs::debian_vms_obey_their_nocloud_and_openstack_drives";
+const LXC_CLOUD: &str =
+    "tests/integration/real/cloudinit.rs::a_debian_container_obeys_its_nocloud_seed";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -369,9 +373,20 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_ISCSI),
                 ..none_implemented()
             },
+            ConfigDrive => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_CLOUD),
+                lxc: Impl::Yes(LXC_CLOUD),
+                xen: NO,
+            },
+            InjectFiles | InjectNetworking => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_CLOUD),
+                ..none_implemented()
+            },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | AutoConfigureDisk | ConfigDrive | InjectFiles | InjectNetworking | Rdp | Spice
-            | Vnc | FirewallRules | SecurityGroups | VlanNetworking => none_implemented(),
+            | AutoConfigureDisk | Rdp | Spice | Vnc | FirewallRules | SecurityGroups
+            | VlanNetworking => none_implemented(),
         }
     }
 
@@ -393,6 +408,10 @@ impl Feature {
     /// of the feature (printed like a partial cell's note).
     fn caveat(self) -> Option<&'static str> {
         match self {
+            Feature::InjectNetworking => Some(
+                "only guests whose cloud-init reads the drive's network configuration (NoCloud \
+                 network-config, OpenStack network_data.json); others keep their own",
+            ),
             Feature::BlockStorageFc => Some(
                 "not proven on FC hardware (none where creature is tested): the pool is golden-tested \
                  and schema-valid, and a host without an FC HBA is refused (exit 6)",

@@ -106,7 +106,10 @@ pub struct NetworkSpec {
     pub bridge: String,
     /// None for bridge mode (the outside runs DHCP).
     pub subnet: Option<ipv4::Subnet>,
+    /// The range creature reserves machines' addresses from.
     pub dhcp: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+    /// Whether libvirt's dnsmasq serves DHCP on that range.
+    pub serve_dhcp: bool,
 }
 
 impl NetworkSpec {

@@ -26,6 +26,8 @@ pub struct NetworkRecord {
     /// VM NICs on it carry libvirt's clean-traffic filter (`net create
     /// --no-antispoof` turns it off for the network).
     pub antispoof: bool,
+    /// libvirt's dnsmasq serves DHCP on it (`net create --no-dhcp`: no).
+    pub dhcp: bool,
 }
 
 pub use crate::net::alloc::Request as NicRequest;
@@ -59,17 +61,19 @@ fn net_from_columns(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Networ
         dhcp_end: r.get(at + 5)?,
         autostart: r.get::<_, i64>(at + 6)? != 0,
         antispoof: r.get::<_, i64>(at + 7)? != 0,
+        dhcp: r.get::<_, i64>(at + 8)? != 0,
     })
 }
 
-const NET_COLS: &str = "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, antispoof";
+const NET_COLS: &str =
+    "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, antispoof, dhcp";
 
 impl Store {
     pub fn add_network(&mut self, host: &str, n: &NetworkRecord) -> Result<()> {
         let r = self.conn.execute(
-            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at, antispoof)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now(), n.antispoof as i64],
+            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at, antispoof, dhcp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now(), n.antispoof as i64, n.dhcp as i64],
         );
         match r {
             Ok(_) => Ok(()),

@@ -173,4 +173,9 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE networks ADD COLUMN antispoof INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 11: a network without DHCP (`net create --no-dhcp`): its machines'
+    // addresses still come from the range, told to them on the config drive.
+    r#"
+    ALTER TABLE networks ADD COLUMN dhcp INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];

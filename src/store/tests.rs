@@ -226,6 +226,7 @@ mod nics {
                 dhcp_end: Some(b.to_string()),
                 autostart: false,
                 antispoof: true,
+                dhcp: true,
             },
         )
         .unwrap();

@@ -17,12 +17,20 @@ pub const MAX_BYTES: u64 = 1 << 20;
 pub const SHIPPED: &[(&str, &str)] = &[
     ("debian-12", include_str!("../../templates/debian-12.toml")),
     (
+        "debian-12-local",
+        include_str!("../../templates/debian-12-local.toml"),
+    ),
+    (
         "lxc-busybox",
         include_str!("../../templates/lxc-busybox.toml"),
     ),
     (
         "lxc-debian",
         include_str!("../../templates/lxc-debian.toml"),
+    ),
+    (
+        "lxc-debian-cloud",
+        include_str!("../../templates/lxc-debian-cloud.toml"),
     ),
     ("tiny", include_str!("../../templates/tiny.toml")),
     ("tiny-kvm", include_str!("../../templates/tiny-kvm.toml")),
@@ -291,7 +299,7 @@ mod tests {
         let e = parse(&src("backend = \"qemu\"\ncpu = 2\n")).unwrap_err();
         assert_eq!(
             e.message(),
-            "template t.toml:2:1: unknown field `cpu`, expected one of `description`, `extends`, `backend`, `cpus`, `memory`, `max_cpus`, `max_vcpus`, `max_memory`, `rescue`, `guest_agent`, `variables`, `disk`, `boot`, `nic`, `volume`, `rootfs`, `autostart`, `cloud_init` (did you mean `cpus`?)\n  |\n2 | cpu = 2\n  | ^^^"
+            "template t.toml:2:1: unknown field `cpu`, expected one of `description`, `extends`, `backend`, `cpus`, `memory`, `max_cpus`, `max_vcpus`, `max_memory`, `rescue`, `guest_agent`, `variables`, `disk`, `boot`, `nic`, `volume`, `rootfs`, `autostart`, `cloud_init`, `config_drive`, `inject` (did you mean `cpus`?)\n  |\n2 | cpu = 2\n  | ^^^"
         );
     }
 

@@ -413,6 +413,16 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
     if let Some(c) = &t.cloud_init {
         check_cloud_init(name, c)?;
     }
+    check_injects(name, &t.injects)?;
+    if backend == Backend::Lxc
+        && t.config_drive.as_ref().and_then(|d| d.format) == Some(crate::seed::Format::Openstack)
+    {
+        return Err(field_err(
+            name,
+            "config_drive.format",
+            "a container's seed is NoCloud, inside its root filesystem; \"openstack\" is for VMs",
+        ));
+    }
     if let Some(d) = &t.description {
         if d.contains('\n') {
             return Err(field_err(name, "description", "must be one line"));
@@ -713,6 +723,7 @@ fn check_autostart(name: &str, backend: Backend, a: &Autostart) -> Result<()> {
 }
 
 fn check_cloud_init(name: &str, c: &CloudInit) -> Result<()> {
+    use crate::seed;
     for u in &c.users {
         if !names::is_valid(&u.name) {
             return Err(field_err(
@@ -727,19 +738,90 @@ fn check_cloud_init(name: &str, c: &CloudInit) -> Result<()> {
         .iter()
         .chain(c.users.iter().flat_map(|u| u.ssh_keys.iter()));
     for k in keys {
-        if k.contains('\n')
-            || !k.starts_with("ssh-") && !k.starts_with("ecdsa-") && !k.starts_with("sk-")
-        {
-            return Err(field_err(
-                name,
-                "cloud_init.ssh_keys",
-                "each key is one line starting with its type, e.g. ssh-ed25519",
-            ));
-        }
+        seed::check_key(k).map_err(|e| field_err(name, "cloud_init.ssh_keys", e))?;
     }
     for cmd in &c.runcmd {
         if cmd.is_empty() {
             return Err(field_err(name, "cloud_init.runcmd", "an empty command"));
+        }
+    }
+    if let Some(l) = &c.locale {
+        let ok = !l.is_empty()
+            && l.len() <= 64
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+        if !ok {
+            return Err(field_err(
+                name,
+                "cloud_init.locale",
+                format!("{l:?} is not a locale name such as C.UTF-8 or en_US.UTF-8"),
+            ));
+        }
+    }
+    if let Some(h) = &c.hostname {
+        if !names::is_valid(h) {
+            return Err(field_err(
+                name,
+                "cloud_init.hostname",
+                format!("{h:?} is not a valid host name (letters, digits and '-', at most 63)"),
+            ));
+        }
+    }
+    for f in &c.write_files {
+        let field = "cloud_init.write_files";
+        seed::check_dest(&f.path).map_err(|e| field_err(name, field, e))?;
+        if let Some(m) = &f.mode {
+            seed::parse_mode(m).map_err(|e| field_err(name, field, e))?;
+        }
+        if let Some(o) = &f.owner {
+            seed::check_owner(o).map_err(|e| field_err(name, field, e))?;
+        }
+    }
+    if let Some(p) = &c.user_data {
+        if !p.starts_with('/') {
+            return Err(field_err(
+                name,
+                "cloud_init.user_data",
+                format!("{p:?} must be an absolute path on the host"),
+            ));
+        }
+        // The file replaces the generated cloud-config: what it would hold
+        // has nowhere to go.
+        let generated = [
+            ("users", !c.users.is_empty()),
+            ("packages", !c.packages.is_empty()),
+            ("runcmd", !c.runcmd.is_empty()),
+            ("write_files", !c.write_files.is_empty()),
+            ("locale", c.locale.is_some()),
+        ];
+        if let Some((k, _)) = generated.iter().find(|(_, set)| *set) {
+            return Err(field_err(
+                name,
+                "cloud_init.user_data",
+                format!("the file replaces the generated user-data, so cloud_init.{k} would be lost: put it in the file, or drop user_data"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_injects(name: &str, injects: &[crate::template::schema::Inject]) -> Result<()> {
+    use crate::seed;
+    for i in injects {
+        let field = "inject";
+        if !i.source.starts_with('/') {
+            return Err(field_err(
+                name,
+                "inject.source",
+                format!("{:?} must be an absolute path on the host", i.source),
+            ));
+        }
+        seed::check_dest(&i.dest).map_err(|e| field_err(name, "inject.dest", e))?;
+        if let Some(m) = &i.mode {
+            seed::parse_mode(m).map_err(|e| field_err(name, field, e))?;
+        }
+        if let Some(o) = &i.owner {
+            seed::check_owner(o).map_err(|e| field_err(name, field, e))?;
         }
     }
     Ok(())

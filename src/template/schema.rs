@@ -57,6 +57,12 @@ pub struct Template {
     pub autostart: Option<Autostart>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<CloudInit>,
+    /// How the first-boot settings reach the guest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_drive: Option<ConfigDrive>,
+    /// Host files put into the guest at first boot (through the drive).
+    #[serde(default, rename = "inject", skip_serializing_if = "Vec::is_empty")]
+    pub injects: Vec<Inject>,
 }
 
 /// Where a file comes from: an image in the cache, a URL with its checksum,
@@ -306,6 +312,52 @@ pub struct CloudInit {
     /// Commands run once at first boot, each an argument vector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runcmd: Vec<Vec<String>>,
+    /// The guest's host name (default: the machine's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Files written at first boot, their content given here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_files: Vec<WriteFile>,
+    /// A user-data file used whole instead of the generated cloud-config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// The system locale cloud-init sets (its own default: en_US.UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFile {
+    pub path: String,
+    #[serde(default)]
+    pub content: String,
+    /// Octal, as chmod takes it (default "0644").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDrive {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::seed::Format>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    /// Absolute path of the host file.
+    pub source: String,
+    /// Absolute path in the guest.
+    pub dest: String,
+    /// Octal (default: the host file's permission bits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

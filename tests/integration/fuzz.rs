@@ -53,6 +53,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             bus: "virtio",
             dev: "vda".into(),
             iotune: Default::default(),
+            readonly: false,
         }],
         kernel: Some(text.clone()),
         initrd: None,

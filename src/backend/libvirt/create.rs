@@ -106,8 +106,24 @@ pub fn create(
             bus,
             dev,
             iotune: d.limits(),
+            readonly: false,
         });
         volumes.push(vol);
+    }
+    if job.seed {
+        // Read-only, after the machine's own disks: the guest's root disk
+        // keeps its name, and cloud-init finds the drive by its label.
+        let (bus, dev) = domain_xml::disk_target(r.backend, disks.len());
+        disks.push(DiskSpec {
+            path: crate::seed::store::iso(&drv.state_dir, name)
+                .display()
+                .to_string(),
+            format: "raw".into(),
+            bus,
+            dev,
+            iotune: Default::default(),
+            readonly: true,
+        });
     }
     images.sort();
     images.dedup();

@@ -19,6 +19,8 @@ pub struct DiskSpec {
     pub dev: String,
     /// `<iotune>`: only the limits that are set.
     pub iotune: crate::iotune::Limits,
+    /// The guest may not write it (the config drive).
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +150,7 @@ pub fn render(s: &DomainSpec) -> String {
                         .map(|(f, v)| El::leaf(f, v.to_string())),
                 )
             })
+            .child_if(d.readonly, || El::new("readonly"))
     });
     let nics = s.nics.iter().map(|n| {
         El::new("interface")

@@ -233,6 +233,12 @@ impl Driver for LibvirtDriver {
             .map_err(|e| map_error(format!("cannot restore {name:?}"), e))
     }
 
+    fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
+        crate::statedir::subdir(&self.state_dir, "seeds", 0o711)?;
+        crate::statedir::subdir(&self.state_dir, &format!("seeds/{name}"), 0o711)?;
+        crate::seed::iso::write(seed, &crate::seed::store::iso(&self.state_dir, name))
+    }
+
     fn remove(&self, name: &str) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         let d = match self.ours(name) {

@@ -29,7 +29,7 @@ pub fn render(s: &NetworkSpec) -> String {
         let mut ip = El::new("ip")
             .attr("address", sub.gateway().to_string())
             .attr("netmask", sub.mask().to_string());
-        if let Some((a, b)) = s.dhcp {
+        if let (Some((a, b)), true) = (s.dhcp, s.serve_dhcp) {
             ip = ip.child(
                 El::new("dhcp").child(
                     El::new("range")
@@ -68,6 +68,7 @@ mod tests {
             },
             subnet: (mode != NetMode::Bridge).then_some(sub),
             dhcp: (mode != NetMode::Bridge).then(|| sub.default_range()),
+            serve_dhcp: mode != NetMode::Bridge,
         }
     }
 
@@ -76,6 +77,12 @@ mod tests {
         for mode in NetMode::ALL {
             crate::golden::check(&format!("network/{mode}.xml"), &render(&spec(mode)));
         }
+        // --no-dhcp: the subnet and the host's address, no DHCP server.
+        let quiet = NetworkSpec {
+            serve_dhcp: false,
+            ..spec(NetMode::Isolated)
+        };
+        crate::golden::check("network/isolated-no-dhcp.xml", &render(&quiet));
     }
 
     #[test]

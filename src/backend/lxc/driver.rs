@@ -247,6 +247,16 @@ impl Driver for LxcDriver {
         }
     }
 
+    fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let c = self.open(name)?;
+        let root = self.rootfs_dir(&c);
+        let m = std::fs::metadata(&root).map_err(|e| {
+            Error::other(format!("cannot read the root filesystem of {name:?}")).caused_by(e)
+        })?;
+        crate::backend::lxc::seed::write(&root, (m.uid(), m.gid()), seed)
+    }
+
     fn remove(&self, name: &str) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         let c = match self.ours(name) {

@@ -6,6 +6,7 @@ pub mod debootstrap;
 pub mod driver;
 pub mod idmap;
 pub mod rootfs;
+pub mod seed;
 pub mod sys;
 pub mod volumes;
 

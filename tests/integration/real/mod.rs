@@ -4,6 +4,7 @@
 //! it skipped.
 
 mod autostart;
+mod cloudinit;
 mod console;
 mod containers;
 mod debian;

@@ -9,17 +9,32 @@ fn spec(backend: Backend) -> DomainSpec {
         memory_bytes: 256 << 20,
         max_cpus: 4,
         max_memory_bytes: 512 << 20,
-        disks: vec![DiskSpec {
-            path: "/var/lib/creature/disks/web-1-disk0.qcow2".into(),
-            format: "qcow2".into(),
-            bus,
-            dev,
-            iotune: crate::iotune::Limits {
-                read_bytes_sec: Some(10 << 20),
-                total_iops_sec: Some(200),
-                ..Default::default()
+        disks: vec![
+            DiskSpec {
+                path: "/var/lib/creature/disks/web-1-disk0.qcow2".into(),
+                format: "qcow2".into(),
+                bus,
+                dev,
+                iotune: crate::iotune::Limits {
+                    read_bytes_sec: Some(10 << 20),
+                    total_iops_sec: Some(200),
+                    ..Default::default()
+                },
+                readonly: false,
             },
-        }],
+            {
+                // The config drive.
+                let (bus, dev) = disk_target(backend, 1);
+                DiskSpec {
+                    path: "/var/lib/creature/seeds/web-1/drive.iso".into(),
+                    format: "raw".into(),
+                    bus,
+                    dev,
+                    iotune: Default::default(),
+                    readonly: true,
+                }
+            },
+        ],
         kernel: Some("/var/lib/creature/images/sha256/aa".into()),
         initrd: Some("/var/lib/creature/images/sha256/bb".into()),
         cmdline: Some("console=ttyS0 quiet msg=\"<&>\"".into()),
