@@ -130,6 +130,12 @@ pub enum Command {
     SetPassword(SetPasswordArgs),
     /// Show or set a machine's disk I/O limits (live and persistent).
     Limits(LimitsArgs),
+    /// Show or change what a machine's config drive tells cloud-init.
+    ///
+    /// A change is written at the machine's next start, with a new instance-id: cloud-init
+    /// then runs its first-boot modules again (host name, users and keys, files). Contents
+    /// (keys, user-data, files) are never printed.
+    ConfigDrive(ConfigDriveArgs),
     /// Block volumes: create, attach, detach, swap.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -647,6 +653,28 @@ pub struct SetPasswordArgs {
     /// Account whose password is set.
     #[arg(long, default_value = "root")]
     pub user: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigDriveArgs {
+    #[command(flatten)]
+    pub machine: MachineArg,
+
+    /// The guest's host name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Authorize the keys of FILE for the default user instead of those it has now. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Vec<PathBuf>,
+
+    /// A user-data file used whole from now on.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_user_data")]
+    pub user_data: Option<PathBuf>,
+
+    /// Go back to the user-data made from the machine's settings.
+    #[arg(long)]
+    pub no_user_data: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -29,6 +29,10 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "A machine from the shipped tiny template, not started.",
             ),
             (
+                "creature create web -t debian-12 --ssh-key ~/.ssh/id_ed25519.pub --inject-file motd:/etc/motd:0644",
+                "A Debian VM whose cloud-init installs the key and the file at first boot.",
+            ),
+            (
                 "creature create box1 -t lxc-busybox --network lan --ip 10.0.0.10",
                 "A container with a fixed address on network lan.",
             ),
@@ -227,6 +231,20 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature set-password web --user root",
             "Refused on every backend (Nova marks it missing).",
         )],
+        "config-drive" => &[
+            (
+                "creature config-drive web",
+                "What its config drive says (never its contents).",
+            ),
+            (
+                "creature config-drive web --ssh-key new.pub",
+                "Rotate the default user's keys: cloud-init installs them at the next start.",
+            ),
+            (
+                "creature config-drive web --hostname web2 --format json",
+                "Rename the guest at its next start.",
+            ),
+        ],
         "limits" => &[
             ("creature limits web", "Its disks' limits."),
             (
@@ -422,6 +440,11 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
             "creature-net-leases(1)",
         ],
         "log" | "console" => &["creature-exec(1)", "creature-info(1)"],
+        "config-drive" => &[
+            "creature-template(5)",
+            "creature-create(1)",
+            "creature-info(1)",
+        ],
         "exec" | "shell" => &["creature-console(1)", "creature-template(5)"],
         "matrix" => &["creature-host-info(1)"],
         "repair" => &["creature-list(1)", "creature-delete(1)"],

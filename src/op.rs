@@ -43,6 +43,7 @@ ops! {
     Launch => "launch", "launched", Launch, NewMachine;
     InjectFile => "--inject-file", "injected", InjectFiles, NewMachine;
     ConfigDrive => "config drive", "set up", ConfigDrive, NewMachine;
+    ConfigDriveSet => "config-drive", "changed the config drive of", ConfigDrive, Machine;
     Start => "start", "started", Launch, Machine;
     Stop => "stop", "stopped", Shutdown, Machine;
     Reboot => "reboot", "rebooting", Reboot, Machine;

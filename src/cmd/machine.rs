@@ -55,6 +55,7 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
         C::Migrate(a) => (Op::Migrate, &a.machine.name),
         C::SetPassword(a) => (Op::SetPassword, &a.machine.name),
         C::Limits(a) => (Op::Limits, &a.machine.name),
+        C::ConfigDrive(a) => (Op::ConfigDriveSet, &a.machine.name),
         C::Volume(VolumeCommand::Attach { machine, .. }) => (Op::VolumeAttach, &machine.name),
         C::Volume(VolumeCommand::Detach { machine, .. }) => (Op::VolumeDetach, &machine.name),
         C::Volume(VolumeCommand::Swap { machine, .. }) => (Op::VolumeSwap, &machine.name),
@@ -155,6 +156,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Restore(_)
         | Command::Delete(_)
         | Command::Limits(_)
+        | Command::ConfigDrive(_)
         | Command::Resize(_)
         | Command::Rescue(_)
         | Command::Unrescue(_)
@@ -194,6 +196,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),
+        Command::ConfigDrive(a) => crate::cmd::config_drive::run(ctx, rec, a),
         Command::Resize(a) => lifecycle::resize(ctx, drv, rec, &a.request()),
         Command::Rescue(a) => crate::cmd::rescue::rescue(ctx, drv, rec, a.image.as_deref()),
         Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),
@@ -240,6 +243,7 @@ mod tests {
             (&["migrate", "m", "--to", "b"], Op::Migrate),
             (&["set-password", "m"], Op::SetPassword),
             (&["limits", "m"], Op::Limits),
+            (&["config-drive", "m"], Op::ConfigDriveSet),
             (&["volume", "attach", "m", "v"], Op::VolumeAttach),
             (&["volume", "detach", "m", "v"], Op::VolumeDetach),
             (&["volume", "swap", "m", "a", "b"], Op::VolumeSwap),

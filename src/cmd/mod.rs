@@ -1,6 +1,7 @@
 //! One file per verb group; this one routes parsed commands to them.
 
 mod autostart;
+mod config_drive;
 mod console;
 mod create;
 mod exec;

@@ -100,13 +100,7 @@ pub fn seed(machine: &str, r: &Resolved, x: &Extras) -> Result<Option<Seed>> {
         files: Vec::new(),
         user_data: None,
     };
-    for k in &x.ssh_keys {
-        let what = format!("--ssh-key {}", k.display());
-        let text = String::from_utf8(read(&what, k)?)
-            .map_err(|_| Error::invalid(format!("{what}: not a text file of public keys")))?;
-        let keys = super::keys_of(&text).map_err(|e| Error::invalid(format!("{what}: {e}")))?;
-        s.default_keys.extend(keys);
-    }
+    s.default_keys.extend(key_files(&x.ssh_keys)?);
     for f in &ci.write_files {
         s.files.push(File {
             path: f.path.clone(),
@@ -149,21 +143,7 @@ pub fn seed(machine: &str, r: &Resolved, x: &Extras) -> Result<Option<Seed>> {
         (None, None) => None,
     };
     if let Some((what, p)) = raw {
-        // The locale is a template's default for its image, not something
-        // the user asked for: a user-data file of one's own may drop it.
-        let generated = !s.users.is_empty() || !s.packages.is_empty() || !s.runcmd.is_empty();
-        s.locale = None;
-        if generated || !s.files.is_empty() {
-            let lost = if s.files.is_empty() {
-                "the template's cloud_init users, packages and runcmd"
-            } else {
-                "the files to inject (written by the generated user-data)"
-            };
-            return Err(Error::invalid(format!(
-                "{what}: a user-data file replaces the generated one, so {lost} would be lost; put them in the file, or drop it"
-            )));
-        }
-        s.user_data = Some(read(&what, &p)?);
+        s.user_data = Some(user_data_file(&what, &p, &mut s)?);
     }
     let total: usize = s.files.iter().map(|f| f.content.len()).sum::<usize>()
         + s.user_data.as_ref().map_or(0, Vec::len);
@@ -171,6 +151,38 @@ pub fn seed(machine: &str, r: &Resolved, x: &Extras) -> Result<Option<Seed>> {
         return Err(too_big("the files to inject"));
     }
     Ok(Some(s))
+}
+
+/// A user-data file to use whole: read, once the seed has nothing the
+/// generated user-data would have carried.
+pub fn user_data_file(what: &str, p: &Path, s: &mut Seed) -> Result<Vec<u8>> {
+    // The locale is a template's default for its image, not something the
+    // user asked for: a user-data file of one's own may drop it.
+    s.locale = None;
+    let generated = !s.users.is_empty() || !s.packages.is_empty() || !s.runcmd.is_empty();
+    if generated || !s.files.is_empty() {
+        let lost = if s.files.is_empty() {
+            "the template's cloud_init users, packages and runcmd"
+        } else {
+            "the files to inject (written by the generated user-data)"
+        };
+        return Err(Error::invalid(format!(
+            "{what}: a user-data file replaces the generated one, so {lost} would be lost; put them in the file, or drop it"
+        )));
+    }
+    read(what, p)
+}
+
+/// The keys of authorized_keys-style files.
+pub fn key_files(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for k in files {
+        let what = format!("--ssh-key {}", k.display());
+        let text = String::from_utf8(read(&what, k)?)
+            .map_err(|_| Error::invalid(format!("{what}: not a text file of public keys")))?;
+        keys.extend(super::keys_of(&text).map_err(|e| Error::invalid(format!("{what}: {e}")))?);
+    }
+    Ok(keys)
 }
 
 /// Each NIC as the guest should set it up: by DHCP where its network runs

@@ -414,6 +414,9 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         check_cloud_init(name, c)?;
     }
     check_injects(name, &t.injects)?;
+    if let Some(a) = &t.alternative {
+        names::check(What::Template, a).map_err(|e| field_err(name, "alternative", e.message()))?;
+    }
     if backend == Backend::Lxc
         && t.config_drive.as_ref().and_then(|d| d.format) == Some(crate::seed::Format::Openstack)
     {

@@ -57,6 +57,10 @@ pub struct Template {
     pub autostart: Option<Autostart>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<CloudInit>,
+    /// A template to point at when this one's images cannot be downloaded
+    /// (one that builds the same system on the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<String>,
     /// How the first-boot settings reach the guest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_drive: Option<ConfigDrive>,

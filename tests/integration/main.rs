@@ -17,6 +17,7 @@ mod names;
 mod net;
 mod real;
 mod refusal;
+mod seed;
 mod state;
 mod templates;
 mod volumes;

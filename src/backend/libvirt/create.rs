@@ -15,16 +15,28 @@ use crate::interrupt;
 use crate::size::Size;
 use crate::store::Store;
 use crate::template::schema::{Disk, DiskBus, DiskFormat, Firmware, NicModel, Source};
+use crate::template::Resolved;
 use crate::undo::{fail_point, Undo};
 
 fn locate(
     store: &mut Store,
     state_dir: &Path,
-    template: &str,
+    r: &Resolved,
     src: &Source,
     quiet: bool,
 ) -> Result<Located> {
-    crate::image::source::locate(store, state_dir, template, src, quiet)
+    crate::image::source::locate(store, state_dir, &r.name, src, quiet).map_err(|e| {
+        match (&src.url, &r.template.alternative, e.kind()) {
+            (Some(url), Some(alt), crate::error::Kind::Unavailable) => {
+                // One line a sysadmin can act on: what failed, why, what instead.
+                let why = e.causes().first().map_or("", |c| c.rsplit(": ").next().unwrap_or(c));
+                Error::unavailable(format!(
+                    "cannot download {url} ({why}); with no route to it, template {alt} builds the same system on this host: `creature create NAME -t {alt}` (docs/images.md)"
+                ))
+            }
+            _ => e,
+        }
+    })
 }
 
 /// Make the machine's disks and define its domain.
@@ -50,7 +62,7 @@ pub fn create(
     });
     let mut boot_file = |src: &Option<Source>| -> Result<Option<String>> {
         let Some(s) = src else { return Ok(None) };
-        let l = locate(store, &drv.state_dir, &r.name, s, quiet)?;
+        let l = locate(store, &drv.state_dir, r, s, quiet)?;
         images.extend(l.image.clone());
         Ok(Some(l.path.display().to_string()))
     };
@@ -84,7 +96,7 @@ pub fn create(
         let mut from = d
             .source
             .as_ref()
-            .map(|src| locate(store, &drv.state_dir, &r.name, src, quiet))
+            .map(|src| locate(store, &drv.state_dir, r, src, quiet))
             .transpose()?;
         images.extend(from.as_ref().and_then(|l| l.image.clone()));
         let path = volume(drv, &mut pool, &vol, i, d, from.as_mut(), undo)?;

@@ -81,6 +81,19 @@ fn debian_vms_obey_their_nocloud_and_openstack_drives() {
         .arg_path(&files[2])
         .run()
         .ok();
+    // No route out of the test namespace: the cloud image's download fails
+    // in one line naming its URL and the local build, and leaves nothing.
+    let r = lab.run(&["create", "dl", "-t", "debian-12"]).code(6);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("https://cloud.debian.org/") && r.stderr.contains("-t debian-12-local"),
+        "{}",
+        r.stderr
+    );
+    assert!(!super::vm::virsh(&["dominfo", "dl"]).status.success());
+    let j = lab.run(&["list", "--format", "json"]).ok().json();
+    assert_eq!(j, serde_json::json!([]), "{j}");
+
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("id");
     let st = Command::new("ssh-keygen")
@@ -213,13 +226,53 @@ fn debian_vms_obey_their_nocloud_and_openstack_drives() {
         let out = ssh(&key, "ops", &ip, "id -un; sudo -n id -u", log);
         assert_eq!(out.lines().collect::<Vec<_>>(), ["ops", "0"], "{m}: {out}");
     }
-    for m in ["deb-nc", "deb-os"] {
-        lab.run(&["stop", m, "--force"]).ok();
-        lab.run(&["delete", m, "--yes"])
-            .ok()
-            .stdout_has("config drive");
-        assert!(!seed::store::dir(lab.path(), m).exists(), "{m}");
-    }
+    lab.run(&["delete", "deb-os", "--force", "--yes"])
+        .ok()
+        .stdout_has("config drive");
+    assert!(!seed::store::dir(lab.path(), "deb-os").exists());
+
+    // A changed setting: recorded now, written at the next start with a new
+    // instance-id, and obeyed by cloud-init.
+    let m = "deb-nc";
+    let before = lab
+        .run(&["config-drive", m, "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        before["files"],
+        serde_json::json!(["/etc/creature-note", "/etc/creature-motd"]),
+        "{before}"
+    );
+    lab.run(&["stop", m, "--force"]).ok();
+    lab.run(&["config-drive", m, "--hostname", "nc-renamed"])
+        .ok()
+        .stdout_has("written at its next start");
+    lab.run(&["start", m])
+        .ok()
+        .stdout_has("rewrote its config drive");
+    let after = lab
+        .run(&["config-drive", m, "--format", "json"])
+        .ok()
+        .json();
+    assert_ne!(before["instance_id"], after["instance_id"]);
+    assert_eq!(after["hostname"], "nc-renamed");
+    let ip = lab.reserved_ip(m);
+    let out = ssh(
+        &key,
+        "debian",
+        &ip,
+        "cloud-init status --wait >/dev/null; hostname",
+        || lab.log(m),
+    );
+    assert_eq!(out.trim(), "nc-renamed");
+    // Started again unchanged: the drive is left as it is.
+    lab.run(&["stop", m, "--force"]).ok();
+    let r = lab.run(&["start", m]).ok();
+    assert!(!r.stdout.contains("rewrote"), "{}", r.stdout);
+    lab.run(&["delete", m, "--force", "--yes"])
+        .ok()
+        .stdout_has("config drive");
+    assert!(!seed::store::dir(lab.path(), m).exists());
 }
 
 fn prefetched() -> Option<PathBuf> {

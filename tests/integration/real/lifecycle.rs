@@ -559,6 +559,39 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
             .ends_with("-disk0-1.qcow2"),
         "{info}"
     );
+    // A config drive (#23) carrying a file (#24) and network configuration
+    // (#25) on a kvm domain: QEMU takes it read-only, and it goes with it.
+    let k = "lc-kvm-seed";
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f"), "x").unwrap();
+    std::fs::write(
+        work.path().join("k.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKvmTest kvm@test\n",
+    )
+    .unwrap();
+    let inject = format!("{}:/etc/f:0600", work.path().join("f").display());
+    lab.c()
+        .args(["create", k, "-t", "tiny-kvm", "--set", "disk.0.size=16MiB"])
+        .args(["--inject-file", &inject, "--ssh-key"])
+        .arg_path(&work.path().join("k.pub"))
+        .run()
+        .ok();
+    let (label, files) =
+        creature::seed::iso::list(&creature::seed::store::iso(lab.path(), k)).unwrap();
+    assert_eq!(label, "cidata");
+    assert_eq!(files, ["meta-data", "network-config", "user-data"]);
+    lab.run(&["start", k]).ok();
+    let live = String::from_utf8_lossy(&virsh(&["dumpxml", k]).stdout).into_owned();
+    assert!(
+        live.contains("<domain type='kvm'")
+            && live.contains("drive.iso")
+            && live.contains("<readonly/>"),
+        "{live}"
+    );
+    lab.run(&["delete", k, "--force", "--yes"])
+        .ok()
+        .stdout_has("config drive");
+    assert!(!creature::seed::store::dir(lab.path(), k).exists());
     lab.run(&["delete", m, "--force", "--yes"])
         .ok()
         .stdout_has("kept volume kv2 (was its vdb)");
