@@ -37,6 +37,8 @@ pub struct Facts {
     pub journal: BTreeSet<String>,
     /// Temporary files whose writer is gone.
     pub stale_files: Vec<PathBuf>,
+    /// Machines with a seed directory (`<state>/seeds/<name>`).
+    pub seeds: Vec<String>,
 }
 
 /// A static DHCP host of one of creature's networks.
@@ -86,6 +88,11 @@ pub enum Action {
         path: PathBuf,
         why: String,
     },
+    /// A config drive and its seed whose machine is gone.
+    RemoveSeed {
+        machine: String,
+        why: String,
+    },
 }
 
 impl Action {
@@ -112,6 +119,9 @@ impl Action {
                 format!("clear the journal of {machine}: {why}")
             }
             Action::RemoveFile { path, why } => format!("remove {}: {why}", path.display()),
+            Action::RemoveSeed { machine, why } => {
+                format!("remove the config drive of {machine}: {why}")
+            }
         }
     }
 }
@@ -237,6 +247,18 @@ pub fn plan(f: &Facts) -> Vec<Action> {
             why: "left by a process that is gone".into(),
         });
     }
+    for m in &f.seeds {
+        // A machine whose engine did not answer is kept, and so is its drive.
+        let unanswered = recorded
+            .get(m.as_str())
+            .is_some_and(|r| !f.observed.contains_key(&engine(r.backend)));
+        if !kept.contains(m.as_str()) && !f.busy.contains(m) && !unanswered {
+            out.push(Action::RemoveSeed {
+                machine: m.clone(),
+                why: format!("no machine {m} owns it"),
+            });
+        }
+    }
     out
 }
 
@@ -299,6 +321,27 @@ mod tests {
         );
         f.block_volumes = None;
         assert_eq!(plan(&f), vec![]);
+    }
+
+    #[test]
+    fn config_drives_of_gone_machines_go() {
+        let mut f = facts();
+        f.records.push(rec("a", Backend::Qemu, RecordState::Ready));
+        f.observed
+            .get_mut(&Backend::Qemu)
+            .unwrap()
+            .push(obs("a", Backend::Qemu, Owner::Ours));
+        f.records.push(rec("x", Backend::Xen, RecordState::Ready));
+        f.busy.insert("b".into());
+        f.seeds = vec!["a".into(), "b".into(), "gone".into(), "x".into()];
+        // a: its machine is there; b: being made now; x: xen did not answer.
+        assert_eq!(
+            plan(&f),
+            vec![Action::RemoveSeed {
+                machine: "gone".into(),
+                why: "no machine gone owns it".into()
+            }]
+        );
     }
 
     #[test]

@@ -111,6 +111,14 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
         Err(e) => unchecked.push(format!("volumes and DHCP hosts: {}", e.message())),
     }
     f.stale_files = crate::statedir::stale_files(state_dir);
+    f.seeds = std::fs::read_dir(state_dir.join("seeds"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| crate::names::is_valid(n))
+        .collect();
     Ok(f)
 }
 
@@ -185,6 +193,7 @@ fn apply(
         Action::ClearJournal { machine, .. } => Store::open(state_dir)?.clear_journal(hn, machine),
         Action::RemoveFile { path, .. } => std::fs::remove_file(path)
             .map_err(|e| Error::other(format!("cannot remove {}", path.display())).caused_by(e)),
+        Action::RemoveSeed { machine, .. } => crate::seed::store::remove(state_dir, machine),
     }
 }
 

@@ -11,7 +11,7 @@ use super::vm::{virsh, Lab};
 fn answered(lab: &Lab, m: &str, src: &str) -> bool {
     let out = lab.guest(
         m,
-        &format!("ping -c 1 -W 3 -I {src} 10.88.0.1 >/dev/null 2>&1 && echo yes || echo no"),
+        &format!("ping -c 1 -W 3 -I {src} 10.93.0.1 >/dev/null 2>&1 && echo yes || echo no"),
     );
     out == "yes"
 }
@@ -22,7 +22,7 @@ fn a_guest_cannot_send_from_an_address_it_was_not_given() {
     else {
         return;
     };
-    lab.run(&["net", "create", "fw", "--subnet", "10.88.0.0/24"])
+    lab.run(&["net", "create", "fw", "--subnet", "10.93.0.0/24"])
         .ok();
     for (m, extra) in [("fw-vm", None), ("fw-open", Some("nic.0.antispoof=false"))] {
         let mut args = vec![
@@ -44,7 +44,7 @@ fn a_guest_cannot_send_from_an_address_it_was_not_given() {
     assert!(filtered.contains("filter='clean-traffic'"), "{filtered}");
     let open = String::from_utf8_lossy(&virsh(&["dumpxml", "fw-open"]).stdout).into_owned();
     assert!(!open.contains("clean-traffic"), "{open}");
-    for (m, spoof) in [("fw-vm", "10.88.0.250"), ("fw-open", "10.88.0.251")] {
+    for (m, spoof) in [("fw-vm", "10.93.0.250"), ("fw-open", "10.93.0.251")] {
         let own = lab.reserved_ip(m);
         assert!(answered(&lab, m, &own), "{m}: its own address is answered");
         lab.guest(m, &format!("ip addr add {spoof}/24 dev eth0"));
@@ -61,7 +61,7 @@ fn a_guest_cannot_send_from_an_address_it_was_not_given() {
         "create",
         "fw-r",
         "--subnet",
-        "10.89.0.0/24",
+        "10.94.0.0/24",
         "--no-antispoof",
     ])
     .ok();

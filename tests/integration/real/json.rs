@@ -84,21 +84,24 @@ fn json_output_is_what_docs_json_md_says() {
     let Some(lab) = Lab::if_available("json_output_is_what_docs_json_md_says") else {
         return;
     };
-    lab.run(&["net", "create", "js", "--subnet", "10.86.0.0/24"])
+    lab.run(&["net", "create", "js", "--subnet", "10.90.0.0/24"])
         .ok();
-    lab.run(&[
-        "launch",
-        "js-vm",
-        "-t",
-        "tiny",
-        "--network",
-        "js",
-        "--wait",
-        "lease",
-        "--set",
-        "disk.0.size=16MiB",
-    ])
-    .ok();
+    // With a config drive, so `info` shows one.
+    lab.c()
+        .args([
+            "launch",
+            "js-vm",
+            "-t",
+            "tiny",
+            "--network",
+            "js",
+            "--wait",
+            "lease",
+        ])
+        .args(["--set", "disk.0.size=16MiB", "--ssh-key"])
+        .arg_path(&super::vm::dummy_key(lab.path()))
+        .run()
+        .ok();
     lab.run(&[
         "launch",
         "js-ct",
@@ -122,6 +125,7 @@ fn json_output_is_what_docs_json_md_says() {
         ("info MACHINE", &["info", "js-vm"]),
         ("info MACHINE", &["info", "js-ct"]),
         ("limits MACHINE", &["limits", "js-vm"]),
+        ("config-drive MACHINE", &["config-drive", "js-vm"]),
         ("snapshot list MACHINE", &["snapshot", "list", "js-vm"]),
         ("volume list", &["volume", "list"]),
         ("volume info VOLUME", &["volume", "info", "js-vol"]),

@@ -221,10 +221,10 @@ fn failed_create_leaves_nothing() {
         return;
     };
     crate::util::require_hooks();
-    for step in ["overlay", "define", "ready"] {
+    // With a config drive: the failure after it is written removes it too.
+    for step in ["overlay", "define", "ready", "seed"] {
         let m = format!("lc-fail-{step}");
-        lab.c()
-            .args(["create", &m, "-t", "tiny", "--set", "disk.0.size=16MiB"])
+        lab.create_tiny_with_drive(&m)
             .env("CREATURE_TEST_FAIL_AT", step)
             .run()
             .code(1)
@@ -238,6 +238,10 @@ fn failed_create_leaves_nothing() {
             .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "{step}: volumes left behind: {left:?}");
+        assert!(
+            !creature::seed::store::dir(lab.path(), &m).exists(),
+            "{step}: config drive left behind"
+        );
         let store = creature::store::Store::open(lab.path()).unwrap();
         assert!(
             store.machine("local", &m).unwrap().is_none(),
@@ -608,12 +612,13 @@ fn planted_symlinks_are_never_written_through() {
     if !super::available("planted_symlinks_are_never_written_through") {
         return;
     }
-    for planted in ["disks", "logs"] {
+    for planted in ["disks", "logs", "seeds"] {
         let lab = Lab::new();
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), lab.path().join(planted)).unwrap();
         let m = format!("lc-planted-{planted}");
-        lab.run(&["create", &m, "-t", "tiny", "--set", "disk.0.size=16MiB"])
+        lab.create_tiny_with_drive(&m)
+            .run()
             .code(9)
             .stderr_has(&format!("{planted} is a symlink"));
         let written: Vec<_> = std::fs::read_dir(elsewhere.path())

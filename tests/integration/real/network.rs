@@ -455,7 +455,7 @@ fn kvm_machines_on_routed_and_flat_networks() {
         "--mode",
         "route",
         "--subnet",
-        "10.88.0.0/24",
+        "10.95.0.0/24",
     ])
     .ok();
     sh(&["ip", "link", "add", "br-kflat", "type", "bridge"]);

@@ -62,6 +62,7 @@ fn kill_9_at_every_step_then_repair() {
         "disk",
         "define",
         "ready",
+        "seed",
         "autostart",
     ];
     let ct_steps = [
@@ -70,8 +71,12 @@ fn kill_9_at_every_step_then_repair() {
         "rootfs",
         "define",
         "ready",
+        "seed",
         "autostart",
     ];
+    // Every create has a config drive, so each kill may leave one.
+    let key = super::vm::dummy_key(lab.path());
+    let key = key.to_str().unwrap().to_string();
     let mut names = Vec::new();
     for (kind, template, steps) in [
         ("vm", "tiny", &vm_steps[..]),
@@ -94,6 +99,8 @@ fn kill_9_at_every_step_then_repair() {
                     } else {
                         "description=killed"
                     },
+                    "--ssh-key",
+                    &key,
                 ],
                 step,
             );
@@ -162,6 +169,10 @@ fn kill_9_at_every_step_then_repair() {
         .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(disks.is_empty(), "volumes left: {disks:?}");
+    let seeds: Vec<_> = std::fs::read_dir(lab.path().join("seeds"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(seeds.is_empty(), "config drives left: {seeds:?}");
     assert!(creature::statedir::stale_files(lab.path()).is_empty());
 
     // The names are free again: a VM and a container are made under them.

@@ -108,10 +108,39 @@ impl Lab {
             .expect("a reserved IP")
     }
 
+    /// `create M -t tiny` with a 16 MiB disk and a config drive (the key
+    /// of `dummy_key`), for tests of what a create leaves.
+    pub fn create_tiny_with_drive(&self, m: &str) -> Creature {
+        let key = dummy_key(self.path());
+        self.c()
+            .args([
+                "create",
+                m,
+                "-t",
+                "tiny",
+                "--set",
+                "disk.0.size=16MiB",
+                "--ssh-key",
+            ])
+            .arg_path(&key)
+    }
+
     pub fn state(&self, name: &str) -> String {
         let j = self.run(&["info", name, "--format", "json"]).ok().json();
         j["state"].as_str().unwrap().to_string()
     }
+}
+
+/// A public key file in `dir` that gives a machine a config drive (no one
+/// logs in with it).
+pub fn dummy_key(dir: &Path) -> PathBuf {
+    let key = dir.join("dummy.pub");
+    std::fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummy dummy@test\n",
+    )
+    .unwrap();
+    key
 }
 
 pub fn count(hay: &str, needle: &str) -> usize {
