@@ -106,8 +106,11 @@ pub enum Command {
     ///
     /// Containers: through liblxc's attach (the container's namespaces, cgroup and
     /// security profile). VMs: through the QEMU guest agent, when the machine's template
-    /// enables it (`guest_agent = true`). The environment is PATH, HOME, LANG and TERM
-    /// (with a terminal) plus each --env; the caller's own is not passed in.
+    /// enables it (`guest_agent = true`); or over ssh to its reserved address as the image's
+    /// default user (`cloud_init.default_user`), with a key creature made for the machine
+    /// and its config drive authorized: for a terminal, --user (through sudo) or when there
+    /// is no agent. The environment is PATH, HOME, LANG and TERM (with a terminal) plus each
+    /// --env; the caller's own is not passed in.
     Exec(ExecArgs),
     /// Open a login shell inside a running machine (exec of the user's shell).
     Shell(ShellArgs),

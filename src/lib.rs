@@ -30,6 +30,7 @@ pub mod seed;
 pub mod shutdown;
 pub mod size;
 pub mod snapshot;
+pub mod ssh;
 pub mod statedir;
 pub mod store;
 pub mod template;

@@ -25,6 +25,8 @@ struct View {
     /// "generated" from the settings, or "file" (a user-data file given whole).
     user_data: &'static str,
     network: bool,
+    /// The default user creature's own key reaches (`exec`/`shell` over ssh).
+    ssh_user: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &ConfigDriveArgs) -> Result<()> {
@@ -77,6 +79,7 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &ConfigDriveArgs) -> Result<()> {
             "generated"
         },
         network: seed::drive::injects_network(rec.backend),
+        ssh_user: s.creature_key.as_ref().and(s.default_user.clone()),
     };
     output::emit(ctx.global.format, &v, || {
         let mut t = Table::new(["KEY", "VALUE"]);
@@ -104,6 +107,13 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &ConfigDriveArgs) -> Result<()> {
             },
         ]);
         t.row(["user-data", v.user_data]);
+        t.row([
+            "exec and shell over ssh".to_string(),
+            match &v.ssh_user {
+                Some(u) => format!("as {u}, with creature's key for this machine"),
+                None => "no (no default user, or a container)".into(),
+            },
+        ]);
         t.row([
             "network configuration",
             if v.network {

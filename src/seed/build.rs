@@ -97,6 +97,8 @@ pub fn seed(machine: &str, r: &Resolved, x: &Extras) -> Result<Option<Seed>> {
         packages: ci.packages.clone(),
         runcmd: ci.runcmd.clone(),
         locale: ci.locale.clone(),
+        default_user: ci.default_user.clone(),
+        creature_key: None,
         files: Vec::new(),
         user_data: None,
     };

@@ -46,6 +46,8 @@ pub fn written_id(state_dir: &Path, name: &str) -> Option<String> {
 
 fn write(drv: &dyn Driver, state_dir: &Path, name: &str, r: &Rendered) -> Result<()> {
     drv.write_seed(name, r)?;
+    // A new instance makes new host keys: what ssh learnt of the old ones goes.
+    let _ = std::fs::remove_file(known_hosts(state_dir, name));
     let p = id_file(state_dir, name);
     let mut f = crate::statedir::rewrite(&p, 0o600)?;
     std::io::Write::write_all(&mut f, r.instance_id.as_bytes()).map_err(|e| {
@@ -74,9 +76,54 @@ pub fn install(
     undo.push(format!("remove the seed of {name}"), move || {
         store::remove(&dir, &n)
     });
-    let r = rendered(store, host, name, drv.backend(), seed)?;
+    let mut seed = seed.clone();
+    if seed.default_user.is_some() && drv.backend() != Backend::Lxc {
+        seed.creature_key = Some(make_key(state_dir, name)?);
+        store::save(state_dir, name, &seed)?;
+    }
+    let r = rendered(store, host, name, drv.backend(), &seed)?;
     write(drv, state_dir, name, &r)?;
     Ok(r)
+}
+
+/// creature's own key for the machine (`exec`/`shell` over ssh).
+pub fn key_path(state_dir: &Path, name: &str) -> std::path::PathBuf {
+    store::dir(state_dir, name).join("ssh_key")
+}
+
+/// What ssh learnt of the guest's host keys.
+pub fn known_hosts(state_dir: &Path, name: &str) -> std::path::PathBuf {
+    store::dir(state_dir, name).join("known_hosts")
+}
+
+/// A new key pair for the machine (ssh-keygen, no passphrase: it is 0600 in
+/// a directory only root reaches); its public half.
+fn make_key(state_dir: &Path, name: &str) -> Result<String> {
+    let key = key_path(state_dir, name);
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    let k = key
+        .to_str()
+        .ok_or_else(|| crate::error::Error::invalid("the state directory's path is not UTF-8"))?;
+    crate::tool::run(
+        "cannot make the machine's ssh key",
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            &format!("creature@{name}"),
+            "-f",
+            k,
+        ],
+    )?;
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| {
+        crate::error::Error::other("cannot read the machine's ssh key").caused_by(e)
+    })?;
+    Ok(pubkey.trim().to_string())
 }
 
 /// Before a start: rewrite the seed when what it says changed (the

@@ -57,6 +57,12 @@ pub struct Seed {
     pub packages: Vec<String>,
     pub runcmd: Vec<Vec<String>>,
     pub locale: Option<String>,
+    /// The image's default user, reached over ssh with `creature_key`.
+    #[serde(default)]
+    pub default_user: Option<String>,
+    /// creature's own public key for the machine (VMs with a default user).
+    #[serde(default)]
+    pub creature_key: Option<String>,
     /// `cloud_init.write_files`, `[[inject]]` and `--inject-file`, in that order.
     pub files: Vec<File>,
     /// A user-data file given whole (`cloud_init.user_data`, `--user-data`):
@@ -131,6 +137,15 @@ pub fn render(machine: &str, seed: &Seed, nics: Option<&[NicConfig]>) -> Rendere
         instance_id: iid,
         files,
     }
+}
+
+/// The default user's authorized keys: the user's, then creature's own.
+pub fn public_keys(seed: &Seed) -> Vec<String> {
+    seed.default_keys
+        .iter()
+        .chain(seed.creature_key.iter())
+        .cloned()
+        .collect()
 }
 
 /// The user-data document: the file given whole, or cloud-config.

@@ -9,8 +9,9 @@ pub fn files(iid: &str, seed: &Seed, nics: Option<&[NicConfig]>) -> Vec<(String,
     let mut meta = Map::new();
     meta.insert("instance-id".into(), json!(iid));
     meta.insert("local-hostname".into(), json!(seed.hostname));
-    if !seed.default_keys.is_empty() {
-        meta.insert("public-keys".into(), json!(seed.default_keys));
+    let keys = super::public_keys(seed);
+    if !keys.is_empty() {
+        meta.insert("public-keys".into(), json!(keys));
     }
     let mut out = vec![
         ("meta-data".to_string(), pretty(&Value::Object(meta))),

@@ -21,9 +21,9 @@ pub fn files(
     meta.insert("name".into(), json!(machine));
     meta.insert("hostname".into(), json!(seed.hostname));
     meta.insert("launch_index".into(), json!(0));
-    if !seed.default_keys.is_empty() {
-        let keys: Map<String, Value> = seed
-            .default_keys
+    let keys = super::public_keys(seed);
+    if !keys.is_empty() {
+        let keys: Map<String, Value> = keys
             .iter()
             .enumerate()
             .map(|(i, k)| (format!("key{i}"), json!(k)))

@@ -13,6 +13,8 @@ fn seed() -> Seed {
         packages: vec!["nginx".into()],
         runcmd: vec![vec!["touch".into(), "/run/it \"quoted\"".into()]],
         locale: Some("C.UTF-8".into()),
+        default_user: Some("debian".into()),
+        creature_key: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICreature creature@web".into()),
         files: vec![
             File {
                 path: "/etc/motd".into(),

@@ -91,6 +91,7 @@ pub const KEYS: &[Key] = &[
     k("cloud_init.packages", "list of strings", "[]", "Packages to install at first boot."),
     k("cloud_init.runcmd", "list of argument lists", "[]", "Commands run once at first boot, each a list of arguments (no shell)."),
     k("cloud_init.hostname", "host name", "the machine's name", "The guest's host name."),
+    k("cloud_init.default_user", "user name", "none", "The image's default user (debian on Debian's images). On a VM, creature makes a key of its own for the machine (kept with its drive, 0600) and authorizes it for this user, so `exec` and `shell` reach the guest over ssh at its reserved address: the way in without a guest agent, and the only one with a terminal."),
     k("cloud_init.locale", "locale name", "cloud-init's (en_US.UTF-8)", "The system locale cloud-init sets. C.UTF-8 needs nothing generated: right for minimal images without that locale. A user-data file given with `create --user-data` replaces it too."),
     k("cloud_init.write_files", "list of tables", "[]", "Files written at first boot (cloud-init write_files), content given here."),
     k("cloud_init.write_files.path", "absolute path", "required", "Where in the guest."),
@@ -286,6 +287,7 @@ mod tests {
                 }],
                 user_data: Some("/u".into()),
                 locale: Some("C.UTF-8".into()),
+                default_user: Some("d".into()),
             }),
             alternative: Some("a".into()),
             config_drive: Some(ConfigDrive {

@@ -761,6 +761,15 @@ fn check_cloud_init(name: &str, c: &CloudInit) -> Result<()> {
             ));
         }
     }
+    if let Some(u) = &c.default_user {
+        if !names::is_valid(u) {
+            return Err(field_err(
+                name,
+                "cloud_init.default_user",
+                format!("{u:?} is not a valid user name"),
+            ));
+        }
+    }
     if let Some(h) = &c.hostname {
         if !names::is_valid(h) {
             return Err(field_err(

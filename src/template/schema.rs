@@ -325,6 +325,10 @@ pub struct CloudInit {
     /// A user-data file used whole instead of the generated cloud-config.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+    /// The image's default user (debian on Debian's images): creature's own
+    /// key is authorized for it, for `exec` and `shell` over ssh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_user: Option<String>,
     /// The system locale cloud-init sets (its own default: en_US.UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,

@@ -226,6 +226,55 @@ fn debian_vms_obey_their_nocloud_and_openstack_drives() {
         let out = ssh(&key, "ops", &ip, "id -un; sudo -n id -u", log);
         assert_eq!(out.lines().collect::<Vec<_>>(), ["ops", "0"], "{m}: {out}");
     }
+    // exec and shell without a guest agent: over ssh, with the key creature
+    // made for the machine and its drive authorized for the default user.
+    let m = "deb-nc";
+    let r = lab
+        .run(&[
+            "exec",
+            m,
+            "--",
+            "sh",
+            "-c",
+            "hostname; echo to-stderr >&2; exit 3",
+        ])
+        .code(3);
+    assert_eq!(r.stdout.trim(), "nc-host", "{}", r.stderr);
+    assert!(r.stderr.contains("to-stderr"), "{}", r.stderr);
+    let out = lab
+        .run(&[
+            "exec",
+            m,
+            "--user",
+            "ops",
+            "--cwd",
+            "/tmp",
+            "--env",
+            "X=a b; $y 'q'",
+            "--",
+            "sh",
+            "-c",
+            "id -un; pwd; printf '%s\\n' \"$X\"",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["ops", "/tmp", "a b; $y 'q'"],
+        "{out}"
+    );
+    let key_mode = mode(&seed::drive::key_path(lab.path(), m));
+    assert_eq!(key_mode, 0o600);
+    // A terminal round trip: a login shell on a pty, its exit status creature's.
+    let (mut child, mut master) = crate::util::on_pty(lab.path(), &["shell", m]);
+    let mut seen = String::new();
+    std::io::Write::write_all(&mut master, b"echo hi-$((6*7)); tty\r").unwrap();
+    crate::util::read_until(&mut master, &mut seen, "hi-42");
+    crate::util::read_until(&mut master, &mut seen, "/dev/pts/");
+    std::io::Write::write_all(&mut master, b"exit 4\r").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{seen}");
+
     lab.run(&["delete", "deb-os", "--force", "--yes"])
         .ok()
         .stdout_has("config drive");
