@@ -411,5 +411,27 @@ fn a_debian_container_obeys_its_nocloud_seed() {
         std::thread::sleep(Duration::from_secs(2));
     }
     lab.run(&["stop", m, "--timeout", "60"]).ok();
+    // A changed setting reaches the container's seed at its next start.
+    lab.run(&["config-drive", m, "--hostname", "reseeded"]).ok();
+    lab.run(&["start", m, "--wait", "running"])
+        .ok()
+        .stdout_has("rewrote its config drive");
+    let meta = std::fs::read_to_string(seed_dir.join("meta-data")).unwrap();
+    assert!(meta.contains("\"reseeded\""), "{meta}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = attach(m, &["sh", "-c", "cloud-init status 2>/dev/null; hostname"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("status: done") && text.contains("reseeded") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new seed was not obeyed: {text}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    lab.run(&["stop", m, "--timeout", "60"]).ok();
     lab.run(&["delete", m, "--yes"]).ok();
+    assert!(!seed::store::dir(lab.path(), m).exists());
 }
