@@ -114,7 +114,11 @@ pub enum Command {
     Exec(ExecArgs),
     /// Open a login shell inside a running machine (exec of the user's shell).
     Shell(ShellArgs),
-    /// Show how to reach a machine's graphical display (VNC, SPICE).
+    /// Show where a running machine's graphical display listens (VNC, SPICE).
+    ///
+    /// The display comes from the template's [display] (type vnc or spice, listen default
+    /// 127.0.0.1) with a password creature made for the machine, printed only with
+    /// --show-password; libvirt picks the port at each start.
     Display(DisplayArgs),
     /// Snapshots of a machine's disks (and memory): create, list, revert, delete, export.
     #[command(subcommand)]
@@ -490,9 +494,13 @@ pub struct DisplayArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// Protocol of the display.
-    #[arg(long, value_enum, default_value_t = DisplayProtocol::Vnc)]
-    pub protocol: DisplayProtocol,
+    /// The protocol asked for (default: the machine's own).
+    #[arg(long, value_enum)]
+    pub protocol: Option<DisplayProtocol>,
+
+    /// Print the display's password too.
+    #[arg(long)]
+    pub show_password: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -1359,16 +1367,17 @@ mod tests {
             text.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{verb} ")))
         };
-        for v in ["start", "exec", "list", "volume", "snapshot"] {
+        for v in ["start", "exec", "list", "volume", "snapshot", "display"] {
             assert!(
                 listed(usable, v) != listed(refused, v),
                 "{v} in one group:\n{help}"
             );
         }
-        for v in ["set-password", "display", "migrate"] {
+        for v in ["set-password", "migrate"] {
             assert!(listed(refused, v) && !listed(usable, v), "{v}:\n{help}");
         }
         assert!(listed(usable, "start") && listed(usable, "exec") && listed(usable, "help"));
+        assert!(listed(usable, "display"), "{help}");
         assert!(refused.contains("Nova: missing everywhere"), "{help}");
         let inject = sub(&["create"])
             .get_arguments()

@@ -177,10 +177,20 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature shell box1",
             "A login shell in a container, on your terminal.",
         )],
-        "display" => &[(
-            "creature display web",
-            "How to reach its graphical display.",
-        )],
+        "display" => &[
+            (
+                "creature display web",
+                "Where its VNC or SPICE display listens (vnc://127.0.0.1:5900).",
+            ),
+            (
+                "creature display web --show-password --format json",
+                "The same with its password, for a script that starts a viewer.",
+            ),
+            (
+                "creature create desk -t tiny --set display.type=spice",
+                "A machine with a SPICE display on 127.0.0.1 and a password of its own.",
+            ),
+        ],
         "snapshot" | "snapshot create" => &[
             (
                 "creature snapshot create web before-upgrade",

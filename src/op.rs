@@ -43,6 +43,8 @@ ops! {
     Launch => "launch", "launched", Launch, NewMachine;
     InjectFile => "--inject-file", "injected", InjectFiles, NewMachine;
     ConfigDrive => "config drive", "set up", ConfigDrive, NewMachine;
+    DisplayVncNew => "[display] type = \"vnc\"", "set up", Vnc, NewMachine;
+    DisplaySpiceNew => "[display] type = \"spice\"", "set up", Spice, NewMachine;
     ConfigDriveSet => "config-drive", "changed the config drive of", ConfigDrive, Machine;
     Start => "start", "started", Launch, Machine;
     Stop => "stop", "stopped", Shutdown, Machine;

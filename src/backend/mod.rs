@@ -89,6 +89,8 @@ pub struct CreateJob<'a> {
     pub quiet: bool,
     /// The machine gets a config drive (written after the create).
     pub seed: bool,
+    /// Its graphical console (VMs).
+    pub display: Option<&'a crate::store::DisplayRecord>,
 }
 
 /// `creature exec` and `shell` as asked, before the guest is looked at.
@@ -285,6 +287,10 @@ pub trait Driver {
     }
     /// Remove the machine and what creature made for it; says what went.
     fn remove(&self, name: &str) -> Result<Vec<String>>;
+    /// The running machine's live definition (libvirt domain XML).
+    fn live_xml(&self, _name: &str) -> Result<String> {
+        Err(past_the_matrix(self.backend(), "display"))
+    }
     /// Put the machine's first-boot seed where its guest reads it (a VM's
     /// config drive, a container's NoCloud directory).
     fn write_seed(&self, _name: &str, _seed: &crate::seed::Rendered) -> Result<()> {

@@ -37,6 +37,9 @@ impl Driver for Traced {
     fn start(&self, name: &str) -> Result<()> {
         self.t("start", name, |d| d.start(name))
     }
+    fn live_xml(&self, name: &str) -> Result<String> {
+        self.t("live_xml", name, |d| d.live_xml(name))
+    }
     fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
         self.t("write_seed", name, |d| d.write_seed(name, seed))
     }

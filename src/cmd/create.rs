@@ -135,6 +135,21 @@ fn plan(
     // Every file it names is read now: a missing one stops the create
     // before anything exists.
     let seed = crate::seed::build::seed(name, r, &extras)?;
+    let display = crate::cmd::display::record_for(r)?;
+    if let Some(d) = &display {
+        let op = if d.kind == "spice" {
+            Op::DisplaySpiceNew
+        } else {
+            Op::DisplayVncNew
+        };
+        gate::check(ctx, op, subject)?;
+        if !crate::cmd::display::loopback(&d.listen) {
+            eprintln!(
+                "warning: the {} display of {name} listens on {}: anyone who reaches that address can try its password",
+                d.kind, d.listen
+            );
+        }
+    }
     crate::interrupt::catch();
     let target = ctx.host()?;
     let host = target.name().to_string();
@@ -185,6 +200,7 @@ fn plan(
                 nics: &job_nics,
                 quiet: ctx.global.quiet,
                 seed: seed.is_some(),
+                display: display.as_ref(),
             };
             drv.create(&job, &mut store, &mut undo)
         })
@@ -202,6 +218,10 @@ fn plan(
             None => Ok(()),
         })
         .and_then(|_| fail_point("seed"))
+        .and_then(|_| match &display {
+            Some(d) => store.set_display(&host, name, d),
+            None => Ok(()),
+        })
         .and_then(|_| {
             let s =
                 crate::autostart::settings::Settings::from_template(r.template.autostart.as_ref())?;

@@ -41,10 +41,12 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
         C::Log(a) => (Op::Log, &a.machine.name),
         C::Console(a) => (Op::Console, &a.name),
         C::Display(a) => (
+            // A machine's own display passed the matrix at its create: VNC's
+            // row stands in when none is named (it refuses lxc as SPICE's does).
             match a.protocol {
-                DisplayProtocol::Vnc => Op::DisplayVnc,
-                DisplayProtocol::Spice => Op::DisplaySpice,
-                DisplayProtocol::Rdp => Op::DisplayRdp,
+                None | Some(DisplayProtocol::Vnc) => Op::DisplayVnc,
+                Some(DisplayProtocol::Spice) => Op::DisplaySpice,
+                Some(DisplayProtocol::Rdp) => Op::DisplayRdp,
             },
             &a.machine.name,
         ),
@@ -197,6 +199,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),
         Command::ConfigDrive(a) => crate::cmd::config_drive::run(ctx, rec, a),
+        Command::Display(a) => crate::cmd::display::run(ctx, drv, rec, a),
         Command::Resize(a) => lifecycle::resize(ctx, drv, rec, &a.request()),
         Command::Rescue(a) => crate::cmd::rescue::rescue(ctx, drv, rec, a.image.as_deref()),
         Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),

@@ -4,6 +4,7 @@ mod autostart;
 mod config_drive;
 mod console;
 mod create;
+mod display;
 mod exec;
 mod gate;
 mod host;

@@ -209,6 +209,8 @@ const QEMU_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::debian_vms_obey_their_nocloud_and_openstack_drives";
 const LXC_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::a_debian_container_obeys_its_nocloud_seed";
+const QEMU_DISPLAY: &str =
+    "tests/integration/real/display.rs::vnc_and_spice_consoles_answer_real_clients";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -384,9 +386,15 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_CLOUD),
                 ..none_implemented()
             },
+            Vnc | Spice => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_DISPLAY),
+                ..none_implemented()
+            },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | AutoConfigureDisk | Rdp | Spice | Vnc | FirewallRules | SecurityGroups
-            | VlanNetworking => none_implemented(),
+            | AutoConfigureDisk | Rdp | FirewallRules | SecurityGroups | VlanNetworking => {
+                none_implemented()
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! made (machines, NICs, networks, reservations) and an operation journal.
 
 mod autostart;
+mod displays;
 mod images;
 mod lock;
 mod networks;
@@ -10,6 +11,7 @@ mod schema;
 mod snapshots;
 mod volumes;
 
+pub use displays::DisplayRecord;
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 pub use snapshots::SnapshotRecord;

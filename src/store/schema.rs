@@ -178,4 +178,14 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE networks ADD COLUMN dhcp INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 12: a VM's graphical console and its password (given to libvirt,
+    // printed only on request).
+    r#"
+    CREATE TABLE displays (
+        machine_id INTEGER PRIMARY KEY REFERENCES machines (id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL,
+        listen     TEXT NOT NULL,
+        password   TEXT NOT NULL
+    );
+    "#,
 ];

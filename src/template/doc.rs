@@ -100,6 +100,9 @@ pub const KEYS: &[Key] = &[
     k("cloud_init.write_files.owner", "USER[:GROUP]", "root:root", "Its owner; a user this section creates is waited for."),
     k("cloud_init.user_data", "absolute path", "none", "A user-data file (cloud-config, a script, MIME multipart) used whole instead of the generated one; then users, packages, runcmd, write_files and inject have nowhere to go and are refused. `create --user-data FILE` does the same."),
     k("alternative", "template name", "none", "A template that makes the same system without downloading (built on the host): named in the one-line error when this template's image cannot be downloaded."),
+    k("display", "table", "none", "A graphical console for a VM (`creature display`), with a password made for the machine at create (8 characters, VNC's limit), kept in the state database and given to libvirt, never printed unless asked (`display --show-password`)."),
+    k("display.type", "vnc | spice | none", "none", "The protocol. The support matrix refuses both for lxc and SPICE for xen (exit 3)."),
+    k("display.listen", "IP address", "127.0.0.1", "Where it listens. Anything but a loopback address reaches beyond this host: creature says so at create."),
     k("config_drive", "table", "none", "How first-boot settings reach a VM; present alone, it gives the guest its host name and network configuration."),
     k("config_drive.format", "nocloud | openstack", "nocloud", "nocloud: meta-data, user-data and network-config on a volume labelled cidata; openstack: openstack/latest/meta_data.json, user_data and network_data.json on one labelled config-2 (VMs only)."),
     k("inject", "list of tables", "[]", "Host files put into a VM at first boot (`[[inject]]`; `create --inject-file SRC:DEST[:MODE]` adds more), carried by the config drive (cloud-init write_files). kvm and qemu only: the support matrix marks file injection missing for lxc and xen, which refuse it (exit 3)."),
@@ -292,6 +295,10 @@ mod tests {
             alternative: Some("a".into()),
             config_drive: Some(ConfigDrive {
                 format: Some(crate::seed::Format::Openstack),
+            }),
+            display: Some(Display {
+                kind: Some(DisplayKind::Vnc),
+                listen: Some("127.0.0.1".into()),
             }),
             injects: vec![Inject {
                 source: "/s".into(),

@@ -414,6 +414,17 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         check_cloud_init(name, c)?;
     }
     check_injects(name, &t.injects)?;
+    if let Some(d) = &t.display {
+        if let Some(l) = &d.listen {
+            l.parse::<std::net::IpAddr>().map_err(|_| {
+                field_err(
+                    name,
+                    "display.listen",
+                    format!("{l:?} is not an IP address"),
+                )
+            })?;
+        }
+    }
     if let Some(a) = &t.alternative {
         names::check(What::Template, a).map_err(|e| field_err(name, "alternative", e.message()))?;
     }

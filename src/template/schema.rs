@@ -67,6 +67,37 @@ pub struct Template {
     /// Host files put into the guest at first boot (through the drive).
     #[serde(default, rename = "inject", skip_serializing_if = "Vec::is_empty")]
     pub injects: Vec<Inject>,
+    /// A graphical console (VNC or SPICE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<Display>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Display {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DisplayKind>,
+    /// The address it listens on (default 127.0.0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisplayKind {
+    Vnc,
+    Spice,
+    None,
+}
+
+impl DisplayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisplayKind::Vnc => "vnc",
+            DisplayKind::Spice => "spice",
+            DisplayKind::None => "none",
+        }
+    }
 }
 
 /// Where a file comes from: an image in the cache, a URL with its checksum,

@@ -55,6 +55,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             iotune: Default::default(),
             readonly: false,
         }],
+        display: None,
         kernel: Some(text.clone()),
         initrd: None,
         cmdline: Some(text.clone()),

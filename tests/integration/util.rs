@@ -212,6 +212,17 @@ pub fn read_until(master: &mut std::fs::File, buf: &mut String, needle: &str) {
 /// `creature ARGS` on a new pty as its controlling terminal; returns the
 /// child and the pty's master end (non-blocking).
 pub fn on_pty(state: &std::path::Path, args: &[&str]) -> (std::process::Child, std::fs::File) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env("CREATURE_STATE_DIR", state)
+        .env("CREATURE_CONFIG", state.join("none.toml"))
+        .env("TERM", "xterm");
+    spawn_on_pty(cmd)
+}
+
+/// Any program on a new pty as its controlling terminal (stdin, stdout and
+/// stderr); the child and the pty's master end (non-blocking).
+pub fn spawn_on_pty(mut cmd: Command) -> (std::process::Child, std::fs::File) {
     let (mut master_fd, mut slave_fd) = (0, 0);
     // SAFETY: openpty fills two descriptors we then own.
     let rc = unsafe {
@@ -229,14 +240,9 @@ pub fn on_pty(state: &std::path::Path, args: &[&str]) -> (std::process::Child, s
     let master = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master_fd) };
     // SAFETY: fcntl on our own descriptor.
     unsafe { libc::fcntl(master_fd, libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut cmd = Command::new(bin());
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
-    cmd.args(args)
-        .env("CREATURE_STATE_DIR", state)
-        .env("CREATURE_CONFIG", state.join("none.toml"))
-        .env("TERM", "xterm")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave));
     // SAFETY: only async-signal-safe calls between fork and exec.

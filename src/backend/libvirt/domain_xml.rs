@@ -35,6 +35,15 @@ pub struct NicSpec {
     pub clean_traffic: Option<Option<String>>,
 }
 
+/// A VNC or SPICE console: libvirt picks the port at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphicsSpec {
+    /// "vnc" or "spice".
+    pub kind: &'static str,
+    pub listen: String,
+    pub password: String,
+}
+
 /// What creature records in each domain it makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
@@ -66,6 +75,8 @@ pub struct DomainSpec {
     pub serial_log: String,
     /// A virtio channel for the QEMU guest agent (`creature exec` on a VM).
     pub guest_agent: bool,
+    /// A graphical console.
+    pub display: Option<GraphicsSpec>,
     pub meta: Meta,
 }
 
@@ -185,6 +196,22 @@ pub fn render(s: &DomainSpec) -> String {
             El::new("console")
                 .attr("type", "pty")
                 .child(El::new("target").attr("type", "serial").attr("port", "0")),
+        )
+        .children(s.display.as_ref().map(|g| {
+            El::new("graphics")
+                .attr("type", g.kind)
+                .attr("autoport", "yes")
+                .attr("passwd", g.password.clone())
+                .child(
+                    El::new("listen")
+                        .attr("type", "address")
+                        .attr("address", g.listen.clone()),
+                )
+        }))
+        .children(
+            s.display
+                .as_ref()
+                .map(|_| El::new("video").child(El::new("model").attr("type", "vga"))),
         )
         // libvirt picks the socket path for the agent's channel itself.
         .child_if(s.guest_agent, || {

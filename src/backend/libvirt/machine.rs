@@ -233,6 +233,12 @@ impl Driver for LibvirtDriver {
             .map_err(|e| map_error(format!("cannot restore {name:?}"), e))
     }
 
+    fn live_xml(&self, name: &str) -> Result<String> {
+        self.ours(name)?
+            .xml_desc(0)
+            .map_err(|e| map_error(format!("cannot read the definition of {name:?}"), e))
+    }
+
     fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
         crate::statedir::subdir(&self.state_dir, "seeds", 0o711)?;
         crate::statedir::subdir(&self.state_dir, &format!("seeds/{name}"), 0o711)?;

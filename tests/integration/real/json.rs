@@ -98,7 +98,13 @@ fn json_output_is_what_docs_json_md_says() {
             "--wait",
             "lease",
         ])
-        .args(["--set", "disk.0.size=16MiB", "--ssh-key"])
+        .args([
+            "--set",
+            "disk.0.size=16MiB",
+            "--set",
+            "display.type=vnc",
+            "--ssh-key",
+        ])
         .arg_path(&super::vm::dummy_key(lab.path()))
         .run()
         .ok();
@@ -126,6 +132,7 @@ fn json_output_is_what_docs_json_md_says() {
         ("info MACHINE", &["info", "js-ct"]),
         ("limits MACHINE", &["limits", "js-vm"]),
         ("config-drive MACHINE", &["config-drive", "js-vm"]),
+        ("display MACHINE", &["display", "js-vm", "--show-password"]),
         ("snapshot list MACHINE", &["snapshot", "list", "js-vm"]),
         ("volume list", &["volume", "list"]),
         ("volume info VOLUME", &["volume", "info", "js-vol"]),

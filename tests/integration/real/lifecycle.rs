@@ -576,6 +576,7 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     let inject = format!("{}:/etc/f:0600", work.path().join("f").display());
     lab.c()
         .args(["create", k, "-t", "tiny-kvm", "--set", "disk.0.size=16MiB"])
+        .args(["--set", "display.type=vnc"])
         .args(["--inject-file", &inject, "--ssh-key"])
         .arg_path(&work.path().join("k.pub"))
         .run()
@@ -585,6 +586,31 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
     assert_eq!(label, "cidata");
     assert_eq!(files, ["meta-data", "network-config", "user-data"]);
     lab.run(&["start", k]).ok();
+    // Its VNC display (#30), and a SPICE one (#29) on another kvm domain.
+    let j = lab.run(&["display", k, "--format", "json"]).ok().json();
+    assert!(
+        j["uri"].as_str().unwrap().starts_with("vnc://127.0.0.1:"),
+        "{j}"
+    );
+    let sp = "lc-kvm-spice";
+    lab.run(&[
+        "create",
+        sp,
+        "-t",
+        "tiny-kvm",
+        "--set",
+        "disk.0.size=16MiB",
+        "--set",
+        "display.type=spice",
+    ])
+    .ok();
+    lab.run(&["start", sp]).ok();
+    let j = lab.run(&["display", sp, "--format", "json"]).ok().json();
+    assert!(
+        j["uri"].as_str().unwrap().starts_with("spice://127.0.0.1:"),
+        "{j}"
+    );
+    lab.run(&["delete", sp, "--force", "--yes"]).ok();
     let live = String::from_utf8_lossy(&virsh(&["dumpxml", k]).stdout).into_owned();
     assert!(
         live.contains("<domain type='kvm'")

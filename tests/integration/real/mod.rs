@@ -8,6 +8,7 @@ mod cloudinit;
 mod console;
 mod containers;
 mod debian;
+mod display;
 mod exec;
 mod firewall;
 mod host;

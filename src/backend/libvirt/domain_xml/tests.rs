@@ -51,6 +51,15 @@ fn spec(backend: Backend) -> DomainSpec {
         }],
         serial_log: "/var/lib/creature/logs/web-1.serial.log".into(),
         guest_agent: backend != Backend::Xen,
+        display: Some(GraphicsSpec {
+            kind: if backend == Backend::Xen {
+                "vnc"
+            } else {
+                "spice"
+            },
+            listen: "127.0.0.1".into(),
+            password: "pw<&\"8ch".into(),
+        }),
         meta: Meta {
             template: "tiny".into(),
             created: "2026-11-22T00:00:00Z".into(),

@@ -1,0 +1,222 @@
+//! Graphical consoles proven with clients nobody here wrote: gvnccapture
+//! (gtk-vnc) takes a VNC frame with the machine's password and is refused
+//! with a wrong one; spicy-screenshot (spice-gtk) does the same over
+//! SPICE. Both frames show the guest's text console. The displays listen on
+//! loopback only, and their passwords are in no process's argv and no
+//! `info` or `list`.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::vm::Lab;
+
+/// Distinct byte values among a frame's pixels (1: a blank screen).
+fn colours(pixels: &[u8]) -> usize {
+    let mut seen = [false; 256];
+    for b in pixels {
+        seen[*b as usize] = true;
+    }
+    seen.iter().filter(|s| **s).count()
+}
+
+/// A BMP's pixel bytes (its header says where they start).
+fn bmp_pixels(b: &[u8]) -> &[u8] {
+    assert!(b.starts_with(b"BM"), "not a BMP");
+    let at = u32::from_le_bytes(b[10..14].try_into().unwrap()) as usize;
+    &b[at..]
+}
+
+/// A binary PPM's (P6) pixel bytes.
+fn ppm_pixels(b: &[u8]) -> &[u8] {
+    assert!(b.starts_with(b"P6"), "not a PPM");
+    // Magic, width, height, maxval: four tokens, then one whitespace byte.
+    let (mut tokens, mut i, mut in_tok) = (0, 0, false);
+    while tokens < 4 {
+        let ws = b[i].is_ascii_whitespace();
+        if !ws && !in_tok {
+            in_tok = true;
+        } else if ws && in_tok {
+            in_tok = false;
+            tokens += 1;
+        }
+        i += 1;
+    }
+    &b[i..]
+}
+
+/// gvnccapture with `password` typed at its prompt (it reads it from a
+/// terminal only); whether it saved a frame, and what it printed.
+fn vnc_capture(port: u16, password: &str, out: &std::path::Path) -> (bool, String) {
+    let mut cmd = Command::new("gvnccapture");
+    cmd.arg(format!("127.0.0.1:{}", port - 5900)).arg(out);
+    let (mut child, mut master) = crate::util::spawn_on_pty(cmd);
+    let mut seen = String::new();
+    crate::util::read_until(&mut master, &mut seen, "Password:");
+    master
+        .write_all(format!("{password}\r").as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    crate::util::read_until(&mut master, &mut seen, "\u{0}never");
+    (status.success(), seen)
+}
+
+#[test]
+fn vnc_and_spice_consoles_answer_real_clients() {
+    let Some(lab) = Lab::if_available("vnc_and_spice_consoles_answer_real_clients") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    for (m, kind) in [("dp-vnc", "vnc"), ("dp-spice", "spice")] {
+        lab.run(&[
+            "create",
+            m,
+            "-t",
+            "tiny",
+            "--set",
+            "disk.0.size=16MiB",
+            "--set",
+            &format!("display.type={kind}"),
+            // The kernel writes on the screen too, so a frame has text.
+            "--set",
+            "boot.cmdline=console=tty0 console=ttyS0",
+        ])
+        .ok();
+    }
+    lab.run(&[
+        "create",
+        "dp-none",
+        "-t",
+        "tiny",
+        "--set",
+        "disk.0.size=16MiB",
+    ])
+    .ok();
+    lab.run(&["display", "dp-none"])
+        .code(5)
+        .stderr_has("has no display");
+    lab.run(&["display", "dp-vnc"])
+        .code(5)
+        .stderr_has("creature start dp-vnc");
+    for m in ["dp-vnc", "dp-spice"] {
+        lab.run(&["start", m]).ok();
+        lab.wait_log(m, "boot line", |l| {
+            l.contains("creature-test-guest: booted")
+        });
+    }
+    lab.run(&["display", "dp-vnc", "--protocol", "spice"])
+        .code(5)
+        .stderr_has("is vnc");
+    let shown = |m: &str| {
+        let j = lab
+            .run(&["display", m, "--show-password", "--format", "json"])
+            .ok()
+            .json();
+        let port = j["port"].as_u64().unwrap() as u16;
+        let pw = j["password"].as_str().unwrap().to_string();
+        assert_eq!(
+            j["uri"],
+            format!("{}://127.0.0.1:{port}", j["type"].as_str().unwrap())
+        );
+        assert_eq!(pw.len(), 8, "{j}");
+        (port, pw)
+    };
+    let (vport, vpw) = shown("dp-vnc");
+    let (sport, spw) = shown("dp-spice");
+    assert_ne!(vpw, spw);
+    // The password only on request.
+    let j = lab
+        .run(&["display", "dp-vnc", "--format", "json"])
+        .ok()
+        .json();
+    assert!(j.get("password").is_none(), "{j}");
+    for args in [
+        &["info", "dp-vnc"][..],
+        &["info", "dp-vnc", "--format", "json"],
+        &["list", "--format", "json"],
+    ] {
+        let out = lab.run(args).ok().stdout;
+        assert!(
+            !out.contains(&vpw) && !out.contains(&spw),
+            "{args:?} shows a password"
+        );
+    }
+    // In no process's argv (libvirt hands it to QEMU over its monitor).
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            assert!(
+                !cmd.contains(&vpw) && !cmd.contains(&spw),
+                "a password in argv: {cmd}"
+            );
+        }
+    }
+    // Listening on loopback only.
+    let ss = Command::new("ss").args(["-ltnH"]).output().unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    for p in [vport, sport] {
+        let lines: Vec<&str> = ss
+            .lines()
+            .filter(|l| l.contains(&format!(":{p} ")))
+            .collect();
+        assert!(
+            !lines.is_empty() && lines.iter().all(|l| l.contains("127.0.0.1:")),
+            "{ss}"
+        );
+    }
+
+    // VNC: a frame with the password, none with a wrong one.
+    let shot = work.path().join("vnc.bmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, said) = vnc_capture(vport, &vpw, &shot);
+        assert!(ok, "gvnccapture: {said}");
+        let c = colours(bmp_pixels(&std::fs::read(&shot).unwrap()));
+        if c > 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the VNC frame stays blank");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let wrong = work.path().join("wrong.bmp");
+    let (ok, said) = vnc_capture(vport, "wrongpw1", &wrong);
+    assert!(
+        !ok && !wrong.exists(),
+        "a wrong VNC password was taken: {said}"
+    );
+
+    // SPICE: the same with its own client.
+    let shot = work.path().join("spice.ppm");
+    let spicy = |pw: &str, out: &std::path::Path| {
+        Command::new("spicy-screenshot")
+            .args(["-h", "127.0.0.1", "-p", &sport.to_string(), "-w", pw, "-o"])
+            .arg(out)
+            .output()
+            .expect("spicy-screenshot (Debian's spice-client-gtk)")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = spicy(&spw, &shot);
+        assert!(
+            out.status.success(),
+            "spicy-screenshot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if colours(ppm_pixels(&std::fs::read(&shot).unwrap())) > 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the SPICE frame stays blank");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let wrong = work.path().join("wrong.ppm");
+    let out = spicy("wrongpw1", &wrong);
+    assert!(
+        !out.status.success() || !wrong.exists(),
+        "a wrong SPICE password was taken"
+    );
+
+    lab.run(&[
+        "delete", "dp-vnc", "dp-spice", "dp-none", "--force", "--yes",
+    ])
+    .ok();
+}
