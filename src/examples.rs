@@ -33,6 +33,10 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "A Debian VM whose cloud-init installs the key and the file at first boot.",
             ),
             (
+                "creature create desk -t tiny --set display.type=spice",
+                "A machine with a SPICE display on 127.0.0.1 and a password of its own (`creature display desk`).",
+            ),
+            (
                 "creature create box1 -t lxc-busybox --network lan --ip 10.0.0.10",
                 "A container with a fixed address on network lan.",
             ),
@@ -185,10 +189,6 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "creature display web --show-password --format json",
                 "The same with its password, for a script that starts a viewer.",
-            ),
-            (
-                "creature create desk -t tiny --set display.type=spice",
-                "A machine with a SPICE display on 127.0.0.1 and a password of its own.",
             ),
         ],
         "snapshot" | "snapshot create" => &[
