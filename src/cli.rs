@@ -501,6 +501,15 @@ pub struct DisplayArgs {
     /// Print the display's password too.
     #[arg(long)]
     pub show_password: bool,
+
+    /// Save the guest's screen to FILE as PNG (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub screenshot: Option<PathBuf>,
+
+    /// Give the display a new password: live (clients connected stay) and
+    /// from the next start. Printed only with --show-password.
+    #[arg(long)]
+    pub set_password: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

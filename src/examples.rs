@@ -190,6 +190,14 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "creature display web --show-password --format json",
                 "The same with its password, for a script that starts a viewer.",
             ),
+            (
+                "creature display web --screenshot web.png",
+                "Save the guest's screen as PNG.",
+            ),
+            (
+                "creature display web --set-password",
+                "A new password, live: the old one stops working at once.",
+            ),
         ],
         "snapshot" | "snapshot create" => &[
             (

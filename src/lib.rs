@@ -26,6 +26,7 @@ pub mod output;
 pub mod repair;
 pub mod resize;
 pub mod roff_lint;
+pub mod screenshot;
 pub mod seed;
 pub mod shutdown;
 pub mod size;

@@ -287,6 +287,20 @@ pub trait Driver {
     }
     /// Remove the machine and what creature made for it; says what went.
     fn remove(&self, name: &str) -> Result<Vec<String>>;
+    /// The guest's screen as the hypervisor dumps it: its MIME type (PPM or
+    /// PNG, by QEMU's version) and bytes.
+    fn screenshot(&self, _name: &str) -> Result<(String, Vec<u8>)> {
+        Err(past_the_matrix(self.backend(), "display --screenshot"))
+    }
+    /// Give the display a new password, live too when the machine runs
+    /// (true then).
+    fn set_display_password(
+        &self,
+        _name: &str,
+        _display: &crate::store::DisplayRecord,
+    ) -> Result<bool> {
+        Err(past_the_matrix(self.backend(), "display --set-password"))
+    }
     /// The running machine's live definition (libvirt domain XML).
     fn live_xml(&self, _name: &str) -> Result<String> {
         Err(past_the_matrix(self.backend(), "display"))

@@ -37,6 +37,18 @@ impl Driver for Traced {
     fn start(&self, name: &str) -> Result<()> {
         self.t("start", name, |d| d.start(name))
     }
+    fn screenshot(&self, name: &str) -> Result<(String, Vec<u8>)> {
+        self.t("screenshot", name, |d| d.screenshot(name))
+    }
+    fn set_display_password(
+        &self,
+        name: &str,
+        display: &crate::store::DisplayRecord,
+    ) -> Result<bool> {
+        self.t("set_display_password", name, |d| {
+            d.set_display_password(name, display)
+        })
+    }
     fn live_xml(&self, name: &str) -> Result<String> {
         self.t("live_xml", name, |d| d.live_xml(name))
     }

@@ -104,12 +104,18 @@ pub fn run(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, a: &DisplayArgs) ->
             )));
         }
     }
+    if a.set_password {
+        return set_password(ctx, drv, rec, d, a.show_password);
+    }
     let st = drv.state(name)?;
     if st != PowerState::Running && st != PowerState::Paused {
         return Err(Error::conflict(format!(
             "machine {name:?} is {}: its display exists while it runs (`creature start {name}`)",
             st.as_str()
         )));
+    }
+    if let Some(file) = &a.screenshot {
+        return screenshot(ctx, drv, name, file);
     }
     let xml = drv.live_xml(name)?;
     let port = live_port(&xml, &d.kind).ok_or_else(|| {
@@ -140,6 +146,79 @@ pub fn run(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, a: &DisplayArgs) ->
         ]);
         t
     })
+}
+
+/// A new password, in libvirt (live when running) and then in the record;
+/// if the record cannot take it, libvirt gets the old one back.
+fn set_password(
+    ctx: &Ctx,
+    drv: &dyn Driver,
+    rec: &MachineRecord,
+    old: DisplayRecord,
+    show: bool,
+) -> Result<()> {
+    let name = &rec.name;
+    let new = DisplayRecord {
+        password: new_password()?,
+        ..old.clone()
+    };
+    let live = drv.set_display_password(name, &new)?;
+    let saved =
+        Store::open(&ctx.global.state_dir).and_then(|mut s| s.set_display(&rec.host, name, &new));
+    if let Err(e) = saved {
+        return Err(match drv.set_display_password(name, &old) {
+            Ok(_) => e.caused_by("the display keeps its old password"),
+            Err(back) => e.caused_by(format!(
+                "and the old password could not be put back: {}",
+                back.message()
+            )),
+        });
+    }
+    ctx.say(&format!(
+        "new password for the {} display of {name} ({}){}",
+        new.kind,
+        if live {
+            "live and from its next start"
+        } else {
+            "from its next start"
+        },
+        if show {
+            format!(": {}", new.password)
+        } else {
+            String::new()
+        }
+    ));
+    Ok(())
+}
+
+/// The guest's screen, saved as PNG next to `file` and renamed onto it.
+fn screenshot(ctx: &Ctx, drv: &dyn Driver, name: &str, file: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (mime, bytes) = drv.screenshot(name)?;
+    let (width, height, png) = crate::screenshot::png_of(&mime, bytes)?;
+    let tmp = file.with_extension(format!("part-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&png).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(crate::statedir::io_error(
+            crate::error::Kind::Other,
+            file,
+            format!("cannot write {}", file.display()),
+            e,
+        ));
+    }
+    ctx.say(&format!(
+        "saved the {width}x{height} screen of {name} to {}",
+        file.display()
+    ));
+    Ok(())
 }
 
 #[cfg(test)]

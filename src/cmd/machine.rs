@@ -173,6 +173,11 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
             host.name(),
             &rec.name,
         )?),
+        Command::Display(a) if a.set_password => Some(crate::statedir::lock_machine(
+            &ctx.global.state_dir,
+            host.name(),
+            &rec.name,
+        )?),
         _ => None,
     };
     let drv: Box<dyn Driver> = backend::open(rec.backend, &host)?;

@@ -197,17 +197,7 @@ pub fn render(s: &DomainSpec) -> String {
                 .attr("type", "pty")
                 .child(El::new("target").attr("type", "serial").attr("port", "0")),
         )
-        .children(s.display.as_ref().map(|g| {
-            El::new("graphics")
-                .attr("type", g.kind)
-                .attr("autoport", "yes")
-                .attr("passwd", g.password.clone())
-                .child(
-                    El::new("listen")
-                        .attr("type", "address")
-                        .attr("address", g.listen.clone()),
-                )
-        }))
+        .children(s.display.as_ref().map(graphics))
         .children(
             s.display
                 .as_ref()
@@ -262,6 +252,20 @@ pub fn render(s: &DomainSpec) -> String {
         .child(El::leaf("on_crash", "destroy"))
         .child(devices)
         .render()
+}
+
+/// A `<graphics>` element: in the definition, and alone for a live
+/// password change (virDomainUpdateDeviceFlags).
+pub fn graphics(g: &GraphicsSpec) -> El {
+    El::new("graphics")
+        .attr("type", g.kind)
+        .attr("autoport", "yes")
+        .attr("passwd", g.password.clone())
+        .child(
+            El::new("listen")
+                .attr("type", "address")
+                .attr("address", g.listen.clone()),
+        )
 }
 
 /// Disk bus and device names per backend.

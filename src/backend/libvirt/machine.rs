@@ -233,6 +233,59 @@ impl Driver for LibvirtDriver {
             .map_err(|e| map_error(format!("cannot restore {name:?}"), e))
     }
 
+    fn screenshot(&self, name: &str) -> Result<(String, Vec<u8>)> {
+        // Big enough for any screen; a stream that goes on past it is not one.
+        const MAX: usize = 256 << 20;
+        let d = self.ours(name)?;
+        let st = virt::stream::Stream::new(&self.conn, 0)
+            .map_err(|e| map_error("cannot open a stream to libvirt", e))?;
+        let mime = d
+            .screenshot(&st, 0, 0)
+            .map_err(|e| map_error(format!("cannot take a screenshot of {name:?}"), e))?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = st
+                .recv(&mut buf)
+                .map_err(|e| map_error("cannot read the screenshot", e))?;
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+            if out.len() > MAX {
+                let _ = st.abort();
+                return Err(Error::other("the screenshot stream does not end"));
+            }
+        }
+        let _ = st.finish();
+        Ok((mime, out))
+    }
+
+    fn set_display_password(
+        &self,
+        name: &str,
+        display: &crate::store::DisplayRecord,
+    ) -> Result<bool> {
+        let d = self.ours(name)?;
+        let live = dom_state(&d)?.is_active();
+        let g = domain_xml::GraphicsSpec {
+            kind: if display.kind == "spice" {
+                "spice"
+            } else {
+                "vnc"
+            },
+            listen: display.listen.clone(),
+            password: display.password.clone(),
+        };
+        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if live {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        d.update_device_flags(&domain_xml::graphics(&g).render(), flags)
+            .map_err(|e| map_error(format!("cannot change the display password of {name:?}"), e))?;
+        Ok(live)
+    }
+
     fn live_xml(&self, name: &str) -> Result<String> {
         self.ours(name)?
             .xml_desc(0)

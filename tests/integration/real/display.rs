@@ -185,6 +185,40 @@ fn vnc_and_spice_consoles_answer_real_clients() {
         "a wrong VNC password was taken: {said}"
     );
 
+    // The same screen through libvirt, as a PNG of the guest's size.
+    let bmp = std::fs::read(&shot).unwrap();
+    let size =
+        |b: &[u8], at: usize| i32::from_le_bytes(b[at..at + 4].try_into().unwrap()).unsigned_abs();
+    let png = work.path().join("screen.png");
+    lab.c()
+        .args(["display", "dp-vnc", "--screenshot"])
+        .arg_path(&png)
+        .run()
+        .ok()
+        .stdout_has("saved the");
+    let p = std::fs::read(&png).unwrap();
+    assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
+    let be = |at: usize| u32::from_be_bytes(p[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (be(16), be(20)),
+        (size(&bmp, 18), size(&bmp, 22)),
+        "PNG and VNC frame sizes"
+    );
+
+    // A new password, live: the old one is refused from now on.
+    let r = lab.run(&["display", "dp-vnc", "--set-password"]).ok();
+    assert!(
+        r.stdout.contains("live and from its next start"),
+        "{}",
+        r.stdout
+    );
+    let (port2, vpw2) = shown("dp-vnc");
+    assert!(port2 == vport && vpw2 != vpw && !r.stdout.contains(&vpw2));
+    let (ok, said) = vnc_capture(vport, &vpw, &work.path().join("old.bmp"));
+    assert!(!ok, "the old password still works: {said}");
+    let (ok, said) = vnc_capture(vport, &vpw2, &work.path().join("new.bmp"));
+    assert!(ok, "the new password does not work: {said}");
+
     // SPICE: the same with its own client.
     let shot = work.path().join("spice.ppm");
     let spicy = |pw: &str, out: &std::path::Path| {
