@@ -154,6 +154,33 @@ fn bad_first_boot_settings_are_refused_before_anything_exists() {
         &["create", "a", "-t", "tiny-xen", "--user-data", &ud],
         &["xen"],
     );
+    // A display the matrix marks missing: lxc has neither VNC nor SPICE.
+    refused(
+        3,
+        &[
+            "create",
+            "a",
+            "-t",
+            "lxc-busybox",
+            "--set",
+            "display.type=vnc",
+        ],
+        &["VNC", "lxc"],
+    );
+    refused(
+        2,
+        &[
+            "create",
+            "a",
+            "-t",
+            "tiny",
+            "--set",
+            "display.type=vnc",
+            "--set",
+            "display.listen=everywhere",
+        ],
+        &["display.listen"],
+    );
 }
 
 #[test]
