@@ -96,7 +96,10 @@ pub fn run(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, a: &DisplayArgs) ->
         ))
     })?;
     if let Some(p) = a.protocol {
-        let asked = format!("{p:?}").to_lowercase();
+        let asked = clap::ValueEnum::to_possible_value(&p)
+            .expect("every protocol has a name")
+            .get_name()
+            .to_string();
         if asked != d.kind {
             return Err(Error::conflict(format!(
                 "machine {name:?}'s display is {}, not {asked}",

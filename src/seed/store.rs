@@ -15,14 +15,21 @@ pub fn dir(state_dir: &Path, machine: &str) -> PathBuf {
     state_dir.join("seeds").join(machine)
 }
 
+pub const ISO: &str = "drive.iso";
+
 pub fn iso(state_dir: &Path, machine: &str) -> PathBuf {
-    dir(state_dir, machine).join("drive.iso")
+    dir(state_dir, machine).join(ISO)
+}
+
+/// The machine's seed directory, made if missing (never through a symlink).
+pub fn make_dir(state_dir: &Path, machine: &str) -> Result<PathBuf> {
+    statedir::subdir(state_dir, "seeds", 0o711)?;
+    statedir::subdir(state_dir, &format!("seeds/{machine}"), 0o711)
 }
 
 /// Make the machine's seed directory and record its seed.
 pub fn save(state_dir: &Path, machine: &str, seed: &Seed) -> Result<PathBuf> {
-    statedir::subdir(state_dir, "seeds", 0o711)?;
-    let d = statedir::subdir(state_dir, &format!("seeds/{machine}"), 0o711)?;
+    let d = make_dir(state_dir, machine)?;
     let path = d.join("seed.json");
     let tmp = d.join("seed.json.new");
     let mut f = statedir::rewrite(&tmp, 0o600)?;

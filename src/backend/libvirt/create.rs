@@ -187,11 +187,7 @@ pub fn create(
             .display()
             .to_string(),
         guest_agent: t.guest_agent.unwrap_or(false),
-        display: job.display.map(|d| domain_xml::GraphicsSpec {
-            kind: if d.kind == "spice" { "spice" } else { "vnc" },
-            listen: d.listen.clone(),
-            password: d.password.clone(),
-        }),
+        display: job.display.map(domain_xml::GraphicsSpec::of),
         meta: Meta {
             template: r.name.clone(),
             created: crate::time::rfc3339_now(),

@@ -254,6 +254,16 @@ pub fn render(s: &DomainSpec) -> String {
         .render()
 }
 
+impl GraphicsSpec {
+    pub fn of(d: &crate::store::DisplayRecord) -> GraphicsSpec {
+        GraphicsSpec {
+            kind: if d.kind == "spice" { "spice" } else { "vnc" },
+            listen: d.listen.clone(),
+            password: d.password.clone(),
+        }
+    }
+}
+
 /// A `<graphics>` element: in the definition, and alone for a live
 /// password change (virDomainUpdateDeviceFlags).
 pub fn graphics(g: &GraphicsSpec) -> El {

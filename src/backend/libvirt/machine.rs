@@ -268,15 +268,7 @@ impl Driver for LibvirtDriver {
     ) -> Result<bool> {
         let d = self.ours(name)?;
         let live = dom_state(&d)?.is_active();
-        let g = domain_xml::GraphicsSpec {
-            kind: if display.kind == "spice" {
-                "spice"
-            } else {
-                "vnc"
-            },
-            listen: display.listen.clone(),
-            password: display.password.clone(),
-        };
+        let g = domain_xml::GraphicsSpec::of(display);
         let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
         if live {
             flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
@@ -293,9 +285,8 @@ impl Driver for LibvirtDriver {
     }
 
     fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
-        crate::statedir::subdir(&self.state_dir, "seeds", 0o711)?;
-        crate::statedir::subdir(&self.state_dir, &format!("seeds/{name}"), 0o711)?;
-        crate::seed::iso::write(seed, &crate::seed::store::iso(&self.state_dir, name))
+        let dir = crate::seed::store::make_dir(&self.state_dir, name)?;
+        crate::seed::iso::write(seed, &dir.join(crate::seed::store::ISO))
     }
 
     fn remove(&self, name: &str) -> Result<Vec<String>> {

@@ -324,37 +324,12 @@ fn debian_vms_obey_their_nocloud_and_openstack_drives() {
     assert!(!seed::store::dir(lab.path(), m).exists());
 }
 
-fn prefetched() -> Option<PathBuf> {
-    std::env::var_os("CREATURE_TEST_DEBIAN_STATE").map(PathBuf::from)
-}
-
 #[test]
 fn a_debian_container_obeys_its_nocloud_seed() {
-    use creature::backend::lxc::debootstrap::{Cache, Key};
-    use creature::template::{self, HostLimits, Library};
     let Some(lab) = Lab::if_available("a_debian_container_obeys_its_nocloud_seed") else {
         return;
     };
-    let r = template::resolve(
-        &Library::new(None),
-        "lxc-debian-cloud",
-        &[],
-        HostLimits::local(),
-    )
-    .unwrap();
-    let key = Key::of(r.template.rootfs.as_ref().unwrap());
-    let from = Cache::new(
-        &prefetched().expect("CREATURE_TEST_DEBIAN_STATE (scripts/test sets it)"),
-        key.clone(),
-    );
-    assert!(
-        from.debs().exists(),
-        "no prefetched packages at {} (scripts/test downloads them)",
-        from.debs().display()
-    );
-    let ours = Cache::new(lab.path(), key);
-    std::fs::create_dir_all(&ours.dir).unwrap();
-    std::fs::copy(from.debs(), ours.debs()).unwrap();
+    super::debian::prefetched_into(&lab, "lxc-debian-cloud");
 
     let m = "ci-ct";
     lab.run(&[

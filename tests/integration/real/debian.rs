@@ -16,12 +16,12 @@ fn prefetched() -> Option<PathBuf> {
     std::env::var_os("CREATURE_TEST_DEBIAN_STATE").map(PathBuf::from)
 }
 
-#[test]
-fn debian_container_from_the_rootfs_cache() {
-    let Some(lab) = Lab::if_available("debian_container_from_the_rootfs_cache") else {
-        return;
-    };
-    let r = template::resolve(&Library::new(None), "lxc-debian", &[], HostLimits::local()).unwrap();
+/// Copy the packages of `template`'s root filesystem, downloaded outside
+/// the namespace (scripts/test: `creature image pull`), into the lab's
+/// cache; that cache.
+pub fn prefetched_into(lab: &Lab, template_name: &str) -> Cache {
+    let r =
+        template::resolve(&Library::new(None), template_name, &[], HostLimits::local()).unwrap();
     let key = Key::of(r.template.rootfs.as_ref().unwrap());
     let from = Cache::new(
         &prefetched().expect("CREATURE_TEST_DEBIAN_STATE (scripts/test sets it)"),
@@ -35,6 +35,15 @@ fn debian_container_from_the_rootfs_cache() {
     let ours = Cache::new(lab.path(), key);
     std::fs::create_dir_all(&ours.dir).unwrap();
     std::fs::copy(from.debs(), ours.debs()).unwrap();
+    ours
+}
+
+#[test]
+fn debian_container_from_the_rootfs_cache() {
+    let Some(lab) = Lab::if_available("debian_container_from_the_rootfs_cache") else {
+        return;
+    };
+    let ours = prefetched_into(&lab, "lxc-debian");
 
     let t = Instant::now();
     lab.run(&["create", "dt1", "-t", "lxc-debian"])

@@ -7,7 +7,7 @@ mod autostart;
 mod cloudinit;
 mod console;
 mod containers;
-mod debian;
+pub mod debian;
 mod display;
 mod exec;
 mod firewall;
