@@ -87,7 +87,7 @@ pub fn machines() -> Vec<CompletionCandidate> {
         quiet: true,
         verbose: 0,
     };
-    let rows = crate::deadline::run("completion", std::time::Duration::from_secs(1), move || {
+    let rows = crate::deadline::run("completion", completion_wait(), move || {
         let ctx = crate::cmd::Ctx { global };
         crate::cmd::list::rows(&ctx, &ctx.host()?)
     });
@@ -103,6 +103,18 @@ pub fn machines() -> Vec<CompletionCandidate> {
             .collect(),
         Err(_) => from_store(all),
     }
+}
+
+/// A second: a Tab that waits longer is worse than one that offers too much.
+/// Tests on a loaded machine wait longer (`CREATURE_TEST_COMPLETION_WAIT`,
+/// seconds, with the `test-hooks` feature only) so that what they assert is
+/// the filter, not the load.
+fn completion_wait() -> std::time::Duration {
+    let hook = cfg!(feature = "test-hooks")
+        .then(|| std::env::var("CREATURE_TEST_COMPLETION_WAIT").ok())
+        .flatten()
+        .and_then(|s| s.parse().ok());
+    std::time::Duration::from_secs(hook.unwrap_or(1))
 }
 
 /// The machine named after `snapshot <sub>` on the line.
