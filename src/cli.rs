@@ -300,6 +300,12 @@ pub struct CreateArgs {
     /// image's default user. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub ssh_key: Vec<PathBuf>,
+
+    /// Boot an installer image (ISO 9660) from a read-only cdrom: a file,
+    /// or an image in the cache. The disk boots first once it holds a
+    /// system; the machine gets a VNC display unless the template says.
+    #[arg(long, value_name = "FILE|IMAGE", value_hint = clap::ValueHint::FilePath)]
+    pub iso: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

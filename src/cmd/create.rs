@@ -16,9 +16,33 @@ use crate::store::{RecordState, Store};
 use crate::template::{self, HostLimits, Library, Resolved};
 use crate::undo::{fail_point, Undo};
 
-/// The template overrides the create flags stand for, as `--set` assignments.
-fn overrides(a: &CreateArgs) -> Vec<String> {
+/// `--iso`: a file (any name with a slash, or one that exists here) or
+/// else an image of the cache, as the template's `iso` source table.
+fn iso_source(arg: &str) -> Result<toml::Value> {
+    let mut t = toml::Table::new();
+    let p = std::path::Path::new(arg);
+    if arg.contains('/') || p.exists() {
+        let abs = std::fs::canonicalize(p)
+            .map_err(|e| Error::not_found(format!("--iso {arg}: no such file")).caused_by(e))?;
+        t.insert("path".into(), abs.display().to_string().into());
+    } else {
+        if !names::is_valid(arg) {
+            return Err(Error::not_found(format!(
+                "--iso {arg}: no such file (nor a possible image name)"
+            )));
+        }
+        t.insert("image".into(), arg.into());
+    }
+    Ok(toml::Value::Table(t))
+}
+
+/// The template overrides the create flags stand for, as `--set` assignments
+/// (values rendered as TOML, so a path is never reparsed as something else).
+fn overrides(a: &CreateArgs) -> Result<Vec<String>> {
     let mut sets = a.set.clone();
+    if let Some(iso) = &a.iso {
+        sets.push(format!("iso={}", iso_source(iso)?));
+    }
     if let Some(n) = a.cpus {
         sets.push(format!("cpus={n}"));
     }
@@ -34,7 +58,7 @@ fn overrides(a: &CreateArgs) -> Vec<String> {
     if let Some(ip) = &a.ip {
         sets.push(format!("nic.0.ip={ip}"));
     }
-    sets
+    Ok(sets)
 }
 
 fn check_names(a: &CreateArgs) -> Result<()> {
@@ -81,7 +105,7 @@ pub fn run(ctx: &Ctx, op: Op, args: &CreateArgs, wait: Option<&WaitArgs>) -> Res
     let resolved = template::resolve(
         &lib,
         args.template.as_deref().expect("asked or given"),
-        &overrides(&args),
+        &overrides(&args)?,
         HostLimits::local(),
     )?;
     plan(ctx, op, name, &args, &resolved, wait)
@@ -116,6 +140,7 @@ fn plan(
     r: &Resolved,
     wait: Option<&WaitArgs>,
 ) -> Result<()> {
+    crate::template::resolve::check_bootable(r)?;
     let subject = Subject::New {
         name,
         backend: r.backend,

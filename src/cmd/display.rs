@@ -39,16 +39,20 @@ pub fn new_password() -> Result<String> {
 
 /// What a create makes of the template's `[display]`: None for none.
 pub fn record_for(r: &Resolved) -> Result<Option<DisplayRecord>> {
-    let Some(d) = &r.template.display else {
-        return Ok(None);
+    let d = r.template.display.clone().unwrap_or_default();
+    // An installer is driven on its screen.
+    let default = if r.template.iso.is_some() {
+        DisplayKind::Vnc
+    } else {
+        DisplayKind::None
     };
-    let kind = match d.kind.unwrap_or(DisplayKind::None) {
+    let kind = match d.kind.unwrap_or(default) {
         DisplayKind::None => return Ok(None),
         k => k,
     };
     Ok(Some(DisplayRecord {
         kind: kind.as_str().to_string(),
-        listen: d.listen.clone().unwrap_or_else(|| "127.0.0.1".into()),
+        listen: d.listen.unwrap_or_else(|| "127.0.0.1".into()),
         password: new_password()?,
     }))
 }

@@ -174,3 +174,49 @@ mod tests {
         assert!(check("x", info).is_err());
     }
 }
+
+/// The ISO 9660 volume descriptor's signature, at byte 1 of sector 16.
+const ISO9660_AT: u64 = 16 * 2048 + 1;
+const ISO9660_MAGIC: &[u8; 5] = b"CD001";
+
+/// An installer image must be ISO 9660: a disk image given by mistake
+/// would boot nothing, and the firmware says so only on the screen.
+pub fn check_iso9660(path: &Path, label: &str) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::not_found(format!("cannot open {label}")).caused_by(e))?;
+    let mut magic = [0u8; 5];
+    let read = f
+        .seek(SeekFrom::Start(ISO9660_AT))
+        .and_then(|_| f.read_exact(&mut magic));
+    if read.is_err() || &magic != ISO9660_MAGIC {
+        return Err(Error::invalid(format!(
+            "{label} is not an ISO 9660 installer image (no CD001 volume descriptor at byte {ISO9660_AT})"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod iso_tests {
+    use super::*;
+
+    #[test]
+    fn iso9660_is_told_from_other_files() {
+        let d = tempfile::tempdir().unwrap();
+        let iso = d.path().join("a.iso");
+        let mut b = vec![0u8; 40000];
+        b[ISO9660_AT as usize..ISO9660_AT as usize + 5].copy_from_slice(ISO9660_MAGIC);
+        std::fs::write(&iso, &b).unwrap();
+        check_iso9660(&iso, "a.iso").unwrap();
+        let short = d.path().join("short");
+        std::fs::write(&short, b"CD001").unwrap();
+        let e = check_iso9660(&short, "short").unwrap_err();
+        assert!(e.message().contains("not an ISO 9660"), "{}", e.message());
+        b[ISO9660_AT as usize] = b'X';
+        std::fs::write(&iso, &b).unwrap();
+        assert!(check_iso9660(&iso, "a.iso").is_err());
+        let e = check_iso9660(&d.path().join("none"), "none").unwrap_err();
+        assert_eq!(e.kind(), crate::error::Kind::NotFound);
+    }
+}

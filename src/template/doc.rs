@@ -102,6 +102,7 @@ pub const KEYS: &[Key] = &[
     k("alternative", "template name", "none", "A template that makes the same system without downloading (built on the host): named in the one-line error when this template's image cannot be downloaded."),
     k("display", "table", "none", "A graphical console for a VM (`creature display`), with a password made for the machine at create (8 characters, VNC's limit), kept in the state database and given to libvirt, never printed unless asked (`display --show-password`)."),
     k("display.type", "vnc | spice | none", "none", "The protocol. The support matrix refuses both for lxc and SPICE for xen (exit 3)."),
+    k("iso", "source", "none", "kvm and qemu: an installer image (ISO 9660) attached read-only as a SATA cdrom (`create --iso FILE` sets it). The machine boots its disk first and the cdrom when the disk has nothing to boot: an empty disk starts the installer, and the installed system boots from then on. With it, `display.type` defaults to vnc. Not with `boot.kernel`."),
     k("display.listen", "IP address", "127.0.0.1", "Where it listens. Anything but a loopback address reaches beyond this host: creature says so at create."),
     k("config_drive", "table", "none", "How first-boot settings reach a VM; present alone, it gives the guest its host name and network configuration."),
     k("config_drive.format", "nocloud | openstack", "nocloud", "nocloud: meta-data, user-data and network-config on a volume labelled cidata; openstack: openstack/latest/meta_data.json, user_data and network_data.json on one labelled config-2 (VMs only)."),
@@ -168,8 +169,14 @@ mod tests {
                         format!("{prefix}.{k}")
                     };
                     // Sources are documented once, as source.*.
-                    let p = if ["disk.source", "boot.kernel", "boot.initrd", "rootfs.source"]
-                        .contains(&p.as_str())
+                    let p = if [
+                        "disk.source",
+                        "boot.kernel",
+                        "boot.initrd",
+                        "rootfs.source",
+                        "iso",
+                    ]
+                    .contains(&p.as_str())
                     {
                         out.insert(p);
                         paths("source", x, out);
@@ -300,6 +307,7 @@ mod tests {
                 kind: Some(DisplayKind::Vnc),
                 listen: Some("127.0.0.1".into()),
             }),
+            iso: Some(src()),
             injects: vec![Inject {
                 source: "/s".into(),
                 dest: "/d".into(),

@@ -466,12 +466,47 @@ fn check_vm(name: &str, backend: Backend, t: &Template) -> Result<()> {
         ));
     }
     let kernel = t.boot.as_ref().and_then(|b| b.kernel.as_ref()).is_some();
-    if t.disks.is_empty() && !kernel {
+    if let Some(iso) = &t.iso {
+        if backend == Backend::Xen {
+            return Err(field_err(
+                name,
+                "iso",
+                "is for kvm and qemu machines; xen boots a kernel or its disk",
+            ));
+        }
+        if kernel {
+            return Err(field_err(
+                name,
+                "iso",
+                "an installer image boots through the firmware, and boot.kernel boots a kernel directly: give one of them",
+            ));
+        }
+        check_source(name, "iso", iso)?;
+    } else if t.disks.is_empty() && !kernel {
         return Err(field_err(
             name,
             "[[disk]]",
-            format!("backend {backend} needs a disk or [boot] kernel"),
+            format!("backend {backend} needs a disk, a [boot] kernel or an iso"),
         ));
+    }
+    Ok(())
+}
+
+/// A VM whose disks are all empty boots nothing without an installer. The
+/// template itself is valid (the `installer` template is made to be given
+/// `--iso`); the machine made from it without one is refused.
+pub fn check_bootable(r: &Resolved) -> Result<()> {
+    let t = &r.template;
+    let kernel = t.boot.as_ref().and_then(|b| b.kernel.as_ref()).is_some();
+    if r.backend != Backend::Lxc
+        && !kernel
+        && t.iso.is_none()
+        && t.disks.iter().all(|d| d.source.is_none())
+    {
+        return Err(Error::invalid(format!(
+            "template {:?} boots nothing: its disks are empty; give an installer with `--iso FILE`",
+            r.name
+        )));
     }
     Ok(())
 }
@@ -483,6 +518,13 @@ fn check_container(name: &str, t: &Template) -> Result<()> {
             name,
             "[boot]",
             "is for virtual machines; an lxc container has no kernel of its own",
+        ));
+    }
+    if t.iso.is_some() {
+        return Err(field_err(
+            name,
+            "iso",
+            "is for virtual machines; an lxc container boots no installer",
         ));
     }
     if !t.disks.is_empty() {

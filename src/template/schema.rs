@@ -70,6 +70,9 @@ pub struct Template {
     /// A graphical console (VNC or SPICE).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display: Option<Display>,
+    /// An installer image, attached read-only as a cdrom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso: Option<Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]

@@ -31,6 +31,7 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("xen.xml", "domain"),
         ("qemu-rescue.xml", "domain"),
         ("qemu-reverted.xml", "domain"),
+        ("qemu-installer.xml", "domain"),
         ("snapshot.xml", "domainsnapshot"),
         ("snapshot-memory.xml", "domainsnapshot"),
         ("../storage/fc-pool.xml", "storagepool"),

@@ -54,6 +54,7 @@ fn domain(name: String, text: String) -> DomainSpec {
             dev: "vda".into(),
             iotune: Default::default(),
             readonly: false,
+            cdrom: false,
         }],
         display: None,
         kernel: Some(text.clone()),

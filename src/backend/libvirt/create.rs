@@ -39,6 +39,24 @@ fn locate(
     })
 }
 
+/// The installer image, checked before anything is made.
+fn installer(
+    store: &mut Store,
+    drv: &LibvirtDriver,
+    r: &Resolved,
+    src: &Source,
+    quiet: bool,
+) -> Result<Located> {
+    let l = locate(store, &drv.state_dir, r, src, quiet)?;
+    let label = match (&src.image, &src.path) {
+        (Some(i), _) => format!("image {i:?}"),
+        (_, Some(p)) => p.clone(),
+        _ => "the downloaded installer".into(),
+    };
+    crate::image::format::check_iso9660(&l.path, &label)?;
+    Ok(l)
+}
+
 /// Make the machine's disks and define its domain.
 pub fn create(
     drv: &LibvirtDriver,
@@ -68,6 +86,12 @@ pub fn create(
     };
     let kernel = boot_file(&boot.kernel)?;
     let initrd = boot_file(&boot.initrd)?;
+    let iso = t
+        .iso
+        .as_ref()
+        .map(|src| installer(store, drv, r, src, quiet))
+        .transpose()?;
+    images.extend(iso.as_ref().and_then(|l| l.image.clone()));
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let pool_name = storage::pool_name(&drv.state_dir);
@@ -119,6 +143,7 @@ pub fn create(
             dev,
             iotune: d.limits(),
             readonly: false,
+            cdrom: false,
         });
         volumes.push(vol);
     }
@@ -135,6 +160,19 @@ pub fn create(
             dev,
             iotune: Default::default(),
             readonly: true,
+            cdrom: false,
+        });
+    }
+    if let Some(iso) = iso {
+        // SATA: virtio has no cdrom, and every firmware boots from AHCI.
+        disks.push(DiskSpec {
+            path: iso.path.display().to_string(),
+            format: "raw".into(),
+            bus: "sata",
+            dev: "sda".into(),
+            iotune: Default::default(),
+            readonly: true,
+            cdrom: true,
         });
     }
     images.sort();

@@ -21,6 +21,9 @@ pub struct DiskSpec {
     pub iotune: crate::iotune::Limits,
     /// The guest may not write it (the config drive).
     pub readonly: bool,
+    /// An installer image: a read-only cdrom the firmware boots when the
+    /// disks have nothing to boot.
+    pub cdrom: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +131,13 @@ pub fn render(s: &DomainSpec) -> String {
             os = os.child(El::leaf("cmdline", c.clone()));
         }
     } else {
-        os = os.child(El::new("boot").attr("dev", "hd"));
+        // Disk first: an installed system boots from then on, and an empty
+        // disk falls through to the installer.
+        os = os
+            .child(El::new("boot").attr("dev", "hd"))
+            .child_if(s.disks.iter().any(|d| d.cdrom), || {
+                El::new("boot").attr("dev", "cdrom")
+            });
     }
 
     let mut features = El::new("features")
@@ -141,7 +150,7 @@ pub fn render(s: &DomainSpec) -> String {
     let disks = s.disks.iter().map(|d| {
         El::new("disk")
             .attr("type", "file")
-            .attr("device", "disk")
+            .attr("device", if d.cdrom { "cdrom" } else { "disk" })
             .child(
                 El::new("driver")
                     .attr("name", "qemu")
@@ -161,7 +170,7 @@ pub fn render(s: &DomainSpec) -> String {
                         .map(|(f, v)| El::leaf(f, v.to_string())),
                 )
             })
-            .child_if(d.readonly, || El::new("readonly"))
+            .child_if(d.readonly || d.cdrom, || El::new("readonly"))
     });
     let nics = s.nics.iter().map(|n| {
         El::new("interface")

@@ -254,3 +254,156 @@ fn vnc_and_spice_consoles_answer_real_clients() {
     ])
     .ok();
 }
+
+/// An installer ISO made as Debian's netinst is (isolinux, El Torito, no
+/// emulation) around the test guest's kernel and initramfs, so the machine's
+/// firmware really boots a cdrom; the kernel writes on the screen too.
+fn installer_iso(dir: &std::path::Path) -> std::path::PathBuf {
+    let tree = dir.join("iso-tree");
+    std::fs::create_dir_all(tree.join("isolinux")).unwrap();
+    for (from, to) in [
+        ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux/isolinux.bin"),
+        (
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "isolinux/ldlinux.c32",
+        ),
+    ] {
+        std::fs::copy(from, tree.join(to))
+            .unwrap_or_else(|e| panic!("{from} (Debian's isolinux, syslinux-common): {e}"));
+    }
+    let g = super::vm::guest_dir();
+    std::fs::copy(g.join("vmlinuz"), tree.join("vmlinuz")).unwrap();
+    std::fs::copy(g.join("initrd.img"), tree.join("initrd.img")).unwrap();
+    std::fs::write(
+        tree.join("isolinux/isolinux.cfg"),
+        "DEFAULT guest\nPROMPT 0\nTIMEOUT 1\nLABEL guest\n  KERNEL /vmlinuz\n  \
+         APPEND initrd=/initrd.img console=tty0 console=ttyS0\n",
+    )
+    .unwrap();
+    let iso = dir.join("installer.iso");
+    let out = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .args([
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-V",
+            "CREATURE_TEST",
+        ])
+        .arg(&tree)
+        .output()
+        .expect("xorriso");
+    assert!(
+        out.status.success(),
+        "xorriso: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    iso
+}
+
+#[test]
+fn an_installer_iso_boots_from_its_cdrom_on_a_screen() {
+    let Some(lab) = Lab::if_available("an_installer_iso_boots_from_its_cdrom_on_a_screen") else {
+        return;
+    };
+    // In the lab (0711): QEMU reaches it there.
+    let work = lab.path().join("iso");
+    std::fs::create_dir(&work).unwrap();
+    let iso = installer_iso(&work);
+    let small = [
+        "--set",
+        "backend=qemu",
+        "--set",
+        "cpus=1",
+        "--set",
+        "memory=256MiB",
+        "--set",
+        "disk.0.size=16MiB",
+    ];
+    let create = |m: &str, iso: &str| {
+        let mut args = vec!["create", m, "-t", "installer", "--iso", iso];
+        args.extend(small);
+        lab.run(&args)
+    };
+
+    // Refused before anything exists: no installer, and one that is not.
+    let mut args = vec!["create", "in-none", "-t", "installer"];
+    args.extend(small);
+    lab.run(&args)
+        .code(2)
+        .stderr_has("give an installer with `--iso FILE`");
+    create("in-bad", "/etc/hostname")
+        .code(2)
+        .stderr_has("/etc/hostname is not an ISO 9660 installer image");
+    assert!(
+        lab.run(&["list", "--format", "json"]).ok().json() == serde_json::json!([]),
+        "a refused create left a machine"
+    );
+
+    create("in-cd", iso.to_str().unwrap())
+        .ok()
+        .stdout_has("created in-cd");
+    let xml = String::from_utf8(super::vm::virsh(&["dumpxml", "in-cd"]).stdout).unwrap();
+    assert!(
+        xml.contains("device='cdrom'")
+            && xml.contains(&format!("<source file='{}'", iso.display())),
+        "{xml}"
+    );
+    // The empty disk boots nothing, so the firmware falls through to the
+    // cdrom: isolinux, then the guest's kernel, with no kernel given.
+    lab.run(&["start", "in-cd"]).ok();
+    lab.wait_log("in-cd", "boot line from the ISO's kernel", |l| {
+        l.contains("creature-test-guest: booted")
+    });
+    // The installer's screen, taken by a client nobody here wrote.
+    let j = lab
+        .run(&["display", "in-cd", "--show-password", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(j["type"], "vnc", "an installer gets a screen: {j}");
+    let (port, pw) = (
+        j["port"].as_u64().unwrap() as u16,
+        j["password"].as_str().unwrap().to_string(),
+    );
+    let shot = work.join("installer.bmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, said) = vnc_capture(port, &pw, &shot);
+        assert!(ok, "gvnccapture: {said}");
+        if colours(bmp_pixels(&std::fs::read(&shot).unwrap())) > 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the installer's screen stays blank"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // The same installer from the image cache: `--iso NAME`.
+    lab.c()
+        .args(["image", "import", "--name", "test-installer"])
+        .arg_path(&iso)
+        .run()
+        .ok();
+    create("in-img", "test-installer").ok();
+    let xml = String::from_utf8(super::vm::virsh(&["dumpxml", "in-img"]).stdout).unwrap();
+    assert!(
+        xml.contains("device='cdrom'")
+            && xml.contains(&lab.path().join("images").display().to_string()),
+        "{xml}"
+    );
+    lab.run(&["image", "rm", "test-installer"])
+        .code(5)
+        .stderr_has("in-img");
+
+    lab.run(&["delete", "in-cd", "in-img", "--force", "--yes"])
+        .ok();
+    assert!(iso.exists(), "the user's installer image is never removed");
+}

@@ -21,6 +21,7 @@ fn spec(backend: Backend) -> DomainSpec {
                     ..Default::default()
                 },
                 readonly: false,
+                cdrom: false,
             },
             {
                 // The config drive.
@@ -32,6 +33,7 @@ fn spec(backend: Backend) -> DomainSpec {
                     dev,
                     iotune: Default::default(),
                     readonly: true,
+                    cdrom: false,
                 }
             },
         ],
@@ -75,6 +77,35 @@ fn golden_per_backend() {
     for b in [Backend::Kvm, Backend::Qemu, Backend::Xen] {
         crate::golden::check(&format!("domain/{b}.xml"), &render(&spec(b)));
     }
+}
+
+/// An installer: an empty disk, the ISO as a cdrom booted after it, a
+/// screen.
+#[test]
+fn golden_installer() {
+    let mut s = spec(Backend::Qemu);
+    s.kernel = None;
+    s.initrd = None;
+    s.cmdline = None;
+    s.disks[0].iotune = Default::default();
+    s.disks.truncate(1);
+    s.disks.push(DiskSpec {
+        path: "/srv/iso/debian-12.iso".into(),
+        format: "raw".into(),
+        bus: "sata",
+        dev: "sda".into(),
+        iotune: Default::default(),
+        readonly: true,
+        cdrom: true,
+    });
+    let x = render(&s);
+    crate::golden::check("domain/qemu-installer.xml", &x);
+    let hd = x.find("<boot dev=\"hd\"/>").unwrap();
+    let cd = x.find("<boot dev=\"cdrom\"/>").unwrap();
+    assert!(hd < cd, "the disk boots first: {x}");
+    // Without a cdrom, the disk alone.
+    s.disks.truncate(1);
+    assert!(!render(&s).contains("cdrom"));
 }
 
 #[test]
