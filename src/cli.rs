@@ -149,6 +149,16 @@ pub enum Command {
     /// Networks: bridges with DHCP, MAC and IP reservations.
     #[command(subcommand)]
     Net(NetCommand),
+    /// Security groups: stateful firewall rules for the machines in them.
+    ///
+    /// A machine in a group takes inbound traffic only as a rule of one of its groups
+    /// allows and sends outbound only as one allows (a new group allows all outbound);
+    /// answers to allowed traffic pass both ways, and DHCP always does. A machine in no
+    /// group is not filtered beyond anti-spoofing. Rules are libvirt network filters, one
+    /// per group: a change applies to every machine in the group at once, live. IPv4
+    /// only; a machine in a group sends and takes no IPv6.
+    #[command(subcommand)]
+    Secgroup(SecgroupCommand),
     /// Templates machines are created from.
     #[command(subcommand)]
     Template(TemplateCommand),
@@ -758,6 +768,80 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     s.parse::<crate::size::Size>()
         .map(|z| z.0)
         .map_err(|e| format!("must be 0 or a size such as 10MiB, got {s:?} ({e})"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecgroupCommand {
+    /// Create a group; it starts with one rule, all outbound traffic.
+    Create {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// One line saying what the group is for.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List the groups, their rule counts and their machines.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show a group's rules and the machines in it.
+    Show {
+        #[arg(value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+        group: String,
+    },
+    /// Delete a group no machine is in and no other group's rule names.
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+        group: String,
+    },
+    /// Add or remove a group's rules.
+    #[command(subcommand)]
+    Rule(SecgroupRuleCommand),
+    /// Put a machine in a group: live, on every NIC.
+    Attach {
+        #[command(flatten)]
+        machine: MachineArg,
+        #[arg(value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+        group: String,
+    },
+    /// Take a machine out of a group: live, on every NIC.
+    Detach {
+        #[command(flatten)]
+        machine: MachineArg,
+        #[arg(value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+        group: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecgroupRuleCommand {
+    /// Allow some traffic for the group's machines (live).
+    Add(RuleArgs),
+    /// Remove a rule, given as it was added (live).
+    #[command(visible_alias = "rm")]
+    Remove(RuleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    #[arg(value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+    pub group: String,
+    /// in: traffic to the machines; out: traffic from them.
+    #[arg(long, value_enum)]
+    pub direction: crate::secgroup::Direction,
+    /// The protocol; any is every IPv4 protocol.
+    #[arg(long, value_enum)]
+    pub proto: crate::secgroup::Proto,
+    /// Destination port or range N-M (tcp and udp): the machine's port inbound,
+    /// the service's outbound.
+    #[arg(long, value_name = "N[-M]")]
+    pub port: Option<String>,
+    /// The other end, an IPv4 CIDR block (default 0.0.0.0/0: anywhere).
+    #[arg(long, value_name = "CIDR", conflicts_with = "remote_group")]
+    pub remote: Option<String>,
+    /// The other end: the machines in this group, by their reserved addresses.
+    #[arg(long, value_name = "GROUP", add = ArgValueCandidates::new(complete::secgroups))]
+    pub remote_group: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

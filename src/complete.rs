@@ -147,6 +147,14 @@ pub fn waits() -> Vec<CompletionCandidate> {
         .collect()
 }
 
+pub fn secgroups() -> Vec<CompletionCandidate> {
+    from_store(|s| {
+        s.secgroups()
+            .map(|v| v.into_iter().map(|g| g.name).collect())
+            .unwrap_or_default()
+    })
+}
+
 pub fn networks() -> Vec<CompletionCandidate> {
     from_store(|s| s.network_names().unwrap_or_default())
 }

@@ -312,6 +312,51 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature volume swap web data data2",
             "Replace one volume with another.",
         )],
+        "secgroup" | "secgroup create" => &[
+            (
+                "creature secgroup create web --description web-servers",
+                "A group; it allows all outbound traffic and no inbound yet.",
+            ),
+            (
+                "creature secgroup create ssh",
+                "Another, for machines that take ssh.",
+            ),
+        ],
+        "secgroup list" => &[
+            ("creature secgroup list", "Every group, its rule count and its machines."),
+            ("creature secgroup list --format json", "The same for scripts (docs/json.md)."),
+        ],
+        "secgroup show" => &[("creature secgroup show web", "A group's rules and the machines in it.")],
+        "secgroup delete" => &[(
+            "creature secgroup delete web --yes",
+            "Delete a group no machine is in.",
+        )],
+        "secgroup rule" | "secgroup rule add" => &[
+            (
+                "creature secgroup rule add ssh --direction in --proto tcp --port 22 --remote 10.0.0.0/24",
+                "Let one subnet reach port 22 of the group's machines, live.",
+            ),
+            (
+                "creature secgroup rule add web --direction in --proto tcp --port 80 --remote-group lb",
+                "Let the machines of group lb reach port 80.",
+            ),
+            (
+                "creature secgroup rule add web --direction in --proto icmp",
+                "Answer pings from anywhere.",
+            ),
+        ],
+        "secgroup rule remove" => &[(
+            "creature secgroup rule remove web --direction out --proto any",
+            "Remove the rule every group starts with: no outbound traffic but answers.",
+        )],
+        "secgroup attach" => &[(
+            "creature secgroup attach web1 web",
+            "Put a machine in a group: its NICs follow the group's rules at once.",
+        )],
+        "secgroup detach" => &[(
+            "creature secgroup detach web1 web",
+            "Take it out again.",
+        )],
         "net" | "net create" => &[
             (
                 "creature net create lan",
@@ -467,6 +512,12 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
         "matrix" => &["creature-host-info(1)"],
         "repair" => &["creature-list(1)", "creature-delete(1)"],
         p if p.starts_with("net") => &["creature-create(1)", "creature-net-leases(1)"],
+        p if p.starts_with("secgroup") => &[
+            "creature-secgroup-show(1)",
+            "creature-secgroup-rule-add(1)",
+            "creature-net-create(1)",
+            "creature-template(5)",
+        ],
         p if p.starts_with("template") => &["creature-template(5)", "creature-create(1)"],
         p if p.starts_with("image") => &["creature-create(1)", "creature-template(5)"],
         p if p.starts_with("auto") => &["creature-autostart-run(1)", "creature-autostop-run(1)"],

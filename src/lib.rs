@@ -27,6 +27,7 @@ pub mod repair;
 pub mod resize;
 pub mod roff_lint;
 pub mod screenshot;
+pub mod secgroup;
 pub mod seed;
 pub mod shutdown;
 pub mod size;

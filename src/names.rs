@@ -17,6 +17,7 @@ pub enum What {
     Image,
     Snapshot,
     Volume,
+    SecGroup,
 }
 
 impl What {
@@ -29,6 +30,7 @@ impl What {
             What::Image => "image",
             What::Snapshot => "snapshot",
             What::Volume => "volume",
+            What::SecGroup => "security group",
         }
     }
 }

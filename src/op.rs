@@ -45,6 +45,13 @@ ops! {
     ConfigDrive => "config drive", "set up", ConfigDrive, NewMachine;
     DisplayVncNew => "[display] type = \"vnc\"", "set up", Vnc, NewMachine;
     DisplaySpiceNew => "[display] type = \"spice\"", "set up", Spice, NewMachine;
+    SecGroupNew => "security_groups", "set up", SecurityGroups, NewMachine;
+    SecGroupAttach => "secgroup attach", "added", SecurityGroups, Machine;
+    SecGroupDetach => "secgroup detach", "removed", SecurityGroups, Machine;
+    SecGroupCreate => "secgroup create", "created", SecurityGroups, Host;
+    SecGroupDelete => "secgroup delete", "deleted", SecurityGroups, Host;
+    SecGroupShow => "secgroup list", "listed", SecurityGroups, Host;
+    SecGroupRule => "secgroup rule", "changed", FirewallRules, Host;
     ConfigDriveSet => "config-drive", "changed the config drive of", ConfigDrive, Machine;
     Start => "start", "started", Launch, Machine;
     Stop => "stop", "stopped", Shutdown, Machine;

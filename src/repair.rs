@@ -39,6 +39,14 @@ pub struct Facts {
     pub stale_files: Vec<PathBuf>,
     /// Machines with a seed directory (`<state>/seeds/<name>`).
     pub seeds: Vec<String>,
+    /// The scope of this state directory's network filters.
+    pub scope: String,
+    /// libvirt's filters of this scope (None: libvirt was not asked).
+    pub filters: Option<Vec<String>>,
+    /// Filter bindings to NIC filters of this scope: (port device, filter).
+    pub bindings: Vec<(String, String)>,
+    /// Security groups the store has.
+    pub groups: BTreeSet<String>,
 }
 
 /// A static DHCP host of one of creature's networks.
@@ -93,6 +101,16 @@ pub enum Action {
         machine: String,
         why: String,
     },
+    /// A container NIC's filter binding whose machine is gone.
+    Unbind {
+        portdev: String,
+        why: String,
+    },
+    /// A network filter of this state directory no machine or group owns.
+    RemoveFilter {
+        filter: String,
+        why: String,
+    },
 }
 
 impl Action {
@@ -121,6 +139,12 @@ impl Action {
             Action::RemoveFile { path, why } => format!("remove {}: {why}", path.display()),
             Action::RemoveSeed { machine, why } => {
                 format!("remove the config drive of {machine}: {why}")
+            }
+            Action::Unbind { portdev, why } => {
+                format!("remove the filter binding of {portdev}: {why}")
+            }
+            Action::RemoveFilter { filter, why } => {
+                format!("remove network filter {filter}: {why}")
             }
         }
     }
@@ -247,16 +271,48 @@ pub fn plan(f: &Facts) -> Vec<Action> {
             why: "left by a process that is gone".into(),
         });
     }
-    for m in &f.seeds {
-        // A machine whose engine did not answer is kept, and so is its drive.
+    // A machine whose engine did not answer is kept, and so is what it owns.
+    let gone = |m: &str| {
         let unanswered = recorded
-            .get(m.as_str())
+            .get(m)
             .is_some_and(|r| !f.observed.contains_key(&engine(r.backend)));
-        if !kept.contains(m.as_str()) && !f.busy.contains(m) && !unanswered {
+        !kept.contains(m) && !f.busy.contains(m) && !unanswered
+    };
+    for m in &f.seeds {
+        if gone(m) {
             out.push(Action::RemoveSeed {
                 machine: m.clone(),
                 why: format!("no machine {m} owns it"),
             });
+        }
+    }
+    use crate::secgroup::filter::machine_of_nic_filter;
+    for (dev, filter) in &f.bindings {
+        if let Some(m) = machine_of_nic_filter(&f.scope, filter) {
+            if gone(m) {
+                out.push(Action::Unbind {
+                    portdev: dev.clone(),
+                    why: format!("no machine {m} owns it"),
+                });
+            }
+        }
+    }
+    let group_prefix = format!("{}.sg.", f.scope);
+    for filter in f.filters.iter().flatten() {
+        if let Some(m) = machine_of_nic_filter(&f.scope, filter) {
+            if gone(m) {
+                out.push(Action::RemoveFilter {
+                    filter: filter.clone(),
+                    why: format!("no machine {m} owns it"),
+                });
+            }
+        } else if let Some(g) = filter.strip_prefix(&group_prefix) {
+            if !f.groups.contains(g) {
+                out.push(Action::RemoveFilter {
+                    filter: filter.clone(),
+                    why: format!("no security group {g}"),
+                });
+            }
         }
     }
     out
@@ -342,6 +398,44 @@ mod tests {
                 why: "no machine gone owns it".into()
             }]
         );
+    }
+
+    #[test]
+    fn filters_and_bindings_of_gone_machines_and_groups_go() {
+        let mut f = facts();
+        f.scope = "creature-0a1b2c3d".into();
+        f.records.push(rec("a", Backend::Lxc, RecordState::Ready));
+        f.observed
+            .get_mut(&Backend::Lxc)
+            .unwrap()
+            .push(obs("a", Backend::Lxc, Owner::Ours));
+        f.busy.insert("b".into());
+        f.groups.insert("web".into());
+        let s = &f.scope;
+        f.filters = Some(vec![
+            format!("{s}.nic.a.0"),
+            format!("{s}.nic.b.0"),
+            format!("{s}.nic.gone.1"),
+            format!("{s}.sg.web"),
+            format!("{s}.sg.old"),
+        ]);
+        f.bindings = vec![
+            ("crva".into(), format!("{s}.nic.a.0")),
+            ("crvgone".into(), format!("{s}.nic.gone.1")),
+        ];
+        let p: Vec<String> = plan(&f).iter().map(Action::describe).collect();
+        assert_eq!(
+            p,
+            vec![
+                "remove the filter binding of crvgone: no machine gone owns it",
+                "remove network filter creature-0a1b2c3d.nic.gone.1: no machine gone owns it",
+                "remove network filter creature-0a1b2c3d.sg.old: no security group old",
+            ]
+        );
+        // libvirt not asked: nothing planned for filters.
+        f.filters = None;
+        f.bindings.clear();
+        assert_eq!(plan(&f), vec![]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! VMs. Verbs get a driver from `open` and never ask which backend it is.
 
 pub mod console;
+pub mod firewall;
 mod host;
 mod kind;
 pub mod libvirt;

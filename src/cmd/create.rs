@@ -175,6 +175,27 @@ fn plan(
             );
         }
     }
+    let groups = &r.template.security_groups;
+    if !groups.is_empty() {
+        gate::check(ctx, Op::SecGroupNew, subject)?;
+        if r.template.nics.is_empty() {
+            return Err(Error::invalid(format!(
+                "security_groups: {name} has no NIC for them to filter"
+            )));
+        }
+        let store = Store::open_read_only(&ctx.global.state_dir)?;
+        for g in groups {
+            if store
+                .as_ref()
+                .map(|s| s.secgroup(g))
+                .transpose()?
+                .flatten()
+                .is_none()
+            {
+                return Err(crate::store::group_not_found(g));
+            }
+        }
+    }
     crate::interrupt::catch();
     let target = ctx.host()?;
     let host = target.name().to_string();
@@ -217,6 +238,20 @@ fn plan(
             None => Ok(()),
         })
         .and_then(|_| fail_point("reserve"))
+        .and_then(|_| match &net_conn {
+            Some(c) => crate::backend::firewall::setup(
+                c,
+                &crate::backend::firewall::scope(&ctx.global.state_dir),
+                &mut store,
+                &host,
+                name,
+                r,
+                &job_nics,
+                &mut undo,
+            ),
+            None => Ok(()),
+        })
+        .and_then(|_| fail_point("filters"))
         .and_then(|_| {
             let job = CreateJob {
                 host: &host,
@@ -275,6 +310,16 @@ fn plan(
         }
         if let Err(f) = forgot {
             e = e.caused_by(format!("could not remove the record: {}", f.message()));
+        }
+        // Groups admitting its groups' members listed its address.
+        if let (Some(c), false) = (&net_conn, groups.is_empty()) {
+            let scope = crate::backend::firewall::scope(&ctx.global.state_dir);
+            if let Err(f) = crate::backend::firewall::sync_referencing(c, &scope, &store, groups) {
+                e = e.caused_by(format!(
+                    "could not update the groups naming its groups: {}",
+                    f.message()
+                ));
+            }
         }
         return Err(e);
     }

@@ -255,10 +255,30 @@ pub fn delete(
         }
     }
     crate::undo::fail_point("removed")?;
-    if nics.iter().any(|n| n.ip.is_some()) {
-        let conn = crate::backend::libvirt::open(&host.network_uri()?, Duration::from_secs(30))?;
-        for r in crate::backend::libvirt::reserve::release(&conn, name, &nics) {
+    let groups = store.machine_secgroups(ctx.host_name(), name)?;
+    let filtered = store
+        .nic_filtering(ctx.host_name(), name)?
+        .iter()
+        .any(|(_, _, own)| *own);
+    let scope = crate::backend::firewall::scope(&ctx.global.state_dir);
+    let net_conn = if nics.iter().any(|n| n.ip.is_some()) || filtered {
+        Some(crate::backend::libvirt::open(
+            &host.network_uri()?,
+            Duration::from_secs(30),
+        )?)
+    } else {
+        None
+    };
+    if let Some(conn) = &net_conn {
+        for r in crate::backend::libvirt::reserve::release(conn, name, &nics) {
             removed.push(format!("reservation {r}"));
+        }
+        if filtered {
+            if rec.backend == Backend::Lxc {
+                crate::backend::firewall::unbind_container(conn, &scope, name, nics.len())?;
+            }
+            crate::backend::firewall::remove_machine(conn, &scope, name, nics.len())?;
+            removed.push("its network filters".into());
         }
     }
     let leases = if crate::backend::libvirt::reserve::drop_leases(host.is_local(), &nics) {
@@ -267,6 +287,10 @@ pub fn delete(
         crate::store::Leases::MayLive
     };
     store.remove_machine(ctx.host_name(), name, leases)?;
+    // Groups admitting its groups' members no longer admit its address.
+    if let (Some(conn), false) = (&net_conn, groups.is_empty()) {
+        crate::backend::firewall::sync_referencing(conn, &scope, &store, &groups)?;
+    }
     if !ctx.global.quiet {
         let mut out = format!("deleted {name}\n");
         for r in removed {

@@ -2,7 +2,7 @@
 //! the gate before anything else; what passes runs on a driver opened once.
 
 use crate::backend::{self, Driver};
-use crate::cli::{Command, DisplayProtocol, Selection, VolumeCommand};
+use crate::cli::{Command, DisplayProtocol, SecgroupCommand, Selection, VolumeCommand};
 use crate::cmd::gate::{self, Subject};
 use crate::cmd::{lifecycle, Ctx};
 use crate::error::{Error, Result};
@@ -58,6 +58,8 @@ pub fn route(cmd: &Command) -> Option<(Op, &str)> {
         C::SetPassword(a) => (Op::SetPassword, &a.machine.name),
         C::Limits(a) => (Op::Limits, &a.machine.name),
         C::ConfigDrive(a) => (Op::ConfigDriveSet, &a.machine.name),
+        C::Secgroup(SecgroupCommand::Attach { machine, .. }) => (Op::SecGroupAttach, &machine.name),
+        C::Secgroup(SecgroupCommand::Detach { machine, .. }) => (Op::SecGroupDetach, &machine.name),
         C::Volume(VolumeCommand::Attach { machine, .. }) => (Op::VolumeAttach, &machine.name),
         C::Volume(VolumeCommand::Detach { machine, .. }) => (Op::VolumeDetach, &machine.name),
         C::Volume(VolumeCommand::Swap { machine, .. }) => (Op::VolumeSwap, &machine.name),
@@ -81,6 +83,12 @@ fn host_op(cmd: &Command) -> Option<Op> {
         Command::Volume(VolumeCommand::Create { .. }) => Some(Op::VolumeCreate),
         Command::Volume(VolumeCommand::List | VolumeCommand::Info { .. }) => Some(Op::VolumeList),
         Command::Volume(VolumeCommand::Delete { .. }) => Some(Op::VolumeDelete),
+        Command::Secgroup(SecgroupCommand::Create { .. }) => Some(Op::SecGroupCreate),
+        Command::Secgroup(SecgroupCommand::Delete { .. }) => Some(Op::SecGroupDelete),
+        Command::Secgroup(SecgroupCommand::List | SecgroupCommand::Show { .. }) => {
+            Some(Op::SecGroupShow)
+        }
+        Command::Secgroup(SecgroupCommand::Rule(_)) => Some(Op::SecGroupRule),
         _ => None,
     }
 }
@@ -109,6 +117,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         gate::check(ctx, op, Subject::Host)?;
         return match cmd {
             Command::Volume(v) => crate::cmd::volume::run(ctx, &v),
+            Command::Secgroup(s) => crate::cmd::secgroup::run(ctx, &s),
             _ => Err(unreachable_past_the_gate(op, None)),
         };
     }
@@ -163,6 +172,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         | Command::Rescue(_)
         | Command::Unrescue(_)
         | Command::Volume(_)
+        | Command::Secgroup(_)
         | Command::Snapshot(
             crate::cli::SnapshotCommand::Create { .. }
             | crate::cli::SnapshotCommand::Revert { .. }
@@ -210,6 +220,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Unrescue(_) => crate::cmd::rescue::unrescue(ctx, drv, rec),
         Command::Snapshot(s) => crate::cmd::snapshot::run(ctx, &host, drv, rec, s),
         Command::Volume(v) => crate::cmd::volume::on_machine(ctx, &host, drv, rec, v),
+        Command::Secgroup(s) => crate::cmd::secgroup::on_machine(ctx, &host, rec, s),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }
@@ -255,6 +266,8 @@ mod tests {
             (&["volume", "attach", "m", "v"], Op::VolumeAttach),
             (&["volume", "detach", "m", "v"], Op::VolumeDetach),
             (&["volume", "swap", "m", "a", "b"], Op::VolumeSwap),
+            (&["secgroup", "attach", "m", "g"], Op::SecGroupAttach),
+            (&["secgroup", "detach", "m", "g"], Op::SecGroupDetach),
         ];
         for (args, want) in cases {
             let cli = crate::cli::Cli::parse_from(std::iter::once(&"creature").chain(*args));

@@ -19,6 +19,7 @@ mod net;
 mod nic_view;
 mod repair;
 mod rescue;
+mod secgroup;
 mod snapshot;
 mod template;
 pub(crate) mod volume;

@@ -49,7 +49,9 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
             })
             .collect();
         networks = s.networks(hn)?;
+        f.groups = s.secgroups()?.into_iter().map(|g| g.name).collect();
     }
+    f.scope = crate::backend::firewall::scope(state_dir);
     let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
     engines.insert(Backend::Qemu, BTreeSet::new());
     engines.insert(Backend::Lxc, BTreeSet::new());
@@ -94,6 +96,22 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
                         Err(_) => Some(Vec::new()),
                     }
                 };
+            let nic_prefix = format!("{}.nic.", f.scope);
+            match (
+                crate::backend::libvirt::nwfilter::of_scope(&conn, &f.scope),
+                crate::backend::libvirt::nwfilter::bindings(&conn),
+            ) {
+                (Ok(filters), Ok(bindings)) => {
+                    f.filters = Some(filters);
+                    f.bindings = bindings
+                        .into_iter()
+                        .filter(|(_, filter)| filter.starts_with(&nic_prefix))
+                        .collect();
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    unchecked.push(format!("network filters: {}", e.message()))
+                }
+            }
             for n in &networks {
                 match lvnet::host_entries(&conn, &crate::net::libvirt_name(&n.name)) {
                     Ok(list) => f
@@ -194,6 +212,12 @@ fn apply(
         Action::RemoveFile { path, .. } => std::fs::remove_file(path)
             .map_err(|e| Error::other(format!("cannot remove {}", path.display())).caused_by(e)),
         Action::RemoveSeed { machine, .. } => crate::seed::store::remove(state_dir, machine),
+        Action::Unbind { portdev, .. } => {
+            crate::backend::libvirt::nwfilter::unbind(network(host, conn)?, portdev)
+        }
+        Action::RemoveFilter { filter, .. } => {
+            crate::backend::libvirt::nwfilter::undefine(network(host, conn)?, filter)
+        }
     }
 }
 

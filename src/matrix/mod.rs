@@ -209,6 +209,10 @@ const QEMU_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::debian_vms_obey_their_nocloud_and_openstack_drives";
 const LXC_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::a_debian_container_obeys_its_nocloud_seed";
+/// Security groups and their rules, proven by real traffic to a VM and a
+/// container on one network.
+const SECGROUP: &str =
+    "tests/integration/real/firewall.rs::security_groups_filter_a_vm_and_a_container_live";
 const QEMU_DISPLAY: &str =
     "tests/integration/real/display.rs::vnc_and_spice_consoles_answer_real_clients";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
@@ -391,10 +395,14 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_DISPLAY),
                 ..none_implemented()
             },
+            FirewallRules | SecurityGroups => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(SECGROUP),
+                lxc: Impl::Yes(SECGROUP),
+                xen: NO,
+            },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | AutoConfigureDisk | Rdp | FirewallRules | SecurityGroups | VlanNetworking => {
-                none_implemented()
-            }
+            | AutoConfigureDisk | Rdp | VlanNetworking => none_implemented(),
         }
     }
 

@@ -8,12 +8,14 @@ mod images;
 mod lock;
 mod networks;
 mod schema;
+mod secgroups;
 mod snapshots;
 mod volumes;
 
 pub use displays::DisplayRecord;
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
+pub use secgroups::{group_not_found, Member, SecGroupRecord};
 pub use snapshots::SnapshotRecord;
 pub use volumes::{Attachment, Iscsi, VolumeRecord};
 

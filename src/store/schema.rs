@@ -188,4 +188,33 @@ pub const MIGRATIONS: &[&str] = &[
         password   TEXT NOT NULL
     );
     "#,
+    // 13: security groups (#38), their rules (#36) and their machines.
+    // A NIC records whether it carries anti-spoofing, and whether it
+    // references its own nwfilter (NICs made before this have libvirt's
+    // clean-traffic directly and cannot take a group).
+    r#"
+    CREATE TABLE secgroups (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE secgroup_rules (
+        id           INTEGER PRIMARY KEY,
+        group_id     INTEGER NOT NULL REFERENCES secgroups (id) ON DELETE CASCADE,
+        direction    TEXT NOT NULL,
+        proto        TEXT NOT NULL,
+        port_min     INTEGER,
+        port_max     INTEGER,
+        remote_cidr  TEXT,
+        remote_group TEXT
+    );
+    CREATE TABLE machine_secgroups (
+        machine_id INTEGER NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+        group_id   INTEGER NOT NULL REFERENCES secgroups (id),
+        PRIMARY KEY (machine_id, group_id)
+    );
+    ALTER TABLE nics ADD COLUMN antispoof INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE nics ADD COLUMN own_filter INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -73,6 +73,9 @@ pub struct Template {
     /// An installer image, attached read-only as a cdrom.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iso: Option<Source>,
+    /// Security groups the machine is put in at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]

@@ -36,6 +36,10 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("snapshot-memory.xml", "domainsnapshot"),
         ("../storage/fc-pool.xml", "storagepool"),
         ("../storage/iscsi-pool.xml", "storagepool"),
+        ("../nwfilter/group.xml", "nwfilter"),
+        ("../nwfilter/closing.xml", "nwfilter"),
+        ("../nwfilter/nic.xml", "nwfilter"),
+        ("../nwfilter/binding.xml", "nwfilterbinding"),
     ] {
         let f = dir.join(file);
         let out = Command::new("virt-xml-validate")

@@ -35,7 +35,9 @@ pub fn map_error(what: impl Into<String>, e: virt::error::Error) -> Error {
             ErrorNumber::NoDomain
             | ErrorNumber::NoNetwork
             | ErrorNumber::NoStoragePool
-            | ErrorNumber::NoStorageVolume => Kind::NotFound,
+            | ErrorNumber::NoStorageVolume
+            | ErrorNumber::NoNwfilter
+            | ErrorNumber::NoNwfilterBinding => Kind::NotFound,
             ErrorNumber::OperationInvalid | ErrorNumber::DomExist => Kind::Conflict,
             ErrorNumber::NoConnect
             | ErrorNumber::AuthFailed

@@ -184,15 +184,6 @@ pub fn create(
 
     // Made and checked (no symlink) before QEMU writes the serial log there.
     crate::statedir::subdir(&drv.state_dir, "logs", 0o700)?;
-    // Anti-spoofing: on unless the NIC's template or its network turns it off.
-    let mut network_antispoof = Vec::new();
-    for n in job.nics {
-        network_antispoof.push(
-            store
-                .network(host, &n.network)?
-                .is_none_or(|net| net.antispoof),
-        );
-    }
     let spec = DomainSpec {
         name: name.to_string(),
         backend: r.backend,
@@ -209,16 +200,21 @@ pub fn create(
             .nics
             .iter()
             .zip(t.nics.iter())
-            .zip(network_antispoof)
-            .map(|((n, want), net_antispoof)| domain_xml::NicSpec {
+            .map(|(n, want)| domain_xml::NicSpec {
                 network: crate::net::libvirt_name(&n.network),
                 mac: n.mac.clone(),
                 model: nic_model(want.model, r.backend),
-                // libvirt's nwfilter serves qemu domains; Xen's is issue 23's.
-                clean_traffic: (matches!(r.backend, Backend::Kvm | Backend::Qemu)
-                    && net_antispoof
-                    && want.antispoof != Some(false))
-                .then(|| n.ip.clone()),
+                // Defined by the create before this (backend::firewall).
+                filter: crate::backend::firewall::own_filter(r.backend).then(|| {
+                    domain_xml::NicFilter {
+                        name: crate::secgroup::filter::nic_filter_name(
+                            &pool.name,
+                            name,
+                            n.index as usize,
+                        ),
+                        ip: n.ip.clone(),
+                    }
+                }),
             })
             .collect(),
         serial_log: LibvirtDriver::serial_log_path(&drv.state_dir, name)

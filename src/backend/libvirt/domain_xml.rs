@@ -32,10 +32,16 @@ pub struct NicSpec {
     pub network: String,
     pub mac: String,
     pub model: &'static str,
-    /// Anti-spoofing (libvirt's clean-traffic nwfilter): None when off;
-    /// Some(ip) holds the NIC to its reserved address (None inside: the
-    /// address it learns by DHCP).
-    pub clean_traffic: Option<Option<String>>,
+    /// The NIC's own nwfilter (anti-spoofing and security groups, changed
+    /// live without touching the domain), if it has one.
+    pub filter: Option<NicFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicFilter {
+    pub name: String,
+    /// Its reserved address; None: libvirt learns it from DHCP.
+    pub ip: Option<String>,
 }
 
 /// A VNC or SPICE console: libvirt picks the port at start.
@@ -178,15 +184,11 @@ pub fn render(s: &DomainSpec) -> String {
             .child(El::new("mac").attr("address", n.mac.clone()))
             .child(El::new("source").attr("network", n.network.clone()))
             .child(El::new("model").attr("type", n.model))
-            .children(n.clean_traffic.as_ref().map(|ip| {
-                El::new("filterref")
-                    .attr("filter", "clean-traffic")
-                    .children(ip.as_ref().map(|ip| {
-                        El::new("parameter")
-                            .attr("name", "IP")
-                            .attr("value", ip.clone())
-                    }))
-            }))
+            .children(
+                n.filter
+                    .as_ref()
+                    .map(|f| crate::secgroup::filter::filterref(&f.name, f.ip.as_deref())),
+            )
     });
     let devices = El::new("devices")
         .children(disks)

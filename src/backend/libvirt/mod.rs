@@ -13,6 +13,7 @@ pub mod iscsi_xml;
 pub mod machine;
 pub mod network;
 pub mod network_xml;
+pub mod nwfilter;
 pub mod rescue_xml;
 pub mod reserve;
 mod snapshot;

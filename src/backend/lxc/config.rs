@@ -31,6 +31,8 @@ pub struct Veth {
     pub bridge: String,
     pub mac: String,
     pub name: String,
+    /// The host side's name, fixed so its filter binding can name it.
+    pub pair: String,
 }
 
 /// An idmap: container ids 0.. map to host ids `host_start`.. (`count` of them).
@@ -198,6 +200,7 @@ pub fn render(s: &ContainerSpec) -> Result<String> {
         c.set(&key("flags"), "up")?;
         c.set(&key("hwaddr"), &n.mac)?;
         c.set(&key("name"), &n.name)?;
+        c.set(&key("veth.pair"), &n.pair)?;
     }
     c.set("lxc.log.file", &s.log_file)?;
     // What the container prints on its console, kept beside its config
@@ -224,6 +227,7 @@ mod tests {
                 bridge: "crbr-lan".into(),
                 mac: "00:16:3e:12:34:56".into(),
                 name: "eth0".into(),
+                pair: "crv0123456789a0".into(),
             }],
             idmap: None,
             log_file: "/var/lib/lxc/box-1/lxc.log".into(),

@@ -149,6 +149,11 @@ pub fn create(
                 bridge: n.bridge.clone(),
                 mac: n.mac.clone(),
                 name: format!("eth{}", n.index),
+                pair: crate::secgroup::filter::veth_name(
+                    &crate::backend::firewall::scope(&drv.state_dir),
+                    name,
+                    n.index as usize,
+                ),
             })
             .collect(),
         idmap,

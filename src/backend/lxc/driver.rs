@@ -54,6 +54,38 @@ impl LxcDriver {
 
     /// The directory the container's root filesystem is (its upper layer
     /// when an overlay): its owner is the container's root.
+    /// Bind each NIC's filter to its host-side veth before the container
+    /// runs (libvirt's bindings live in /run: gone after a host reboot or
+    /// a libvirtd restart without the veth, so made at every start).
+    fn bind_filters(&self, name: &str) -> Result<()> {
+        let Some(store) = crate::store::Store::open_read_only(&self.state_dir)? else {
+            return Ok(());
+        };
+        let host = crate::config::LOCAL;
+        let own: Vec<u32> = store
+            .nic_filtering(host, name)?
+            .into_iter()
+            .filter(|(_, _, own)| *own)
+            .map(|(i, _, _)| i)
+            .collect();
+        let nics: Vec<crate::store::Nic> = store
+            .nics(host, name)?
+            .into_iter()
+            .filter(|n| own.contains(&n.index))
+            .collect();
+        if nics.is_empty() {
+            return Ok(());
+        }
+        let uri = crate::backend::libvirt::Uri::local(Backend::Qemu)
+            .ok_or_else(|| Error::other("no local libvirt URI"))?;
+        let conn = crate::backend::libvirt::open(&uri, std::time::Duration::from_secs(30))?;
+        let scope = crate::backend::firewall::scope(&self.state_dir);
+        // Its NIC filters, in case libvirt lost them (they are in its
+        // configuration, so only a hand removed them).
+        crate::backend::firewall::sync_machine(&conn, &scope, &store, host, name)?;
+        crate::backend::firewall::bind_container(&conn, &scope, name, &nics)
+    }
+
     fn rootfs_dir(&self, c: &Container) -> PathBuf {
         use crate::backend::lxc::config::RootfsPath;
         match RootfsPath::parse(&c.config_item("lxc.rootfs.path").unwrap_or_default()) {
@@ -198,6 +230,7 @@ impl Driver for LxcDriver {
                 )?;
             }
         }
+        self.bind_filters(name)?;
         c.start().map_err(|e| match self.log_tail(name) {
             Some(t) => e.caused_by(t),
             None => e,

@@ -592,16 +592,25 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
         j["uri"].as_str().unwrap().starts_with("vnc://127.0.0.1:"),
         "{j}"
     );
+    // It is in a security group (#38) with a rule (#36): libvirt binds
+    // its NIC's filter to the kvm domain's tap when it starts.
     let sp = "lc-kvm-spice";
+    lab.run(&["net", "create", "lc-kn", "--subnet", "10.97.0.0/24"])
+        .ok();
+    lab.run(&["secgroup", "create", "kvm-sg"]).ok();
     lab.run(&[
         "create",
         sp,
         "-t",
         "tiny-kvm",
+        "--network",
+        "lc-kn",
         "--set",
         "disk.0.size=16MiB",
         "--set",
         "display.type=spice",
+        "--set",
+        "security_groups=[\"kvm-sg\"]",
     ])
     .ok();
     lab.run(&["start", sp]).ok();
@@ -610,7 +619,32 @@ fn kvm_machine_smoke_test_of_the_shared_path() {
         j["uri"].as_str().unwrap().starts_with("spice://127.0.0.1:"),
         "{j}"
     );
+    let filter = creature::secgroup::filter::nic_filter_name(
+        &creature::backend::firewall::scope(lab.path()),
+        sp,
+        0,
+    );
+    let bound = String::from_utf8_lossy(&virsh(&["nwfilter-binding-list"]).stdout).into_owned();
+    assert!(bound.contains(&filter), "{bound}");
+    let nic = String::from_utf8_lossy(&virsh(&["nwfilter-dumpxml", &filter]).stdout).into_owned();
+    assert!(nic.contains(".sg.kvm-sg'"), "{nic}");
+    lab.run(&[
+        "secgroup",
+        "rule",
+        "add",
+        "kvm-sg",
+        "--direction",
+        "in",
+        "--proto",
+        "tcp",
+        "--port",
+        "22",
+    ])
+    .ok()
+    .stdout_has("(1 machine, live)");
     lab.run(&["delete", sp, "--force", "--yes"]).ok();
+    lab.run(&["secgroup", "delete", "kvm-sg", "--yes"]).ok();
+    lab.run(&["net", "delete", "lc-kn", "--yes"]).ok();
     let live = String::from_utf8_lossy(&virsh(&["dumpxml", k]).stdout).into_owned();
     assert!(
         live.contains("<domain type='kvm'")

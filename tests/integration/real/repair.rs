@@ -58,6 +58,7 @@ fn kill_9_at_every_step_then_repair() {
     let vm_steps = [
         "record",
         "reserve",
+        "filters",
         "overlay",
         "disk",
         "define",
@@ -68,6 +69,7 @@ fn kill_9_at_every_step_then_repair() {
     let ct_steps = [
         "record",
         "reserve",
+        "filters",
         "rootfs",
         "define",
         "ready",
@@ -174,6 +176,9 @@ fn kill_9_at_every_step_then_repair() {
         .unwrap_or_default();
     assert!(seeds.is_empty(), "config drives left: {seeds:?}");
     assert!(creature::statedir::stale_files(lab.path()).is_empty());
+    let scope = format!("{}.", creature::backend::firewall::scope(lab.path()));
+    let filters = String::from_utf8_lossy(&virsh(&["nwfilter-list"]).stdout).into_owned();
+    assert!(!filters.contains(&scope), "network filters left: {filters}");
 
     // The names are free again: a VM and a container are made under them.
     lab.run(&[

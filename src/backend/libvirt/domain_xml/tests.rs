@@ -49,7 +49,10 @@ fn spec(backend: Backend) -> DomainSpec {
             } else {
                 "virtio"
             },
-            clean_traffic: (backend != Backend::Xen).then(|| Some("10.23.5.130".into())),
+            filter: (backend != Backend::Xen).then(|| NicFilter {
+                name: "creature.nic.web-1.0".into(),
+                ip: Some("10.23.5.130".into()),
+            }),
         }],
         serial_log: "/var/lib/creature/logs/web-1.serial.log".into(),
         guest_agent: backend != Backend::Xen,
