@@ -317,6 +317,8 @@ struct InfoView<'a> {
     volumes: Vec<VolumeView>,
     /// Its first-boot seed, described (never its content); null: none.
     config_drive: Option<SeedView>,
+    /// The security groups it is in (`creature secgroup`).
+    security_groups: Vec<String>,
     #[serde(flatten)]
     details: Details,
 }
@@ -358,7 +360,8 @@ struct VolumeView {
 
 pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Result<()> {
     let details = drv.details(&rec.name)?;
-    let volumes = match Store::open_read_only(&ctx.global.state_dir)? {
+    let store = Store::open_read_only(&ctx.global.state_dir)?;
+    let volumes = match &store {
         Some(s) => s
             .volumes_of(&rec.host, &rec.name)?
             .into_iter()
@@ -368,6 +371,10 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
                 readonly: a.readonly,
             })
             .collect(),
+        None => Vec::new(),
+    };
+    let security_groups = match &store {
+        Some(s) => s.machine_secgroups(&rec.host, &rec.name)?,
         None => Vec::new(),
     };
     let nics = machine_nics(ctx, &rec.name)?;
@@ -381,6 +388,7 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
         nics: nic_view::views(&nics, &leases, active),
         volumes,
         config_drive: seed_view(&ctx.global.state_dir, rec.backend, &rec.name)?,
+        security_groups,
         name: &rec.name,
         host: &rec.host,
         backend: rec.backend,
@@ -446,6 +454,12 @@ pub fn info(ctx: &Ctx, host: &Host, drv: &dyn Driver, rec: &MachineRecord) -> Re
                         ""
                     }
                 ),
+            ]);
+        }
+        if !view.security_groups.is_empty() {
+            t.row([
+                "security groups".to_string(),
+                view.security_groups.join(", "),
             ]);
         }
         if let Some(img) = &d.rescued {

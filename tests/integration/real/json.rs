@@ -86,6 +86,22 @@ fn json_output_is_what_docs_json_md_says() {
     };
     lab.run(&["net", "create", "js", "--subnet", "10.90.0.0/24"])
         .ok();
+    lab.run(&["secgroup", "create", "js-g"]).ok();
+    lab.run(&[
+        "secgroup",
+        "rule",
+        "add",
+        "js-g",
+        "--direction",
+        "in",
+        "--proto",
+        "tcp",
+        "--port",
+        "22-23",
+        "--remote-group",
+        "js-g",
+    ])
+    .ok();
     // With a config drive, so `info` shows one.
     lab.c()
         .args([
@@ -103,6 +119,8 @@ fn json_output_is_what_docs_json_md_says() {
             "disk.0.size=16MiB",
             "--set",
             "display.type=vnc",
+            "--set",
+            "security_groups=[\"js-g\"]",
             "--ssh-key",
         ])
         .arg_path(&super::vm::dummy_key(lab.path()))
@@ -136,6 +154,8 @@ fn json_output_is_what_docs_json_md_says() {
         ("snapshot list MACHINE", &["snapshot", "list", "js-vm"]),
         ("volume list", &["volume", "list"]),
         ("volume info VOLUME", &["volume", "info", "js-vol"]),
+        ("secgroup list", &["secgroup", "list"]),
+        ("secgroup show GROUP", &["secgroup", "show", "js-g"]),
         ("net list", &["net", "list"]),
         ("net info NETWORK", &["net", "info", "js"]),
         ("net leases NETWORK", &["net", "leases", "js"]),
@@ -177,4 +197,5 @@ fn json_output_is_what_docs_json_md_says() {
         .ok();
     lab.run(&["net", "delete", "js", "--yes"]).ok();
     lab.run(&["volume", "delete", "js-vol", "--yes"]).ok();
+    lab.run(&["secgroup", "delete", "js-g", "--yes"]).ok();
 }
