@@ -25,13 +25,14 @@ import sys
 import tempfile
 import threading
 import time
+from xml.etree import ElementTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-C = os.path.join(ROOT, "target/release/creature")
+C = os.environ.get("CREATURE_BENCH_BIN") or os.path.join(ROOT, "target/release/creature")
 GUEST = os.environ.get("CREATURE_TEST_GUEST", "/var/cache/creature-test/guest")
 QUICK = "--quick" in sys.argv
 GROUPS = ["startup", "list", "list1000", "create", "lxc-create", "boot", "shutdown", "exec", "start-all", "snapshot",
-          "volumes"]
+          "volumes", "secgroup"]
 CASES = [a for a in sys.argv[1:] if not a.startswith("--")]
 PAIRS = 2 if QUICK else 5
 RESULTS = os.path.join(ROOT, "bench/results-quick.md" if QUICK else "bench/results.md")
@@ -61,6 +62,9 @@ WHY_SLOWER = {
                "start-up, the volume's record and its holder checked and written in the state database before the "
                "attach (so two attaches racing cannot both win), the device names the machine uses read from its "
                "live and persistent definitions. Detach waits, like virsh, for the guest to let go.",
+    "secgroup": "libvirt's redefinition is the same call for both and re-applies the filter to every NIC that uses "
+                "it; creature adds its start-up, the rule's record in the state database and the group's filter "
+                "rendered from it (the admin's XML was written before the clock started).",
     "boot": "the time ends with the containers' own DHCP (busybox udhcpc, one second between attempts), "
             "which no starter can hurry.",
 }
@@ -603,6 +607,47 @@ def case_volumes():
                          "(libvirt waits up to 5 s for the device's removal before it returns).")
 
 
+def case_secgroup():
+    """A rule added to a group of 50 running containers: creature against the same filter defined by hand."""
+    n = 10 if QUICK else 50
+    s = state_dir()
+    cr(s, "net", "create", "bsg", "--subnet", "10.92.0.0/16", "-q")
+    cr(s, "secgroup", "create", "bench", "-q")
+    cr(s, "secgroup", "create", "byhand", "-q")
+    cts = [f"bsg-{i}" for i in range(n)]
+    for i, c in enumerate(cts):
+        # Half in each group: the same 25 NICs follow each filter.
+        group = "bench" if i % 2 == 0 else "byhand"
+        cr(s, "create", c, "-t", "lxc-busybox", "--network", "bsg", "--set", f'security_groups=["{group}"]', "-q")
+    CLEANUP.append(lambda: cr(s, "delete", *cts, "--force", "--yes", "-q", check=False))
+    cr(s, "start", "--all", "--backend", "lxc", "-q")
+    wait_until("every container running", lambda: all(lxc_state(c) == "RUNNING" for c in cts))
+    scope = subprocess.run(["virsh", "-q", "nwfilter-list"], stdout=subprocess.PIPE).stdout.decode()
+    byhand = next(line.split()[1] for line in scope.splitlines() if line.split()[1].endswith(".sg.byhand"))
+    base = subprocess.run(["virsh", "nwfilter-dumpxml", byhand], stdout=subprocess.PIPE,
+                          check=True).stdout.decode()
+    ports = iter(range(1000, 2000))
+    xml_file = os.path.join(s, "byhand.xml")
+
+    def by_creature():
+        argv, env = creature("secgroup", "rule", "add", "bench", "--direction", "in", "--proto", "tcp",
+                             "--port", str(next(ports)), "-q", state=s)
+        return timed(argv, env)
+
+    def by_hand():
+        # What an admin would write: the filter as it is, plus one rule.
+        doc = ElementTree.fromstring(base)
+        rule = ElementTree.SubElement(doc, "rule", action="accept", direction="in", priority="500")
+        ElementTree.SubElement(rule, "tcp", dstportstart=str(next(ports)))
+        ElementTree.ElementTree(doc).write(xml_file)
+        return timed(["virsh", "-q", "nwfilter-define", xml_file])
+
+    compare(f"add a rule to a group of {n // 2} running containers", "creature secgroup rule add", by_creature,
+            "virsh nwfilter-define (the group's XML, edited)", by_hand)
+    CURRENT.notes.append("each side's group holds half of the containers; both return when libvirt has re-applied "
+                         "the filter to every one of their veths' bindings.")
+
+
 def case_shutdown():
     s, cts, vms = boot_setup()
     guests = temp_dir("creature-bench-lg.")
@@ -805,6 +850,7 @@ def main():
         "start-all": case_start_all,
         "snapshot": case_snapshot,
         "volumes": case_volumes,
+        "secgroup": case_secgroup,
     }
     global CURRENT
     try:

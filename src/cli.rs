@@ -1004,9 +1004,16 @@ pub struct NetCreateArgs {
     #[arg(long, value_name = "IFNAME")]
     pub bridge: Option<String>,
 
-    /// VLAN tag.
+    /// VLAN tag: the network's bridge gets an uplink that is an access port
+    /// of this VLAN on an Open vSwitch bridge (the trunk), so its frames
+    /// leave on the trunk tagged.
     #[arg(long, value_name = "ID", value_parser = whole::<u16>(1, 4094))]
     pub vlan: Option<u16>,
+
+    /// The Open vSwitch bridge carrying the VLAN (made, in userspace if the
+    /// kernel has no Open vSwitch module, when it does not exist).
+    #[arg(long, value_name = "OVSBRIDGE", requires = "vlan", default_value = crate::net::vlan::DEFAULT_TRUNK)]
+    pub trunk: String,
 
     /// No anti-spoofing filter on the VM NICs of this network (for routers
     /// and bridges that send for others); default: every VM NIC is held to

@@ -8,6 +8,7 @@ mod host;
 mod kind;
 pub mod libvirt;
 pub mod lxc;
+pub mod ovs;
 pub mod taken;
 mod traced;
 

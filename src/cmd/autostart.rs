@@ -120,6 +120,9 @@ fn autostart_run(ctx: &Ctx, a: &AutostartRunArgs) -> Result<()> {
                     Err(e) if e.kind() == Kind::Conflict => {}
                     Err(e) => return Err(e),
                 }
+                // A VLAN network's uplink is a veth, gone with the host's
+                // reboot: made again on its bridge.
+                crate::backend::ovs::attach(&n)?;
             }
         }
     }

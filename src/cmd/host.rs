@@ -18,6 +18,15 @@ struct InfoView {
     info: HostInfo,
     /// creature's effective "Guest host status" cell per backend.
     host_status: Vec<HostStatus>,
+    /// Whether `net create --vlan` can work here, and why not.
+    vlan: Facility,
+}
+
+/// A host facility: usable or not, and why.
+#[derive(Serialize)]
+struct Facility {
+    usable: bool,
+    detail: String,
 }
 
 #[derive(Serialize)]
@@ -44,6 +53,17 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
                     })
                     .collect(),
                 info,
+                vlan: match crate::backend::ovs::usable() {
+                    Ok(()) => Facility {
+                        usable: true,
+                        detail: "Open vSwitch answers: VLAN networks get an access port on a trunk"
+                            .into(),
+                    },
+                    Err(why) => Facility {
+                        usable: false,
+                        detail: why,
+                    },
+                },
             };
             output::emit(ctx.global.format, &view, || {
                 let i = &view.info;
@@ -58,6 +78,18 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
                     i.libvirt_daemon.as_deref().unwrap_or("not reachable"),
                 ]);
                 t.row(["liblxc", &i.liblxc]);
+                t.row([
+                    "vlan networks".to_string(),
+                    format!(
+                        "{}: {}",
+                        if view.vlan.usable {
+                            "usable"
+                        } else {
+                            "unusable"
+                        },
+                        view.vlan.detail
+                    ),
+                ]);
                 for s in &i.backends {
                     t.row([
                         format!("backend {}", s.backend),

@@ -46,6 +46,13 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
     }
     if a.vlan.is_some() {
         gate::check(ctx, Op::NetVlan, Subject::Host)?;
+        net::check_ifname(&a.trunk)?;
+        if a.mode == NetMode::Bridge {
+            return Err(Error::invalid(
+                "--vlan makes a network with a bridge of its own; --mode bridge uses an existing one",
+            ));
+        }
+        crate::backend::ovs::require()?;
     }
     match a.mode {
         NetMode::Route => gate::check(ctx, Op::NetRoute, Subject::Host).map(|_| ())?,
@@ -173,6 +180,8 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
     }
     lvnet::define(&conn, &spec, a.autostart)?;
     let rec = NetworkRecord {
+        vlan: a.vlan,
+        trunk: a.vlan.map(|_| a.trunk.clone()),
         name: spec.name.clone(),
         mode: spec.mode.to_string(),
         subnet: spec.subnet.map(|s| s.to_string()),
@@ -183,17 +192,21 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
         antispoof: !a.no_antispoof,
         dhcp: spec.serve_dhcp,
     };
-    if let Err(e) = store.add_network(&host, &rec) {
+    if let Err(e) = crate::backend::ovs::attach(&rec).and_then(|_| store.add_network(&host, &rec)) {
+        let _ = crate::backend::ovs::detach(&rec);
         let _ = lvnet::remove(&conn, &spec.libvirt_name());
         return Err(e);
     }
     ctx.say(&format!(
-        "created network {} ({}, bridge {}{})",
+        "created network {} ({}, bridge {}{}{})",
         spec.name,
         spec.mode,
         spec.bridge,
         spec.subnet
             .map(|s| format!(", subnet {s}"))
+            .unwrap_or_default(),
+        rec.vlan
+            .map(|v| format!(", VLAN {v} on {}", a.trunk))
             .unwrap_or_default()
     ));
     Ok(())
@@ -283,6 +296,12 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                 t.row(["mode", v.rec.mode.as_str()]);
                 t.row(["subnet", v.rec.subnet.as_deref().unwrap_or("-")]);
                 t.row(["bridge", v.rec.bridge.as_str()]);
+                if let (Some(vlan), Some(trunk)) = (v.rec.vlan, &v.rec.trunk) {
+                    t.row([
+                        "vlan".to_string(),
+                        format!("{vlan} on Open vSwitch bridge {trunk}"),
+                    ]);
+                }
                 if let (Some(a), Some(b)) = (&v.rec.dhcp_start, &v.rec.dhcp_end) {
                     let what = if v.rec.dhcp {
                         "dhcp range"
@@ -329,6 +348,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                 }
             }
             lvnet::start(&conn, &lv)?;
+            crate::backend::ovs::attach(&rec)?;
             ctx.say(&format!("started network {}", a.name));
             Ok(())
         }
@@ -347,7 +367,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
             Ok(())
         }
         NetCommand::Delete(a) => {
-            let (store, _) = record(ctx, &a.name)?;
+            let (store, rec) = record(ctx, &a.name)?;
             let users = store.network_users(ctx.host_name(), &a.name)?;
             if !users.is_empty() {
                 return Err(Error::conflict(format!(
@@ -359,6 +379,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
             drop(store);
             crate::cmd::lifecycle::confirm(ctx, &format!("delete network {}?", a.name))?;
             let mut store = Store::open(&ctx.global.state_dir)?;
+            crate::backend::ovs::detach(&rec)?;
             lvnet::remove(&ctx.network_conn()?, &net::libvirt_name(&a.name))?;
             store.remove_network(ctx.host_name(), &a.name)?;
             ctx.say(&format!("deleted network {}", a.name));

@@ -209,6 +209,9 @@ const QEMU_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::debian_vms_obey_their_nocloud_and_openstack_drives";
 const LXC_CLOUD: &str =
     "tests/integration/real/cloudinit.rs::a_debian_container_obeys_its_nocloud_seed";
+/// VLAN networks, proven by real traffic over an Open vSwitch trunk.
+const VLAN: &str =
+    "tests/integration/real/vlan.rs::vlan_networks_tag_frames_on_the_trunk_and_keep_vlans_apart";
 /// Security groups and their rules, proven by real traffic to a VM and a
 /// container on one network.
 const SECGROUP: &str =
@@ -401,8 +404,14 @@ impl Feature {
                 lxc: Impl::Yes(SECGROUP),
                 xen: NO,
             },
+            VlanNetworking => PerBackend {
+                kvm: Impl::ViaQemu(VLAN),
+                qemu: Impl::Yes(VLAN),
+                lxc: Impl::Yes(VLAN),
+                xen: NO,
+            },
             HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | AutoConfigureDisk | Rdp | VlanNetworking => none_implemented(),
+            | AutoConfigureDisk | Rdp => none_implemented(),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod ipv4;
 mod mac;
+pub mod vlan;
 
 use std::fmt;
 use std::str::FromStr;

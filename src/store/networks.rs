@@ -28,6 +28,10 @@ pub struct NetworkRecord {
     pub antispoof: bool,
     /// libvirt's dnsmasq serves DHCP on it (`net create --no-dhcp`: no).
     pub dhcp: bool,
+    /// Its VLAN tag (`net create --vlan`); null: not a VLAN network.
+    pub vlan: Option<u16>,
+    /// The Open vSwitch bridge carrying its VLAN (null: not a VLAN network).
+    pub trunk: Option<String>,
 }
 
 pub use crate::net::alloc::Request as NicRequest;
@@ -62,18 +66,22 @@ fn net_from_columns(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Networ
         autostart: r.get::<_, i64>(at + 6)? != 0,
         antispoof: r.get::<_, i64>(at + 7)? != 0,
         dhcp: r.get::<_, i64>(at + 8)? != 0,
+        vlan: r
+            .get::<_, Option<i64>>(at + 9)?
+            .and_then(|v| u16::try_from(v).ok()),
+        trunk: r.get(at + 10)?,
     })
 }
 
 const NET_COLS: &str =
-    "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, antispoof, dhcp";
+    "name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, antispoof, dhcp, vlan, trunk";
 
 impl Store {
     pub fn add_network(&mut self, host: &str, n: &NetworkRecord) -> Result<()> {
         let r = self.conn.execute(
-            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at, antispoof, dhcp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now(), n.antispoof as i64, n.dhcp as i64],
+            "INSERT INTO networks (host, name, mode, subnet, bridge, dhcp_start, dhcp_end, autostart, created_at, antispoof, dhcp, vlan, trunk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![host, n.name, n.mode, n.subnet, n.bridge, n.dhcp_start, n.dhcp_end, n.autostart as i64, crate::time::rfc3339_now(), n.antispoof as i64, n.dhcp as i64, n.vlan, n.trunk],
         );
         match r {
             Ok(_) => Ok(()),

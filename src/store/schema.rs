@@ -217,4 +217,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE nics ADD COLUMN antispoof INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE nics ADD COLUMN own_filter INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 14: a VLAN network (#40): its tag and the Open vSwitch bridge whose
+    // access port of that tag is its bridge's uplink.
+    r#"
+    ALTER TABLE networks ADD COLUMN vlan INTEGER;
+    ALTER TABLE networks ADD COLUMN trunk TEXT;
+    "#,
 ];

@@ -227,6 +227,8 @@ mod nics {
                 autostart: false,
                 antispoof: true,
                 dhcp: true,
+                vlan: None,
+                trunk: None,
             },
         )
         .unwrap();

@@ -25,6 +25,7 @@ mod resize;
 mod shell;
 mod snapshot;
 mod storage;
+mod vlan;
 pub mod vm;
 mod volumes;
 
