@@ -73,12 +73,20 @@ fn bad_network_input_exits_2_before_anything_exists() {
     }
     for (args, msg) in [
         (
-            &["net", "create", "tagged", "--vlan", "5", "--mode", "bridge", "--bridge", "br0"][..],
+            &[
+                "net", "create", "tagged", "--vlan", "5", "--mode", "bridge", "--bridge", "br0",
+            ][..],
             "--vlan makes a network with a bridge of its own",
         ),
         (&["net", "create", "tagged", "--vlan", "4095"], "4095"),
-        (&["net", "create", "tagged", "--vlan", "5", "--trunk", "a/b"], "a/b"),
-        (&["net", "create", "tagged", "--trunk", "crtrunk1"], "--vlan"),
+        (
+            &["net", "create", "tagged", "--vlan", "5", "--trunk", "a/b"],
+            "a/b",
+        ),
+        (
+            &["net", "create", "tagged", "--trunk", "crtrunk1"],
+            "--vlan",
+        ),
     ] {
         Creature::new(&sd).args(args).run().code(2).stderr_has(msg);
         assert!(!sd.exists(), "{args:?} created the state directory");
