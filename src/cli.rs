@@ -50,8 +50,10 @@ pub struct Global {
     )]
     pub state_dir: PathBuf,
 
-    /// Host to act on, as named in /etc/creature/config.toml (default: this host).
-    #[arg(long, global = true, value_name = "NAME", env = "CREATURE_HOST")]
+    /// Host to act on: one added with `creature host add` or named in
+    /// /etc/creature/config.toml (default: this host; `list`: every host).
+    #[arg(long, global = true, value_name = "NAME", env = "CREATURE_HOST",
+          add = ArgValueCandidates::new(complete::hosts))]
     pub host: Option<String>,
 
     /// Answer yes to confirmations (needed off a terminal for destructive verbs).
@@ -432,10 +434,6 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ListArgs {
-    /// List every host in /etc/creature/config.toml, in parallel.
-    #[arg(long)]
-    pub all_hosts: bool,
-
     #[command(flatten)]
     pub filter: Filter,
 }
@@ -1180,6 +1178,23 @@ pub enum AutostopCommand {
 pub enum HostCommand {
     /// Host facts and whether each backend is usable here.
     Info,
+    /// Name another libvirt host (qemu+ssh://root@b/system, qemu+tcp://10.0.0.2/system),
+    /// for `--host NAME` on every machine and network verb.
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "URI")]
+        uri: String,
+    },
+    /// Every host: its URI, whether it answers now, its machines (asked in parallel).
+    #[command(visible_alias = "ls")]
+    List,
+    /// Forget a host creature has no machine or network on.
+    #[command(visible_alias = "rm")]
+    Remove {
+        #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::hosts))]
+        name: String,
+    },
     /// Put the host in maintenance mode.
     Maintenance,
     /// Control the backend's host services.

@@ -147,6 +147,17 @@ pub fn waits() -> Vec<CompletionCandidate> {
         .collect()
 }
 
+/// Hosts added to the state database (and `local`).
+pub fn hosts() -> Vec<CompletionCandidate> {
+    let mut v = vec![CompletionCandidate::new(crate::config::LOCAL)];
+    v.extend(from_store(|s| {
+        s.hosts()
+            .map(|h| h.into_iter().map(|h| h.name).collect())
+            .unwrap_or_default()
+    }));
+    v
+}
+
 pub fn secgroups() -> Vec<CompletionCandidate> {
     from_store(|s| {
         s.secgroups()

@@ -443,6 +443,21 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature host info",
             "Host facts and which backends are usable.",
         )],
+        "host add" => &[
+            (
+                "creature host add b qemu+ssh://root@b.example/system",
+                "Name another libvirt host, reached over ssh; then `creature --host b create web -t tiny` makes a machine there.",
+            ),
+            (
+                "creature host add lab2 qemu+tcp://10.0.0.2/system",
+                "One reached over TCP, on a trusted network only.",
+            ),
+        ],
+        "host list" => &[
+            ("creature host list", "Every host, its URI, whether it answers now, its machines."),
+            ("creature host list --format json", "The same for scripts (docs/json.md)."),
+        ],
+        "host remove" => &[("creature host remove b", "Forget a host creature has nothing on.")],
         "host maintenance" => &[(
             "creature host maintenance",
             "Refused on every backend (Nova marks it missing).",
@@ -521,6 +536,7 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
         p if p.starts_with("template") => &["creature-template(5)", "creature-create(1)"],
         p if p.starts_with("image") => &["creature-create(1)", "creature-template(5)"],
         p if p.starts_with("auto") => &["creature-autostart-run(1)", "creature-autostop-run(1)"],
+        p if p.starts_with("host") => &["creature-host-list(1)", "creature-list(1)"],
         _ => &["creature-matrix(1)"],
     }
 }

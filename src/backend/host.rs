@@ -18,19 +18,32 @@ pub struct Host {
 }
 
 impl Host {
-    /// `name` None or "local" is this host; another name must be in the
-    /// configuration (exit 4 otherwise).
+    /// `name` None or "local" is this host; another must be a host of the
+    /// state database (`creature host add`) or of the configuration file
+    /// (exit 4 otherwise).
     pub fn resolve(name: Option<&str>, state_dir: &Path) -> Result<Host> {
         let remote = match name {
             None => None,
             Some(h) if h == crate::config::LOCAL => None,
             Some(h) => {
-                let path = crate::config::path();
-                let cfg = crate::config::load(&path)?;
-                let entry = cfg.hosts.get(h).ok_or_else(|| {
-                    Error::not_found(format!("host {h:?} is not named in {}", path.display()))
-                })?;
-                Some(Uri(entry.uri.clone()))
+                let stored = crate::store::Store::open_read_only(state_dir)?
+                    .map(|s| s.host(h))
+                    .transpose()?
+                    .flatten();
+                match stored {
+                    Some(r) => Some(Uri(r.uri)),
+                    None => {
+                        let path = crate::config::path();
+                        let cfg = crate::config::load(&path)?;
+                        let entry = cfg.hosts.get(h).ok_or_else(|| {
+                            Error::not_found(format!(
+                                "host {h:?} not found: neither added (`creature host add`) nor named in {}",
+                                path.display()
+                            ))
+                        })?;
+                        Some(Uri(entry.uri.clone()))
+                    }
+                }
             }
         };
         Ok(Host {
@@ -38,6 +51,41 @@ impl Host {
             state_dir: state_dir.to_path_buf(),
             remote,
         })
+    }
+
+    /// Every host creature knows: this one, those added, those of the
+    /// configuration file (an added one wins over a configured namesake).
+    pub fn all(state_dir: &Path) -> Result<Vec<Host>> {
+        let mut out = vec![Host::resolve(None, state_dir)?];
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(s) = crate::store::Store::open_read_only(state_dir)? {
+            for h in s.hosts()? {
+                names.insert(h.name.clone());
+                out.push(Host {
+                    name: h.name,
+                    state_dir: state_dir.to_path_buf(),
+                    remote: Some(Uri(h.uri)),
+                });
+            }
+        }
+        for (name, e) in crate::config::load(&crate::config::path())?.hosts {
+            if names.insert(name.clone()) && name != crate::config::LOCAL {
+                out.push(Host {
+                    name,
+                    state_dir: state_dir.to_path_buf(),
+                    remote: Some(Uri(e.uri)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The URI creature reaches this host's VMs at (local: qemu:///system).
+    pub fn uri_text(&self) -> String {
+        match &self.remote {
+            Some(u) => u.0.clone(),
+            None => "qemu:///system".into(),
+        }
     }
 
     pub fn name(&self) -> &str {

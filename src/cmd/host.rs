@@ -103,6 +103,15 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
                 t
             })
         }
+        HostCommand::Add { name, uri } => add(ctx, &name, &uri),
+        HostCommand::List => list(ctx),
+        HostCommand::Remove { name } => {
+            crate::names::check(crate::names::What::Host, &name)?;
+            let mut store = crate::store::Store::open(&ctx.global.state_dir)?;
+            store.remove_host(&name)?;
+            ctx.say(&format!("removed host {name}"));
+            Ok(())
+        }
         HostCommand::Maintenance => {
             gate::check(ctx, Op::HostMaintenance, Subject::Host)?;
             Err(Error::other("host maintenance has no implementation"))
@@ -112,4 +121,124 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
             Err(Error::other("host service has no implementation"))
         }
     }
+}
+
+/// The libvirt URI schemes creature drives (`driver[+transport]://...`).
+fn check_uri(uri: &str) -> Result<()> {
+    let bad = |why: &str| Error::invalid(format!("host URI {uri:?}: {why}"));
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| bad("expected DRIVER[+TRANSPORT]://[USER@]HOST[:PORT]/PATH"))?;
+    let (driver, transport) = match scheme.split_once('+') {
+        Some((d, t)) => (d, Some(t)),
+        None => (scheme, None),
+    };
+    if !matches!(driver, "qemu" | "xen") {
+        return Err(bad(
+            "the driver must be qemu or xen (containers are this host's only)",
+        ));
+    }
+    if transport.is_some_and(|t| !matches!(t, "ssh" | "tcp" | "tls" | "libssh" | "libssh2")) {
+        return Err(bad(
+            "the transport must be ssh, tcp, tls, libssh or libssh2",
+        ));
+    }
+    if !rest.contains('/') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("expected a path such as /system, and no spaces"));
+    }
+    Ok(())
+}
+
+fn add(ctx: &Ctx, name: &str, uri: &str) -> Result<()> {
+    crate::names::check(crate::names::What::Host, name)?;
+    if name == crate::config::LOCAL {
+        return Err(Error::invalid(
+            "`local` is this host; name the other host differently",
+        ));
+    }
+    check_uri(uri)?;
+    let mut store = crate::store::Store::open(&ctx.global.state_dir)?;
+    store.add_host(name, uri)?;
+    // Added even when it does not answer now (a host may be down); said.
+    match crate::backend::libvirt::open(
+        &crate::backend::libvirt::Uri(uri.to_string()),
+        std::time::Duration::from_secs(5),
+    ) {
+        Ok(_) => ctx.say(&format!("added host {name} ({uri})")),
+        Err(e) => {
+            ctx.say(&format!("added host {name} ({uri})"));
+            eprintln!("warning: host {name} does not answer now: {}", e.message());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct HostRow {
+    name: String,
+    uri: String,
+    /// Whether libvirt on it answered within the deadline.
+    reachable: bool,
+    /// libvirtd's version there; null when it did not answer.
+    libvirt: Option<String>,
+    /// Why it did not answer; null when it did.
+    error: Option<String>,
+    /// creature's machines recorded on it.
+    machines: usize,
+}
+
+/// Each host asked at once, each within its own deadline.
+fn list(ctx: &Ctx) -> Result<()> {
+    let hosts = crate::backend::Host::all(&ctx.global.state_dir)?;
+    let counts = match crate::store::Store::open_read_only(&ctx.global.state_dir)? {
+        Some(s) => s.machines(None)?,
+        None => Vec::new(),
+    };
+    let probes: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            let uri = crate::backend::libvirt::Uri(h.uri_text());
+            std::thread::spawn(move || {
+                crate::backend::libvirt::open(&uri, std::time::Duration::from_secs(5)).and_then(
+                    |c| {
+                        c.lib_version()
+                            .map(crate::host::version_string)
+                            .map_err(|e| crate::backend::libvirt::map_error("libvirt version", e))
+                    },
+                )
+            })
+        })
+        .collect();
+    let rows: Vec<HostRow> = hosts
+        .iter()
+        .zip(probes)
+        .map(|(h, p)| {
+            let got = p
+                .join()
+                .unwrap_or_else(|_| Err(Error::other("the probe panicked")));
+            HostRow {
+                name: h.name().to_string(),
+                uri: h.uri_text(),
+                reachable: got.is_ok(),
+                libvirt: got.as_ref().ok().cloned(),
+                error: got.err().map(|e| e.message().to_string()),
+                machines: counts.iter().filter(|m| m.host == h.name()).count(),
+            }
+        })
+        .collect();
+    output::emit(ctx.global.format, &rows, || {
+        let mut t = Table::new(["NAME", "URI", "STATE", "MACHINES"]);
+        for r in &rows {
+            t.row([
+                r.name.clone(),
+                r.uri.clone(),
+                match &r.libvirt {
+                    Some(v) => format!("up (libvirt {v})"),
+                    None => "unreachable".into(),
+                },
+                r.machines.to_string(),
+            ]);
+        }
+        t
+    })
 }

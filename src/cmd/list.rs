@@ -80,32 +80,73 @@ fn row(
     }
 }
 
-pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
-    if args.all_hosts {
-        return Err(Error::other(
-            "`creature list --all-hosts` is not implemented yet",
-        ));
-    }
-    let host = ctx.host()?;
-    let mut rows = rows(ctx, &host)?;
-    rows.retain(|r| matches(r, &args.filter));
+/// One host's rows, filtered, with the leases of its running machines.
+fn host_rows(ctx: &Ctx, host: &Host, f: &Filter) -> Result<Vec<ListRow>> {
+    let mut rows = rows(ctx, host)?;
+    rows.retain(|r| matches(r, f));
     let networks = rows
         .iter()
         .filter(|r| active(r))
         .flat_map(|r| r.nics.iter().map(|n| n.network.clone()))
         .collect();
-    let leases = nic_view::leases(&host, networks);
+    let leases = nic_view::leases(host, networks);
     for r in rows.iter_mut() {
         let up = active(r);
         nic_view::fill_leases(&mut r.nics, &leases, up);
     }
+    Ok(rows)
+}
+
+/// `--host NAME` (or CREATURE_HOST) lists that host; otherwise every host
+/// creature knows is asked at once, each within its own deadline, so one
+/// that does not answer costs one warning line, not the others' rows.
+pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
+    let hosts = if ctx.global.host.is_some() {
+        vec![ctx.host()?]
+    } else {
+        crate::backend::Host::all(&ctx.global.state_dir)?
+    };
+    let several = hosts.len() > 1;
+    let mut rows = Vec::new();
+    if several {
+        let results: Vec<Result<Vec<ListRow>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = hosts
+                .iter()
+                .map(|h| s.spawn(|| host_rows(ctx, h, &args.filter)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|j| {
+                    j.join()
+                        .unwrap_or_else(|_| Err(Error::other("listing a host panicked")))
+                })
+                .collect()
+        });
+        for (h, r) in hosts.iter().zip(results) {
+            match r {
+                Ok(v) => rows.extend(v),
+                Err(e) => eprintln!("warning: host {}: {}", h.name(), e.message()),
+            }
+        }
+    } else {
+        rows = host_rows(ctx, &hosts[0], &args.filter)?;
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     output::emit(ctx.global.format, &rows, || {
-        let mut t = Table::new([
-            "NAME", "BACKEND", "STATE", "RECORD", "CPUS", "MEMORY", "IP", "TEMPLATE",
+        let mut head = vec!["NAME"];
+        if several {
+            head.push("HOST");
+        }
+        head.extend([
+            "BACKEND", "STATE", "RECORD", "CPUS", "MEMORY", "IP", "TEMPLATE",
         ]);
+        let mut t = Table::new(head);
         for r in &rows {
-            t.row([
-                r.name.clone(),
+            let mut cells = vec![r.name.clone()];
+            if several {
+                cells.push(r.host.clone());
+            }
+            cells.extend([
                 r.backend.to_string(),
                 r.state.clone(),
                 r.record.to_string(),
@@ -114,6 +155,7 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                 nic_view::labels(&r.nics),
                 r.template.clone().unwrap_or_else(|| "-".into()),
             ]);
+            t.row(cells);
         }
         t
     })
@@ -139,16 +181,19 @@ pub fn matches(r: &ListRow, f: &Filter) -> bool {
 /// Every machine of the host: creature's records reconciled with what each
 /// engine reports (NICs without leases; `run` adds those for display).
 pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
+    let hn = host.name();
     let store = Store::open_read_only(&ctx.global.state_dir)?;
     let records = match &store {
-        Some(s) => s.machines(Some(ctx.host_name()))?,
+        Some(s) => s.machines(Some(hn))?,
         None => Vec::new(),
     };
-    // qemu (with kvm) and lxc are always asked, so machines creature did not
-    // make show up; xen only when creature has machines there.
+    // qemu (with kvm) and, on this host, lxc are always asked, so machines
+    // creature did not make show up; xen only when creature has machines there.
     let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
     engines.insert(Backend::Qemu, BTreeSet::new());
-    engines.insert(Backend::Lxc, BTreeSet::new());
+    if host.is_local() {
+        engines.insert(Backend::Lxc, BTreeSet::new());
+    }
     for r in &records {
         engines
             .entry(backend::engine(r.backend))
@@ -167,15 +212,16 @@ pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
                         Owner::Ours if known.contains(&o.name) => {
                             observed.insert((eng, o.name.clone()), o);
                         }
-                        Owner::Ours | Owner::Foreign => {
-                            extra.push(unrecorded(&o, o.backend, ctx.host_name()))
-                        }
+                        Owner::Ours | Owner::Foreign => extra.push(unrecorded(&o, o.backend, hn)),
                         Owner::OtherState(_) => {} // another state directory's machine
                     }
                 }
             }
             Err(e) => {
-                if needed {
+                if !host.is_local() {
+                    // One line per host that does not answer, machines or not.
+                    eprintln!("warning: host {hn} is unreachable: {}", e.message());
+                } else if needed {
                     ctx.note(&format!("{eng} machines: state unknown: {}", e.message()));
                 }
                 failed.insert(eng);
@@ -193,6 +239,11 @@ pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
             };
             match observed.get(&(eng, r.name.clone())) {
                 Some(o) => row(r, Some(o), o.state.as_str().into(), rec_state),
+                // A host that did not answer is unreachable; on this host
+                // an engine that did not is a state unknown.
+                None if failed.contains(&eng) && !host.is_local() => {
+                    row(r, None, "unreachable".into(), rec_state)
+                }
                 None if failed.contains(&eng) => row(r, None, "unknown".into(), rec_state),
                 None if r.state == RecordState::Ready => row(r, None, "-".into(), "missing"),
                 None => row(r, None, "-".into(), rec_state),
@@ -200,7 +251,7 @@ pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
         })
         .collect();
     if let Some(s) = &store {
-        let mut nics = s.nics_by_machine(ctx.host_name())?;
+        let mut nics = s.nics_by_machine(hn)?;
         for r in rows.iter_mut() {
             r.nics = nic_view::views(
                 &nics.remove(&r.name).unwrap_or_default(),

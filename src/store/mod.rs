@@ -4,6 +4,7 @@
 
 mod autostart;
 mod displays;
+mod hosts;
 mod images;
 mod lock;
 mod networks;
@@ -13,6 +14,7 @@ mod snapshots;
 mod volumes;
 
 pub use displays::DisplayRecord;
+pub use hosts::HostRecord;
 pub use images::{ImageFile, ImageRecord};
 pub use networks::{NetworkRecord, Nic, NicRequest, LEASE_SECONDS};
 pub use secgroups::{group_not_found, Member, SecGroupRecord};
@@ -613,6 +615,22 @@ pub(crate) fn insert_machine(
     backend: Backend,
     template: Option<&str>,
 ) -> Result<i64> {
+    // One name, one machine, whatever host it is on: a verb names it alone.
+    let elsewhere: Option<String> = tx
+        .query_row(
+            "SELECT host FROM machines WHERE name = ?1 AND host != ?2",
+            params![name, host],
+            |r| r.get(0),
+        )
+        .optional()
+        .context(Kind::StateCorrupt, || {
+            "cannot read the machine records".into()
+        })?;
+    if let Some(h) = elsewhere {
+        return Err(Error::conflict(format!(
+            "machine {name:?} already exists on host {h}: names are unique across hosts"
+        )));
+    }
     let at = now();
     let inserted = tx.execute(
         "INSERT INTO machines (host, name, backend, template, state, created_at, updated_at)

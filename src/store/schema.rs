@@ -223,4 +223,12 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE networks ADD COLUMN vlan INTEGER;
     ALTER TABLE networks ADD COLUMN trunk TEXT;
     "#,
+    // 15: named libvirt hosts (`creature host add`); `local` is implicit.
+    r#"
+    CREATE TABLE hosts (
+        name     TEXT PRIMARY KEY,
+        uri      TEXT NOT NULL,
+        added_at TEXT NOT NULL
+    );
+    "#,
 ];

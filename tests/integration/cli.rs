@@ -84,7 +84,14 @@ fn list_shows_records_in_table_and_json() {
     // Columns line up: BACKEND starts at the same offset on every line.
     let col = lines[0].find("BACKEND").unwrap();
     assert_eq!(&lines[1][col..col + 3], "kvm");
-    assert!(r.stderr.contains("state unknown"), "{}", r.stderr);
+    // A named host that does not answer: one warning line, its machines
+    // unreachable.
+    assert_eq!(
+        r.stderr.matches("warning: host h1 is unreachable").count(),
+        1,
+        "{}",
+        r.stderr
+    );
     let j = Creature::new(d.path())
         .args(["--host", "h1", "list", "--format", "json"])
         .run()
@@ -92,7 +99,7 @@ fn list_shows_records_in_table_and_json() {
         .json();
     assert_eq!(j[1]["name"], "web");
     assert_eq!(j[1]["backend"], "qemu");
-    assert_eq!(j[1]["state"], "unknown");
+    assert_eq!(j[1]["state"], "unreachable");
     assert_eq!(j[1]["record"], "ok");
     assert_eq!(j[1]["host"], "h1");
 }

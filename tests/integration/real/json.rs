@@ -163,6 +163,7 @@ fn json_output_is_what_docs_json_md_says() {
         ("template list", &["template", "list"]),
         ("matrix", &["matrix"]),
         ("host info", &["host", "info"]),
+        ("host list", &["host", "list"]),
         ("autostart show MACHINE", &["autostart", "show", "js-vm"]),
         (
             "autostart run --dry-run",

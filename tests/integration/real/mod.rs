@@ -12,6 +12,7 @@ mod display;
 mod exec;
 mod firewall;
 mod host;
+mod hosts;
 mod iscsi;
 mod json;
 mod lifecycle;

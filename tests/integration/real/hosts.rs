@@ -1,0 +1,213 @@
+//! Several hosts: two more libvirt hosts in the test namespace
+//! (scripts/libvirt-host: each its own network, mount and UTS namespaces
+//! and libvirtd on TCP), named with `host add`; machines made on each;
+//! `list` asks every host at once, and one whose libvirtd is gone costs one
+//! warning line while the others are listed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::vm::Lab;
+
+/// Hosts made for a test, stopped when it ends, whatever happens.
+pub struct Hosts(Vec<String>);
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/libvirt-host")
+}
+
+impl Hosts {
+    /// Start each (name, address); their URIs, in order.
+    pub fn start(hosts: &[(&str, &str)]) -> (Hosts, Vec<String>) {
+        let mut made = Hosts(Vec::new());
+        let mut uris = Vec::new();
+        for (name, addr) in hosts {
+            let out = Command::new(script())
+                .args(["start", name, addr])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "libvirt-host start {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            made.0.push(name.to_string());
+            uris.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        (made, uris)
+    }
+
+    /// Kill a host's libvirtd (its namespace and domains stay).
+    pub fn kill_libvirtd(&self, name: &str) {
+        let work = std::env::var("CREATURE_TEST_WORK").expect("inside scripts/ns-run");
+        let pid = std::fs::read_to_string(format!("{work}/hosts/{name}/libvirtd.pid")).unwrap();
+        let ok = Command::new("kill")
+            .arg(pid.trim())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill libvirtd of {name}");
+        // Gone when its socket no longer answers.
+        for _ in 0..50 {
+            if !Command::new("kill")
+                .args(["-0", pid.trim()])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("libvirtd of {name} did not exit");
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            let _ = Command::new(script()).args(["stop", h]).status();
+        }
+    }
+}
+
+fn virsh_on(uri: &str, args: &[&str]) -> bool {
+    Command::new("virsh")
+        .args(["-c", uri])
+        .args(args)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn hosts_are_named_and_listed_at_once_and_a_dead_one_costs_one_line() {
+    let Some(lab) =
+        Lab::if_available("hosts_are_named_and_listed_at_once_and_a_dead_one_costs_one_line")
+    else {
+        return;
+    };
+    let (hosts, uris) = Hosts::start(&[("ha", "10.199.0.11"), ("hb", "10.199.0.12")]);
+    for (name, uri) in [("ha", &uris[0]), ("hb", &uris[1])] {
+        lab.run(&["host", "add", name, uri])
+            .ok()
+            .stdout_has(&format!("added host {name}"));
+    }
+    lab.run(&["host", "add", "ha", &uris[0]])
+        .code(5)
+        .stderr_has("already exists");
+    lab.run(&["host", "add", "local", &uris[0]])
+        .code(2)
+        .stderr_has("`local` is this host");
+    lab.run(&["host", "add", "hx", "http://10.199.0.11/"])
+        .code(2)
+        .stderr_has("the driver must be qemu or xen");
+    // A host that is down can be named; it is said at once.
+    lab.run(&["host", "add", "hz", "qemu+tcp://10.199.0.19/system"])
+        .ok()
+        .stderr_has("warning: host hz does not answer now");
+    let j = lab.run(&["host", "list", "--format", "json"]).ok().json();
+    let reach: Vec<(String, bool)> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["reachable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reach,
+        [
+            ("local".to_string(), true),
+            ("ha".into(), true),
+            ("hb".into(), true),
+            ("hz".into(), false)
+        ],
+        "{j}"
+    );
+
+    // A machine on each host; names are unique across hosts.
+    let small = ["-t", "tiny", "--set", "disk.0.size=16MiB"];
+    for (host, m) in [("local", "h-loc"), ("ha", "h-a"), ("hb", "h-b")] {
+        let mut args = vec!["--host", host, "create", m];
+        args.extend(small);
+        lab.run(&args).ok();
+    }
+    assert!(virsh_on(&uris[0], &["dominfo", "h-a"]), "h-a is not on ha");
+    assert!(!virsh_on(&uris[1], &["dominfo", "h-a"]), "h-a is on hb");
+    let mut again = vec!["--host", "hb", "create", "h-a"];
+    again.extend(small);
+    lab.run(&again)
+        .code(5)
+        .stderr_has("already exists on host ha");
+
+    // Every host at once: the unreachable one is one warning line.
+    let rows = |args: &[&str]| -> Vec<(String, String, String)> {
+        let mut a = args.to_vec();
+        a.extend(["--format", "json"]);
+        let j = lab.run(&a).ok().json();
+        // Other tests' machines share the local libvirtd: only ours count.
+        j.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with("h-"))
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["host"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let off = |m: &str, h: &str| (m.to_string(), h.to_string(), "shut-off".to_string());
+    assert_eq!(
+        rows(&["list"]),
+        [off("h-a", "ha"), off("h-b", "hb"), off("h-loc", "local")]
+    );
+    let r = lab.run(&["list"]).ok();
+    assert_eq!(
+        r.stderr.matches("warning: host hz is unreachable").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("HOST"), "{}", r.stdout);
+    assert_eq!(rows(&["list", "--host", "ha"]), [off("h-a", "ha")]);
+
+    // ha's libvirtd dies: its machine is unreachable, the others listed.
+    hosts.kill_libvirtd("ha");
+    let got = rows(&["list"]);
+    assert_eq!(
+        got,
+        [
+            (
+                "h-a".to_string(),
+                "ha".to_string(),
+                "unreachable".to_string()
+            ),
+            off("h-b", "hb"),
+            off("h-loc", "local")
+        ]
+    );
+    let r = lab.run(&["list"]).ok();
+    assert_eq!(
+        r.stderr.matches("warning: host ha is unreachable").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+
+    // A host with machines is not forgotten.
+    lab.run(&["host", "remove", "hb"]).code(5).stderr_has("h-b");
+    lab.run(&["--host", "hb", "delete", "h-b", "--yes"]).ok();
+    lab.run(&["host", "remove", "hb"]).ok();
+    lab.run(&["host", "remove", "hz"]).ok();
+    lab.run(&["delete", "h-loc", "--yes"]).ok();
+    drop(hosts);
+}
