@@ -663,9 +663,26 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub machine: MachineArg,
 
-    /// Destination host, as named in /etc/creature/config.toml.
-    #[arg(long, value_name = "HOST")]
+    /// Destination host (`creature host list`).
+    #[arg(long, value_name = "HOST", add = ArgValueCandidates::new(complete::hosts))]
     pub to: String,
+
+    /// Move a shut-off machine's definition and disks (a running one migrates live).
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Copy the disks even where creature would not (it copies them whenever the
+    /// destination does not see the source's disk pool).
+    #[arg(long)]
+    pub copy_storage: bool,
+
+    /// Longest pause of the guest at the switch-over, in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = whole::<u64>(1, 60_000))]
+    pub max_downtime: Option<u64>,
+
+    /// Bandwidth limit of the migration, in MiB/s.
+    #[arg(long, value_name = "MIB_PER_S", value_parser = whole::<u64>(1, 1_000_000))]
+    pub bandwidth: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -1471,7 +1488,8 @@ mod tests {
         let long = |p: &[&str]| sub(p).get_long_about().unwrap().to_string();
         assert!(about(&["set-password"]).ends_with("[refused: Nova marks it missing everywhere]"));
         assert!(about(&["host", "maintenance"]).contains("missing everywhere"));
-        assert!(about(&["migrate"]).ends_with("[not implemented yet]"));
+        assert!(about(&["evacuate"]).ends_with("[not implemented yet]"));
+        assert!(long(&["migrate"]).contains("Allowed today on: kvm, qemu."));
         assert!(
             long(&["suspend"]).contains("Allowed today on: kvm, qemu."),
             "{}",
@@ -1494,9 +1512,10 @@ mod tests {
                 "{v} in one group:\n{help}"
             );
         }
-        for v in ["set-password", "migrate"] {
+        for v in ["set-password", "evacuate"] {
             assert!(listed(refused, v) && !listed(usable, v), "{v}:\n{help}");
         }
+        assert!(listed(usable, "migrate"), "{help}");
         assert!(listed(usable, "start") && listed(usable, "exec") && listed(usable, "help"));
         assert!(listed(usable, "display"), "{help}");
         assert!(refused.contains("Nova: missing everywhere"), "{help}");

@@ -23,6 +23,7 @@ pub mod names;
 pub mod net;
 pub mod op;
 pub mod output;
+pub mod progress;
 pub mod repair;
 pub mod resize;
 pub mod roff_lint;

@@ -221,6 +221,7 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
         Command::Snapshot(s) => crate::cmd::snapshot::run(ctx, &host, drv, rec, s),
         Command::Volume(v) => crate::cmd::volume::on_machine(ctx, &host, drv, rec, v),
         Command::Secgroup(s) => crate::cmd::secgroup::on_machine(ctx, &host, rec, s),
+        Command::Migrate(a) => crate::cmd::migrate::run(ctx, rec, a),
         _ => Err(unreachable_past_the_gate(op, Some(rec))),
     }
 }

@@ -15,6 +15,7 @@ pub mod list;
 mod machine;
 pub mod many;
 mod matrix;
+mod migrate;
 mod net;
 mod nic_view;
 mod repair;
@@ -83,7 +84,21 @@ pub fn run(cli: Cli) -> Result<()> {
     } else {
         cli.global.verbose
     });
-    let ctx = Ctx { global: cli.global };
+    let mut ctx = Ctx { global: cli.global };
+    // Machine names are unique across hosts: a verb that names one machine
+    // finds its host without `--host`.
+    let named = match &cli.command {
+        Command::Exec(a) => Some(a.machine.name.as_str()),
+        Command::Shell(a) => Some(a.machine.name.as_str()),
+        c => machine::route(c).map(|(_, n)| n),
+    };
+    if let (None, Some(n)) = (&ctx.global.host, named) {
+        if names::check(What::Machine, n).is_ok() {
+            if let Some(s) = crate::store::Store::open_read_only(&ctx.global.state_dir)? {
+                ctx.global.host = s.host_of(n)?.filter(|h| h != crate::config::LOCAL);
+            }
+        }
+    }
     match cli.command {
         Command::Matrix(a) => matrix::run(&a, ctx.global.format),
         Command::Generate(a) => write_generated(&a.out),

@@ -144,7 +144,10 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
             used.push((s, format!("creature network {}", n.name)));
         }
     }
-    used.extend(taken::host_subnets());
+    // This host's interfaces matter only to its own networks.
+    if ctx.host()?.is_local() {
+        used.extend(taken::host_subnets());
+    }
     used.extend(lvnet::used_subnets(&conn));
     if spec.mode != NetMode::Bridge {
         match spec.subnet {

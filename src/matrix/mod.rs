@@ -218,6 +218,9 @@ const SECGROUP: &str =
     "tests/integration/real/firewall.rs::security_groups_filter_a_vm_and_a_container_live";
 const QEMU_DISPLAY: &str =
     "tests/integration/real/display.rs::vnc_and_spice_consoles_answer_real_clients";
+/// Live and offline migration between two libvirt hosts, disks copied.
+const MIGRATE: &str =
+    "tests/integration/real/migrate.rs::vms_migrate_between_two_hosts_live_and_offline";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -410,8 +413,14 @@ impl Feature {
                 lxc: Impl::Yes(VLAN),
                 xen: NO,
             },
-            HostMaintenance | Evacuate | LiveMigrate | ServiceControl | SetPassword
-            | AutoConfigureDisk | Rdp => none_implemented(),
+            LiveMigrate => PerBackend {
+                kvm: Impl::ViaQemu(MIGRATE),
+                qemu: Impl::Yes(MIGRATE),
+                ..none_implemented()
+            },
+            HostMaintenance | Evacuate | ServiceControl | SetPassword | AutoConfigureDisk | Rdp => {
+                none_implemented()
+            }
         }
     }
 

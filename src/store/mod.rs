@@ -470,6 +470,18 @@ impl Store {
             .map_err(|e| self.corrupt(e))
     }
 
+    /// The host a machine of this name is on (names are unique across hosts).
+    pub fn host_of(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT host FROM machines WHERE name = ?1 ORDER BY host = 'local' DESC LIMIT 1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.corrupt(e))
+    }
+
     pub fn machines(&self, host: Option<&str>) -> Result<Vec<MachineRecord>> {
         let mut stmt = self
             .conn

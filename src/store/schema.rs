@@ -231,4 +231,13 @@ pub const MIGRATIONS: &[&str] = &[
         added_at TEXT NOT NULL
     );
     "#,
+    // 16: a disabled host (`creature host disable`, #14) takes no new
+    // machines; `local` can be disabled too, so this is not a column of hosts.
+    r#"
+    CREATE TABLE host_disabled (
+        host   TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        since  TEXT NOT NULL
+    );
+    "#,
 ];

@@ -39,6 +39,16 @@ fn locate(
     })
 }
 
+/// Where the machine's host reads a file of this host: the file itself
+/// here, its shipped copy on another host.
+fn there(drv: &LibvirtDriver, local: &Path, quiet: bool) -> Result<std::path::PathBuf> {
+    if drv.remote {
+        crate::backend::libvirt::ship::ship_file(&drv.conn, &drv.state_dir, local, quiet)
+    } else {
+        Ok(local.to_path_buf())
+    }
+}
+
 /// The installer image, checked before anything is made.
 fn installer(
     store: &mut Store,
@@ -82,7 +92,7 @@ pub fn create(
         let Some(s) = src else { return Ok(None) };
         let l = locate(store, &drv.state_dir, r, s, quiet)?;
         images.extend(l.image.clone());
-        Ok(Some(l.path.display().to_string()))
+        Ok(Some(there(drv, &l.path, quiet)?.display().to_string()))
     };
     let kernel = boot_file(&boot.kernel)?;
     let initrd = boot_file(&boot.initrd)?;
@@ -92,6 +102,10 @@ pub fn create(
         .map(|src| installer(store, drv, r, src, quiet))
         .transpose()?;
     images.extend(iso.as_ref().and_then(|l| l.image.clone()));
+    let iso_path = iso
+        .as_ref()
+        .map(|l| there(drv, &l.path, quiet))
+        .transpose()?;
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
     let pool_name = storage::pool_name(&drv.state_dir);
@@ -111,6 +125,7 @@ pub fn create(
         },
         pool: lv_pool,
         name: pool_name,
+        quiet,
     };
     let mut disks = Vec::new();
     let mut volumes = Vec::new();
@@ -151,10 +166,16 @@ pub fn create(
         // Read-only, after the machine's own disks: the guest's root disk
         // keeps its name, and cloud-init finds the drive by its label.
         let (bus, dev) = domain_xml::disk_target(r.backend, disks.len());
+        // On another host the drive is a volume of the disk pool, shipped
+        // there when it is written (`write_seed`).
+        let seed_path = if drv.remote {
+            crate::statedir::subdir(&drv.state_dir, "disks", 0o711)?
+                .join(crate::backend::libvirt::ship::seed_volume(name))
+        } else {
+            crate::seed::store::iso(&drv.state_dir, name)
+        };
         disks.push(DiskSpec {
-            path: crate::seed::store::iso(&drv.state_dir, name)
-                .display()
-                .to_string(),
+            path: seed_path.display().to_string(),
             format: "raw".into(),
             bus,
             dev,
@@ -163,10 +184,10 @@ pub fn create(
             cdrom: false,
         });
     }
-    if let Some(iso) = iso {
+    if let Some(iso) = iso_path {
         // SATA: virtio has no cdrom, and every firmware boots from AHCI.
         disks.push(DiskSpec {
-            path: iso.path.display().to_string(),
+            path: iso.display().to_string(),
             format: "raw".into(),
             bus: "sata",
             dev: "sda".into(),
@@ -182,8 +203,12 @@ pub fn create(
     }
     interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
 
-    // Made and checked (no symlink) before QEMU writes the serial log there.
+    // Made and checked (no symlink) before QEMU writes the serial log there;
+    // on another host, made there as the directory of a pool.
     crate::statedir::subdir(&drv.state_dir, "logs", 0o700)?;
+    if drv.remote {
+        crate::backend::libvirt::ship::logs_pool(&drv.conn, &drv.state_dir)?;
+    }
     let spec = DomainSpec {
         name: name.to_string(),
         backend: r.backend,
@@ -238,6 +263,8 @@ pub fn create(
 
 struct Pool {
     name: String,
+    /// No progress bars (shipping images to another host).
+    quiet: bool,
     pool: virt::storage_pool::StoragePool,
     room: Room,
 }
@@ -286,7 +313,8 @@ fn volume(
                 )));
             }
             pool.room.take(i, cap, d.overcommit == Some(true))?;
-            storage::overlay_xml(vol, cap, &l.path, &format)
+            let backing = there(drv, &l.path, pool.quiet)?;
+            storage::overlay_xml(vol, cap, &backing, &format)
         }
         None => {
             let fmt = match d.format.unwrap_or(DiskFormat::Qcow2) {

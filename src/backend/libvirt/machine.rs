@@ -23,6 +23,9 @@ pub struct LibvirtDriver {
     pub conn: Connect,
     pub backend: Backend,
     pub state_dir: PathBuf,
+    /// Another host: what its VMs need from this host's files is shipped
+    /// through libvirt (`ship`), never read from a path here.
+    pub remote: bool,
 }
 
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
@@ -34,6 +37,7 @@ impl LibvirtDriver {
             conn,
             backend,
             state_dir: state_dir.to_path_buf(),
+            remote: Uri::local(backend).as_ref() != Some(uri),
         })
     }
 
@@ -151,7 +155,7 @@ impl Driver for LibvirtDriver {
         // Where this run's console output will begin: `log --since start`.
         let log = Self::serial_log_path(&self.state_dir, name);
         let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        if Self::logs_dir(&self.state_dir).is_dir() {
+        if Self::logs_dir(&self.state_dir).is_dir() && !self.remote {
             use std::io::Write;
             if let Ok(mut f) = crate::statedir::rewrite(&start_mark(&log), 0o600) {
                 let _ = f.write_all(len.to_string().as_bytes());
@@ -286,7 +290,21 @@ impl Driver for LibvirtDriver {
 
     fn write_seed(&self, name: &str, seed: &crate::seed::Rendered) -> Result<()> {
         let dir = crate::seed::store::make_dir(&self.state_dir, name)?;
-        crate::seed::iso::write(seed, &dir.join(crate::seed::store::ISO))
+        let iso = dir.join(crate::seed::store::ISO);
+        crate::seed::iso::write(seed, &iso)?;
+        if self.remote {
+            use crate::backend::libvirt::ship;
+            let pool = ship::disks_pool(&self.conn, &self.state_dir)?;
+            ship::ship(
+                &self.conn,
+                &pool,
+                &ship::seed_volume(name),
+                &iso,
+                true,
+                true,
+            )?;
+        }
+        Ok(())
     }
 
     fn remove(&self, name: &str) -> Result<Vec<String>> {
@@ -335,7 +353,20 @@ impl Driver for LibvirtDriver {
             }
         }
         let log = Self::serial_log_path(&self.state_dir, name);
-        if std::fs::remove_file(&log).is_ok() {
+        if self.remote {
+            let vol = log
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if let Ok(pool) = crate::backend::libvirt::ship::logs_pool(&self.conn, &self.state_dir)
+            {
+                if storage::delete_volume(&pool, &vol)? {
+                    removed.push(format!("serial log {}", log.display()));
+                }
+            }
+        }
+        if std::fs::remove_file(&log).is_ok() && !self.remote {
             removed.push(format!("serial log {}", log.display()));
         }
         let _ = std::fs::remove_file(start_mark(&log));
@@ -899,7 +930,22 @@ impl Driver for LibvirtDriver {
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
-        Ok(Self::serial_log_path(&self.state_dir, name))
+        let local = Self::serial_log_path(&self.state_dir, name);
+        if self.remote {
+            // QEMU writes it on its host: this host reads a fresh copy.
+            use crate::backend::libvirt::ship;
+            crate::statedir::subdir(&self.state_dir, "logs", 0o700)?;
+            let pool = ship::logs_pool(&self.conn, &self.state_dir)?;
+            let vol = local
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if !ship::fetch(&self.conn, &pool, &vol, &local)? {
+                let _ = std::fs::remove_file(&local);
+            }
+        }
+        Ok(local)
     }
 }
 
@@ -917,7 +963,7 @@ impl LibvirtDriver {
     }
 
     /// Where a rescued machine's own definition is kept.
-    fn rescue_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn rescue_file(&self, name: &str) -> PathBuf {
         self.state_dir.join("rescue").join(format!("{name}.xml"))
     }
 }

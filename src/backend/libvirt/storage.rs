@@ -152,6 +152,7 @@ pub fn rescue_volume(name: &str) -> String {
 /// rescue scratch disk). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
     volume == rescue_volume(name)
+        || volume == crate::backend::libvirt::ship::seed_volume(name)
         || volume
             .strip_prefix(name)
             .and_then(|r| r.strip_prefix("-disk"))

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::vm::Lab;
 
 /// The field paths of a JSON value: `a.b`, `a[].b`; an empty array is `a[]`.
-fn paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+pub fn paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {
@@ -37,7 +37,7 @@ fn paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
 
 /// docs/json.md's sections: the verb of each heading, with its fields and
 /// whether each is optional.
-fn documented() -> BTreeMap<String, BTreeMap<String, bool>> {
+pub fn documented() -> BTreeMap<String, BTreeMap<String, bool>> {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"),
     )
@@ -58,7 +58,7 @@ fn documented() -> BTreeMap<String, BTreeMap<String, bool>> {
     out
 }
 
-fn check(section: &str, doc: &BTreeMap<String, bool>, got: &BTreeSet<String>) {
+pub fn check(section: &str, doc: &BTreeMap<String, bool>, got: &BTreeSet<String>) {
     for p in got {
         let named = doc.contains_key(p)
             // An empty array stands for the fields of its elements.
@@ -78,6 +78,9 @@ fn check(section: &str, doc: &BTreeMap<String, bool>, got: &BTreeSet<String>) {
         );
     }
 }
+
+/// Sections checked by other tests (with `documented`, `paths`, `check`).
+const ELSEWHERE: &[&str] = &["migrate MACHINE --to HOST"];
 
 #[test]
 fn json_output_is_what_docs_json_md_says() {
@@ -191,8 +194,13 @@ fn json_output_is_what_docs_json_md_says() {
         check(section, fields, &got);
         seen.insert(section.to_string());
     }
-    // Every section of the page is exercised.
-    let sections: BTreeSet<String> = doc.keys().cloned().collect();
+    // Every section of the page is exercised (a few by the tests that have
+    // what they need: two hosts for a migration).
+    let sections: BTreeSet<String> = doc
+        .keys()
+        .filter(|k| !ELSEWHERE.contains(&k.as_str()))
+        .cloned()
+        .collect();
     assert_eq!(sections, seen, "docs/json.md sections without a case here");
     lab.run(&["delete", "js-vm", "js-ct", "--force", "--yes"])
         .ok();
