@@ -1214,22 +1214,20 @@ pub enum HostCommand {
     },
     /// Put the host in maintenance mode.
     Maintenance,
-    /// Control the backend's host services.
-    Service {
-        /// Backend whose services to control.
-        #[arg(long, value_parser = backend_parser(), default_value = "qemu")]
-        backend: Backend,
-        #[arg(value_enum)]
-        action: ServiceAction,
+    /// Take no new machines on a host (create, migrate and evacuate to it are
+    /// refused); its machines keep running.
+    Disable {
+        #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::hosts))]
+        name: String,
+        /// Said to whoever tries to place a machine there, and in `host list`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServiceAction {
-    Status,
-    Start,
-    Stop,
-    Restart,
+    /// Let a disabled host take new machines again.
+    Enable {
+        #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::hosts))]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -462,9 +462,13 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature host maintenance",
             "Refused on every backend (Nova marks it missing).",
         )],
-        "host service" => &[(
-            "creature host service status",
-            "The backend's host services.",
+        "host disable" => &[(
+            "creature host disable b --reason ticket-4711",
+            "Host b takes no new machines until `creature host enable b`.",
+        )],
+        "host enable" => &[(
+            "creature host enable b",
+            "Host b takes new machines again.",
         )],
         "matrix" => &[
             ("creature matrix", "The whole support matrix."),

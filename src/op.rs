@@ -13,7 +13,7 @@ pub enum Target {
     Machine,
     /// A machine being made (its backend comes from the template).
     NewMachine,
-    /// A backend on the host (`host service`, template settings).
+    /// A backend on the host (`host disable`, template settings).
     Backend,
     /// The host or its storage: no machine, no backend.
     Host,
@@ -79,7 +79,8 @@ ops! {
     VolumeSwap => "volume swap", "swapped", SwapVolume, Machine;
     StopActionSuspend => "autostart enable --stop-action suspend", "set", Suspend, Machine;
     TemplateStopActionSuspend => "autostart stop_action = \"suspend\"", "set", Suspend, Backend;
-    HostService => "host service", "done", ServiceControl, Backend;
+    HostDisable => "host disable", "disabled", ServiceControl, Backend;
+    HostEnable => "host enable", "enabled", ServiceControl, Backend;
     NetRoute => "net create --mode route", "created", NetworkRouting, Host;
     NetFlat => "net create --mode bridge", "created", FlatNetworking, Host;
     NetVlan => "net create --vlan", "created", VlanNetworking, Host;

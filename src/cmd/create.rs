@@ -203,6 +203,11 @@ fn plan(
     let drv = backend::open(r.backend, &target)?;
     drv.ensure_free(name)?;
     let mut store = Store::open(&ctx.global.state_dir)?;
+    // A disabled host takes no new VMs (service control: containers are
+    // not governed by it).
+    if r.backend != crate::backend::Backend::Lxc {
+        store.check_host_takes_machines(&host)?;
+    }
     // Held until the create is done or undone; `repair` leaves it alone.
     let _busy = crate::statedir::lock_machine(&ctx.global.state_dir, &host, name)?;
     let mut undo = Undo::new();

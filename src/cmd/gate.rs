@@ -2,7 +2,7 @@
 //! names (exit 2), then the support matrix where no lookup is needed (an
 //! operation no backend allows: exit 3), then the machine's record
 //! (read-only; exit 4), then the matrix cell of its backend (exit 3). An
-//! operation on a given backend (a new machine, `host service`) goes
+//! operation on a given backend (a new machine, `host disable`) goes
 //! straight to that backend's cell, whose refusal says more. Only
 //! what passes goes on to locks, connections, writes and prompts.
 

@@ -1,4 +1,4 @@
-//! `creature host info|maintenance|service`.
+//! `creature host info|add|list|remove|disable|enable|maintenance`.
 
 use serde::Serialize;
 
@@ -116,11 +116,55 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
             gate::check(ctx, Op::HostMaintenance, Subject::Host)?;
             Err(Error::other("host maintenance has no implementation"))
         }
-        HostCommand::Service { backend, .. } => {
-            gate::check(ctx, Op::HostService, Subject::Backend(backend))?;
-            Err(Error::other("host service has no implementation"))
+        HostCommand::Disable { name, reason } => service(ctx, &name, Some(reason)),
+        HostCommand::Enable { name } => service(ctx, &name, None),
+    }
+}
+
+/// The backend whose cell governs a host's service control: its libvirt
+/// driver (containers are never placed on a host by creature's choice).
+fn driver_of(uri: &str) -> Backend {
+    if uri.starts_with("xen") {
+        Backend::Xen
+    } else {
+        Backend::Qemu
+    }
+}
+
+/// `host disable NAME [--reason]` (`reason` Some) or `host enable NAME`.
+fn service(ctx: &Ctx, name: &str, reason: Option<Option<String>>) -> Result<()> {
+    crate::names::check(crate::names::What::Host, name)?;
+    let host = crate::backend::Host::resolve(Some(name), &ctx.global.state_dir)?;
+    let op = if reason.is_some() {
+        Op::HostDisable
+    } else {
+        Op::HostEnable
+    };
+    gate::check(ctx, op, Subject::Backend(driver_of(&host.uri_text())))?;
+    let mut store = crate::store::Store::open(&ctx.global.state_dir)?;
+    match reason {
+        Some(r) => {
+            let r = r.unwrap_or_default();
+            if r.chars().any(char::is_control) {
+                return Err(Error::invalid("--reason: one line of text, please"));
+            }
+            store.disable_host(name, &r)?;
+            ctx.say(&format!(
+                "disabled host {name}: it takes no new machines; its machines keep running"
+            ));
+            if host.is_local() {
+                ctx.note("containers are not governed by it (service control is missing for lxc)");
+            }
+        }
+        None => {
+            if store.enable_host(name)? {
+                ctx.say(&format!("enabled host {name}"));
+            } else {
+                ctx.say(&format!("host {name} was not disabled"));
+            }
         }
     }
+    Ok(())
 }
 
 /// The libvirt URI schemes creature drives (`driver[+transport]://...`).
@@ -185,15 +229,28 @@ struct HostRow {
     error: Option<String>,
     /// creature's machines recorded on it.
     machines: usize,
+    /// It takes new machines (`host disable` makes it false).
+    enabled: bool,
+    /// Why it is disabled; null when enabled.
+    disabled_reason: Option<String>,
 }
 
 /// Each host asked at once, each within its own deadline.
 fn list(ctx: &Ctx) -> Result<()> {
     let hosts = crate::backend::Host::all(&ctx.global.state_dir)?;
-    let counts = match crate::store::Store::open_read_only(&ctx.global.state_dir)? {
+    let store = crate::store::Store::open_read_only(&ctx.global.state_dir)?;
+    let counts = match &store {
         Some(s) => s.machines(None)?,
         None => Vec::new(),
     };
+    let mut disabled = std::collections::BTreeMap::new();
+    if let Some(s) = &store {
+        for h in &hosts {
+            if let Some(r) = s.host_disabled(h.name())? {
+                disabled.insert(h.name().to_string(), r);
+            }
+        }
+    }
     let probes: Vec<_> = hosts
         .iter()
         .map(|h| {
@@ -223,11 +280,13 @@ fn list(ctx: &Ctx) -> Result<()> {
                 libvirt: got.as_ref().ok().cloned(),
                 error: got.err().map(|e| e.message().to_string()),
                 machines: counts.iter().filter(|m| m.host == h.name()).count(),
+                enabled: !disabled.contains_key(h.name()),
+                disabled_reason: disabled.get(h.name()).cloned(),
             }
         })
         .collect();
     output::emit(ctx.global.format, &rows, || {
-        let mut t = Table::new(["NAME", "URI", "STATE", "MACHINES"]);
+        let mut t = Table::new(["NAME", "URI", "STATE", "MACHINES", "SERVICE"]);
         for r in &rows {
             t.row([
                 r.name.clone(),
@@ -237,6 +296,11 @@ fn list(ctx: &Ctx) -> Result<()> {
                     None => "unreachable".into(),
                 },
                 r.machines.to_string(),
+                match &r.disabled_reason {
+                    None => "enabled".into(),
+                    Some(w) if w.is_empty() => "disabled".into(),
+                    Some(w) => format!("disabled: {w}"),
+                },
             ]);
         }
         t

@@ -221,6 +221,8 @@ const QEMU_DISPLAY: &str =
 /// Live and offline migration between two libvirt hosts, disks copied.
 const MIGRATE: &str =
     "tests/integration/real/migrate.rs::vms_migrate_between_two_hosts_live_and_offline";
+/// Named hosts listed at once, and disabled (service control).
+const HOSTS: &str = "tests/integration/real/hosts.rs::hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -418,7 +420,12 @@ impl Feature {
                 qemu: Impl::Yes(MIGRATE),
                 ..none_implemented()
             },
-            HostMaintenance | Evacuate | ServiceControl | SetPassword | AutoConfigureDisk | Rdp => {
+            ServiceControl => PerBackend {
+                kvm: Impl::ViaQemu(HOSTS),
+                qemu: Impl::Yes(HOSTS),
+                ..none_implemented()
+            },
+            HostMaintenance | Evacuate | SetPassword | AutoConfigureDisk | Rdp => {
                 none_implemented()
             }
         }

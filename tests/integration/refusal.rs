@@ -112,11 +112,20 @@ fn unimplemented_cells_are_refused_with_their_own_words() {
         &["pause", "x"],
         &["not implemented yet for backend xen"],
     );
-    refused(
-        &[],
-        &["host", "service", "--backend", "lxc", "status"],
-        &["missing for lxc"],
-    );
+    // A Xen host cannot be disabled: service control is missing for xen.
+    let d = state_dir();
+    Creature::new(d.path())
+        .args(["host", "add", "hx", "xen+tcp://127.0.0.1:1/system"])
+        .run()
+        .ok();
+    let before = snapshot(d.path());
+    let r = Creature::new(d.path())
+        .args(["host", "disable", "hx", "--reason", "r"])
+        .run()
+        .code(3);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("missing for xen"), "{}", r.stderr);
+    assert_eq!(snapshot(d.path()), before);
 }
 
 #[test]

@@ -83,10 +83,10 @@ fn virsh_on(uri: &str, args: &[&str]) -> bool {
 }
 
 #[test]
-fn hosts_are_named_and_listed_at_once_and_a_dead_one_costs_one_line() {
-    let Some(lab) =
-        Lab::if_available("hosts_are_named_and_listed_at_once_and_a_dead_one_costs_one_line")
-    else {
+fn hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line() {
+    let Some(lab) = Lab::if_available(
+        "hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line",
+    ) else {
         return;
     };
     let (hosts, uris) = Hosts::start(&[("ha", "10.199.0.11"), ("hb", "10.199.0.12")]);
@@ -145,6 +145,46 @@ fn hosts_are_named_and_listed_at_once_and_a_dead_one_costs_one_line() {
     lab.run(&again)
         .code(5)
         .stderr_has("already exists on host ha");
+
+    // Service control (#14): a disabled host takes no new machine, while
+    // its own keep running; a Xen host's cell is missing (exit 3).
+    lab.run(&["start", "h-b"]).ok();
+    lab.run(&["host", "disable", "hb", "--reason", "disk swap"])
+        .ok()
+        .stdout_has("disabled host hb");
+    let j = lab.run(&["host", "list", "--format", "json"]).ok().json();
+    let hb = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "hb")
+        .unwrap();
+    assert_eq!(hb["enabled"], false, "{j}");
+    assert_eq!(hb["disabled_reason"], "disk swap", "{j}");
+    let mut onto_b = vec!["--host", "hb", "create", "h-c"];
+    onto_b.extend(small);
+    lab.run(&onto_b)
+        .code(5)
+        .stderr_has("host hb is disabled (disk swap)");
+    assert!(virsh_on(&uris[1], &["domstate", "h-b"]));
+    let state = Command::new("virsh")
+        .args(["-c", &uris[1], "domstate", "h-b"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
+    assert!(!virsh_on(&uris[1], &["dominfo", "h-c"]));
+    lab.run(&["host", "add", "hx", "xen+tcp://10.199.0.30/system"])
+        .ok();
+    lab.run(&["host", "disable", "hx"])
+        .code(3)
+        .stderr_has("xen");
+    lab.run(&["host", "remove", "hx"]).ok();
+    lab.run(&["host", "enable", "hb"])
+        .ok()
+        .stdout_has("enabled host hb");
+    lab.run(&onto_b).ok();
+    lab.run(&["delete", "h-c", "--yes"]).ok();
+    lab.run(&["stop", "h-b", "--force"]).ok();
 
     // Every host at once: the unreachable one is one warning line.
     let rows = |args: &[&str]| -> Vec<(String, String, String)> {

@@ -185,6 +185,12 @@ fn vms_migrate_between_two_hosts_live_and_offline() {
     lab.run(&["migrate", M, "--to", "mb", "--offline"])
         .code(5)
         .stderr_has("is running");
+    lab.run(&["host", "disable", "mb", "--reason", "full"]).ok();
+    lab.run(&["migrate", M, "--to", "mb"])
+        .code(5)
+        .stderr_has("host mb is disabled (full)");
+    untouched("destination disabled");
+    lab.run(&["host", "enable", "mb"]).ok();
     // Ctrl-C while the disk is copied (slowly: 4 MiB of random data at 1 MiB/s).
     lab.guest(
         M,
