@@ -687,13 +687,18 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct EvacuateArgs {
-    /// Host to empty.
-    #[arg(value_name = "HOST")]
+    /// Host that is down, whose VMs are rebuilt elsewhere.
+    #[arg(value_name = "HOST", add = ArgValueCandidates::new(complete::hosts))]
     pub from: String,
 
     /// Destination host.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", add = ArgValueCandidates::new(complete::hosts))]
     pub to: String,
+
+    /// Rebuild even though the host answers (its old copies must then never
+    /// start again; `creature repair` removes them).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -1486,8 +1491,9 @@ mod tests {
         let long = |p: &[&str]| sub(p).get_long_about().unwrap().to_string();
         assert!(about(&["set-password"]).ends_with("[refused: Nova marks it missing everywhere]"));
         assert!(about(&["host", "maintenance"]).contains("missing everywhere"));
-        assert!(about(&["evacuate"]).ends_with("[not implemented yet]"));
+        assert!(!about(&["evacuate"]).contains('['));
         assert!(long(&["migrate"]).contains("Allowed today on: kvm, qemu."));
+        assert!(long(&["evacuate"]).contains("Allowed today on: kvm, qemu."));
         assert!(
             long(&["suspend"]).contains("Allowed today on: kvm, qemu."),
             "{}",
@@ -1510,10 +1516,14 @@ mod tests {
                 "{v} in one group:\n{help}"
             );
         }
-        for v in ["set-password", "evacuate"] {
-            assert!(listed(refused, v) && !listed(usable, v), "{v}:\n{help}");
-        }
-        assert!(listed(usable, "migrate"), "{help}");
+        assert!(
+            listed(refused, "set-password") && !listed(usable, "set-password"),
+            "{help}"
+        );
+        assert!(
+            listed(usable, "migrate") && listed(usable, "evacuate"),
+            "{help}"
+        );
         assert!(listed(usable, "start") && listed(usable, "exec") && listed(usable, "help"));
         assert!(listed(usable, "display"), "{help}");
         assert!(refused.contains("Nova: missing everywhere"), "{help}");

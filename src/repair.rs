@@ -47,6 +47,13 @@ pub struct Facts {
     pub bindings: Vec<(String, String)>,
     /// Security groups the store has.
     pub groups: BTreeSet<String>,
+    /// Machines recorded on other hosts: names are unique across hosts, so
+    /// their volumes (a pool may be shared) and seeds are never orphans
+    /// here, and a domain of theirs here is a stale copy.
+    pub elsewhere: BTreeSet<String>,
+    /// Machines an evacuation rebuilt elsewhere from this host, and
+    /// whether their disks were shared (then they are the new machine's).
+    pub evacuated: BTreeMap<String, bool>,
 }
 
 /// A static DHCP host of one of creature's networks.
@@ -72,6 +79,15 @@ pub enum Action {
     /// Forget a record (its NICs and reservations go with it).
     ForgetRecord {
         machine: String,
+        why: String,
+    },
+    /// A machine's old definition on this host, now that it runs on
+    /// another (an evacuation): undefined, its disks deleted only when the
+    /// rebuilt machine does not use them.
+    RemoveStaleCopy {
+        machine: String,
+        backend: Backend,
+        keep_disks: bool,
         why: String,
     },
     DeleteVolume {
@@ -122,6 +138,19 @@ impl Action {
                 backend,
                 why,
             } => format!("remove {backend} machine {machine}: {why}"),
+            Action::RemoveStaleCopy {
+                machine,
+                keep_disks,
+                why,
+                ..
+            } => format!(
+                "remove the old copy of {machine}{}: {why}",
+                if *keep_disks {
+                    " (its disks stay)"
+                } else {
+                    " and its disks"
+                }
+            ),
             Action::ForgetRecord { machine, why } => {
                 format!("forget the record of {machine}: {why}")
             }
@@ -201,6 +230,23 @@ pub fn plan(f: &Facts) -> Vec<Action> {
             if o.owner == Owner::Ours
                 && !recorded.contains_key(o.name.as_str())
                 && !f.busy.contains(&o.name)
+                && f.elsewhere.contains(&o.name)
+            {
+                let evacuated = f.evacuated.get(&o.name);
+                out.push(Action::RemoveStaleCopy {
+                    machine: o.name.clone(),
+                    backend: *b,
+                    // Unknown sharing: the disks may be the other copy's.
+                    keep_disks: evacuated.copied().unwrap_or(true),
+                    why: if evacuated.is_some() {
+                        "an evacuation rebuilt it on another host".into()
+                    } else {
+                        "its record says another host".into()
+                    },
+                });
+            } else if o.owner == Owner::Ours
+                && !recorded.contains_key(o.name.as_str())
+                && !f.busy.contains(&o.name)
             {
                 out.push(Action::RemoveMachine {
                     machine: o.name.clone(),
@@ -222,7 +268,11 @@ pub fn plan(f: &Facts) -> Vec<Action> {
         let Some(m) = crate::backend::libvirt::storage::machine_of_volume(v) else {
             continue;
         };
-        if !kept.contains(m) && !domains.contains(m) && !f.busy.contains(m) {
+        if !kept.contains(m)
+            && !domains.contains(m)
+            && !f.busy.contains(m)
+            && !f.elsewhere.contains(m)
+        {
             out.push(Action::DeleteVolume {
                 volume: v.clone(),
                 why: format!("no machine {m} owns it"),
@@ -279,7 +329,7 @@ pub fn plan(f: &Facts) -> Vec<Action> {
         !kept.contains(m) && !f.busy.contains(m) && !unanswered
     };
     for m in &f.seeds {
-        if gone(m) {
+        if gone(m) && !f.elsewhere.contains(m) {
             out.push(Action::RemoveSeed {
                 machine: m.clone(),
                 why: format!("no machine {m} owns it"),
@@ -377,6 +427,60 @@ mod tests {
         );
         f.block_volumes = None;
         assert_eq!(plan(&f), vec![]);
+    }
+
+    /// A machine recorded on another host: its domain here is a stale copy
+    /// (disks kept unless an evacuation said they were not shared), and
+    /// its volumes and seed are never orphans here (a pool may be shared).
+    #[test]
+    fn copies_of_machines_living_elsewhere_go_but_their_disks_stay() {
+        let mut f = facts();
+        f.observed.insert(
+            Backend::Qemu,
+            vec![
+                obs("moved", Backend::Qemu, Owner::Ours),
+                obs("shared", Backend::Qemu, Owner::Ours),
+                obs("lost", Backend::Qemu, Owner::Ours),
+            ],
+        );
+        f.elsewhere = ["moved", "shared", "other"].map(String::from).into();
+        f.evacuated.insert("moved".into(), false);
+        f.evacuated.insert("shared".into(), true);
+        f.volumes = Some(vec!["other-disk0.qcow2".into(), "gone-disk0.qcow2".into()]);
+        f.seeds = vec!["other".into(), "gone".into()];
+        let p = plan(&f);
+        let stale = |m: &str| {
+            p.iter().find_map(|a| match a {
+                Action::RemoveStaleCopy {
+                    machine,
+                    keep_disks,
+                    ..
+                } if machine == m => Some(*keep_disks),
+                _ => None,
+            })
+        };
+        assert_eq!(stale("moved"), Some(false));
+        assert_eq!(stale("shared"), Some(true));
+        assert_eq!(stale("lost"), None, "not elsewhere: an untracked machine");
+        assert!(p
+            .iter()
+            .any(|a| matches!(a, Action::RemoveMachine { machine, .. } if machine == "lost")));
+        let volumes: Vec<&str> = p
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeleteVolume { volume, .. } => Some(volume.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(volumes, ["gone-disk0.qcow2"]);
+        let seeds: Vec<&str> = p
+            .iter()
+            .filter_map(|a| match a {
+                Action::RemoveSeed { machine, .. } => Some(machine.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seeds, ["gone"]);
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct CreateJob<'a> {
     pub seed: bool,
     /// Its graphical console (VMs).
     pub display: Option<&'a crate::store::DisplayRecord>,
+    /// Disks already in the pool under the machine's volume names are its
+    /// own (an evacuation onto storage the lost host shared): used as they
+    /// are, never made anew nor deleted on failure.
+    pub reuse_disks: bool,
 }
 
 /// `creature exec` and `shell` as asked, before the guest is looked at.

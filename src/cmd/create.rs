@@ -266,9 +266,11 @@ fn plan(
                 quiet: ctx.global.quiet,
                 seed: seed.is_some(),
                 display: display.as_ref(),
+                reuse_disks: false,
             };
             drv.create(&job, &mut store, &mut undo)
         })
+        .and_then(|_| store.set_spec(&host, name, &r.to_record()?))
         .and_then(|_| match &seed {
             Some(s) => crate::seed::drive::install(
                 drv.as_ref(),

@@ -118,6 +118,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         return match cmd {
             Command::Volume(v) => crate::cmd::volume::run(ctx, &v),
             Command::Secgroup(s) => crate::cmd::secgroup::run(ctx, &s),
+            Command::Evacuate(a) => crate::cmd::evacuate::run(ctx, &a),
             _ => Err(unreachable_past_the_gate(op, None)),
         };
     }

@@ -5,6 +5,7 @@ mod config_drive;
 mod console;
 mod create;
 mod display;
+mod evacuate;
 mod exec;
 mod gate;
 mod host;

@@ -49,6 +49,18 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
             })
             .collect();
         networks = s.networks(hn)?;
+        f.elsewhere = s
+            .machines(None)?
+            .into_iter()
+            .filter(|m| m.host != hn)
+            .map(|m| m.name)
+            .collect();
+        f.evacuated = s
+            .evacuated()?
+            .into_iter()
+            .filter(|(h, _, _)| h == hn)
+            .map(|(_, m, shared)| (m, shared))
+            .collect();
         f.groups = s.secgroups()?.into_iter().map(|g| g.name).collect();
     }
     f.scope = crate::backend::firewall::scope(state_dir);
@@ -168,6 +180,20 @@ fn apply(
         } => {
             let _busy = crate::statedir::lock_machine(state_dir, hn, machine)?;
             backend::open(*backend, host)?.remove(machine).map(|_| ())
+        }
+        Action::RemoveStaleCopy {
+            machine,
+            backend,
+            keep_disks,
+            ..
+        } => {
+            let _busy = crate::statedir::lock_machine(state_dir, hn, machine)?;
+            if *keep_disks {
+                backend::libvirt::machine::undefine_only(host, *backend, machine)?;
+            } else {
+                backend::open(*backend, host)?.remove(machine)?;
+            }
+            Store::open(state_dir)?.forget_evacuated(hn, machine)
         }
         Action::ForgetRecord { machine, .. } => {
             let _busy = crate::statedir::lock_machine(state_dir, hn, machine)?;

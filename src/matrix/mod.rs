@@ -223,6 +223,9 @@ const MIGRATE: &str =
     "tests/integration/real/migrate.rs::vms_migrate_between_two_hosts_live_and_offline";
 /// Named hosts listed at once, and disabled (service control).
 const HOSTS: &str = "tests/integration/real/hosts.rs::hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line";
+/// The VMs of a host whose libvirtd died, rebuilt on another.
+const EVACUATE: &str =
+    "tests/integration/real/evacuate.rs::a_dead_hosts_vms_are_rebuilt_elsewhere_with_their_addresses";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -425,9 +428,12 @@ impl Feature {
                 qemu: Impl::Yes(HOSTS),
                 ..none_implemented()
             },
-            HostMaintenance | Evacuate | SetPassword | AutoConfigureDisk | Rdp => {
-                none_implemented()
-            }
+            Evacuate => PerBackend {
+                kvm: Impl::ViaQemu(EVACUATE),
+                qemu: Impl::Yes(EVACUATE),
+                ..none_implemented()
+            },
+            HostMaintenance | SetPassword | AutoConfigureDisk | Rdp => none_implemented(),
         }
     }
 

@@ -145,6 +145,23 @@ pub fn refresh(drv: &dyn Driver, state_dir: &Path, host: &str, name: &str) -> Re
     Ok(true)
 }
 
+/// Write the recorded seed again, whatever was written before (a machine
+/// rebuilt on another host). False when it has none.
+pub fn rewrite(
+    drv: &dyn Driver,
+    state_dir: &Path,
+    store: &Store,
+    host: &str,
+    name: &str,
+) -> Result<bool> {
+    let Some(seed) = store::load(state_dir, name)? else {
+        return Ok(false);
+    };
+    let r = rendered(store, host, name, drv.backend(), &seed)?;
+    write(drv, state_dir, name, &r)?;
+    Ok(true)
+}
+
 /// A VM's drive is a file creature keeps; a container's seed lives in its
 /// root filesystem, checked by its driver.
 fn drive_present(backend: Backend, state_dir: &Path, name: &str) -> bool {

@@ -207,10 +207,7 @@ impl Store {
     /// autostart remembers of it follows. One transaction.
     pub fn move_machine(&mut self, name: &str, from: &str, to: &str) -> Result<()> {
         let nics = self.nics_on(from, name, to)?;
-        let tx = self
-            .conn
-            .transaction()
-            .context(Kind::Other, || format!("cannot move {name:?}"))?;
+        let tx = self.write()?;
         let id: i64 = tx
             .query_row(
                 "SELECT id FROM machines WHERE host = ?1 AND name = ?2",
@@ -239,5 +236,68 @@ impl Store {
         .context(Kind::Other, || format!("cannot move {name:?}"))?;
         tx.commit()
             .context(Kind::Other, || format!("cannot move {name:?}"))
+    }
+
+    /// What a machine was made from (`Recorded`, JSON): evacuate rebuilds
+    /// it from this when its host is gone.
+    pub fn set_spec(&mut self, host: &str, name: &str, spec: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE machines SET spec = ?3 WHERE host = ?1 AND name = ?2",
+                params![host, name, spec],
+            )
+            .context(Kind::Other, || {
+                format!("cannot record what {name:?} is made of")
+            })?;
+        Ok(())
+    }
+
+    pub fn spec(&self, host: &str, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT spec FROM machines WHERE host = ?1 AND name = ?2",
+                params![host, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.corrupt(e))
+    }
+
+    /// After an evacuation: `machine` still has a definition on `host`
+    /// (down then), which `repair` removes once that host answers.
+    pub fn mark_evacuated(&mut self, host: &str, machine: &str, shared: bool) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO evacuated (host, machine, shared, at) VALUES (?1, ?2, ?3, ?4)",
+                params![host, machine, shared, crate::time::rfc3339_now()],
+            )
+            .context(Kind::Other, || format!("cannot record the evacuation of {machine:?}"))?;
+        Ok(())
+    }
+
+    /// (host, machine, shared disks) left behind by evacuations.
+    pub fn evacuated(&self) -> Result<Vec<(String, String, bool)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT host, machine, shared FROM evacuated ORDER BY host, machine")
+            .map_err(|e| self.corrupt(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.corrupt(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    pub fn forget_evacuated(&mut self, host: &str, machine: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM evacuated WHERE host = ?1 AND machine = ?2",
+                params![host, machine],
+            )
+            .context(Kind::Other, || {
+                format!("cannot update the evacuation of {machine:?}")
+            })?;
+        Ok(())
     }
 }

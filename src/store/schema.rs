@@ -240,4 +240,18 @@ pub const MIGRATIONS: &[&str] = &[
         since  TEXT NOT NULL
     );
     "#,
+    // 17: what each machine was made from (the resolved template, JSON), so
+    // `evacuate` can rebuild it on another host; and the machines an
+    // evacuation rebuilt elsewhere, whose old definitions `repair` removes
+    // once their host answers again.
+    r#"
+    ALTER TABLE machines ADD COLUMN spec TEXT;
+    CREATE TABLE evacuated (
+        host        TEXT NOT NULL,
+        machine     TEXT NOT NULL,
+        shared      INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        PRIMARY KEY (host, machine)
+    );
+    "#,
 ];

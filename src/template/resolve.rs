@@ -30,7 +30,45 @@ pub struct Resolved {
     pub template: Template,
 }
 
+/// What a machine was made from, kept with its record: `evacuate` rebuilds
+/// it from this when its host is gone (the template file may have changed
+/// or gone since).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Recorded {
+    name: String,
+    backend: Backend,
+    cpus: u32,
+    memory: u64,
+    template: Template,
+}
+
 impl Resolved {
+    /// As kept in the machine's record (JSON).
+    pub fn to_record(&self) -> Result<String> {
+        serde_json::to_string(&Recorded {
+            name: self.name.clone(),
+            backend: self.backend,
+            cpus: self.cpus,
+            memory: self.memory.0,
+            template: self.template.clone(),
+        })
+        .map_err(|e| Error::other("cannot record the machine's template").caused_by(e))
+    }
+
+    pub fn from_record(text: &str) -> Result<Resolved> {
+        let r: Recorded = serde_json::from_str(text).map_err(|e| {
+            Error::corrupt("the machine's recorded template is damaged").caused_by(e)
+        })?;
+        Ok(Resolved {
+            name: r.name,
+            chain: Vec::new(),
+            backend: r.backend,
+            cpus: r.cpus,
+            memory: Size(r.memory),
+            template: r.template,
+        })
+    }
+
     pub fn autostart(&self) -> Autostart {
         self.template.autostart.clone().unwrap_or_default()
     }
@@ -903,4 +941,40 @@ fn check_injects(name: &str, injects: &[crate::template::schema::Inject]) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    /// Every shipped template, with overrides, survives its record.
+    #[test]
+    fn a_record_gives_back_the_resolved_template() {
+        let lib = Library::new(None);
+        let mut tried = 0;
+        for (name, _) in crate::template::load::SHIPPED {
+            let name = name.trim_end_matches(".toml");
+            let Ok(r) = resolve(
+                &lib,
+                name,
+                &["cpus=1".into()],
+                HostLimits {
+                    cpus: 64,
+                    memory: None,
+                },
+            ) else {
+                continue;
+            };
+            let back = Resolved::from_record(&r.to_record().unwrap()).unwrap();
+            assert_eq!(back.template, r.template, "{name}");
+            assert_eq!(
+                (back.name.as_str(), back.backend, back.cpus, back.memory),
+                (r.name.as_str(), r.backend, r.cpus, r.memory),
+                "{name}"
+            );
+            tried += 1;
+        }
+        assert!(tried >= 5, "only {tried} shipped templates resolved");
+        assert!(Resolved::from_record("{").is_err());
+    }
 }

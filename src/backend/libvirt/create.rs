@@ -138,7 +138,16 @@ pub fn create(
             .map(|src| locate(store, &drv.state_dir, r, src, quiet))
             .transpose()?;
         images.extend(from.as_ref().and_then(|l| l.image.clone()));
-        let path = volume(drv, &mut pool, &vol, i, d, from.as_mut(), undo)?;
+        let kept = job
+            .reuse_disks
+            .then(|| pool.pool.lookup_storage_vol_by_name(&vol).ok())
+            .flatten();
+        let path = match kept {
+            Some(v) => v
+                .path()
+                .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?,
+            None => volume(drv, &mut pool, &vol, i, d, from.as_mut(), undo)?,
+        };
         let (default_bus, dev) = domain_xml::disk_target(r.backend, i);
         let bus = match d.bus {
             Some(DiskBus::Virtio) => "virtio",

@@ -1109,3 +1109,20 @@ fn backing_of(path: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v["backing-filename"].as_str().map(str::to_string)
 }
+
+/// Power off and undefine a domain of creature's, leaving its disks (a
+/// stale copy whose disks another host's copy uses).
+pub fn undefine_only(host: &crate::backend::Host, backend: Backend, name: &str) -> Result<()> {
+    let drv = LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?;
+    let d = drv.ours(name)?;
+    if dom_state(&d)?.is_active() {
+        d.destroy()
+            .map_err(|e| map_error(format!("cannot power off {name:?}"), e))?;
+    }
+    d.undefine_flags(
+        sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+    )
+    .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))
+}

@@ -64,6 +64,21 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// Start a killed libvirtd again, in its host's namespaces.
+    pub fn revive_libvirtd(&self, name: &str) {
+        let out = Command::new(script())
+            .args(["revive", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "libvirt-host revive {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
         for h in &self.0 {

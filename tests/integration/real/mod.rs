@@ -9,6 +9,7 @@ mod console;
 mod containers;
 pub mod debian;
 mod display;
+mod evacuate;
 mod exec;
 mod firewall;
 mod host;
