@@ -32,7 +32,7 @@ C = os.environ.get("CREATURE_BENCH_BIN") or os.path.join(ROOT, "target/release/c
 GUEST = os.environ.get("CREATURE_TEST_GUEST", "/var/cache/creature-test/guest")
 QUICK = "--quick" in sys.argv
 GROUPS = ["startup", "list", "list1000", "create", "lxc-create", "boot", "shutdown", "exec", "start-all", "snapshot",
-          "volumes", "secgroup"]
+          "volumes", "secgroup", "hosts"]
 CASES = [a for a in sys.argv[1:] if not a.startswith("--")]
 PAIRS = 2 if QUICK else 5
 RESULTS = os.path.join(ROOT, "bench/results-quick.md" if QUICK else "bench/results.md")
@@ -648,6 +648,55 @@ def case_secgroup():
                          "the filter to every one of their veths' bindings.")
 
 
+def case_hosts():
+    """Two more libvirt hosts (scripts/libvirt-host): list across them, and a live migration there and back."""
+    n = 10 if QUICK else 50
+    script = os.path.join(ROOT, "scripts/libvirt-host")
+    hosts = {"bha": "10.199.0.41", "bhb": "10.199.0.42"}
+    uris = {}
+    for h, addr in hosts.items():
+        uris[h] = subprocess.run([script, "start", h, addr], stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        CLEANUP.append(lambda h=h: run([script, "stop", h], check=False))
+    s = state_dir()
+    import_guest(s)
+    for h in hosts:
+        cr(s, "host", "add", h, uris[h], "-q")
+        for i in range(n):
+            cr(s, "--host", h, "create", f"{h}-{i}", "-t", "tiny", "-q")
+    for fmt in ("table", "json"):
+        argv, env = creature("list", "--format", fmt, state=s)
+        compare(
+            f"list across two hosts, {n} VMs (defined) on each, --format {fmt}",
+            f"creature list --format {fmt}",
+            lambda: timed(argv, env),
+            "virsh -c A list --all + virsh -c B list --all",
+            lambda: seq([["virsh", "-c", uris[h], "list", "--all"] for h in hosts]),
+        )
+    CURRENT.notes.append("creature asks the two hosts and this one at the same time (this one has none of these "
+                         "machines) and adds its records; the peer asks the two hosts one after the other.")
+    # One guest booted on bha, moved live to bhb and back by each tool.
+    cr(s, "--host", "bha", "create", "mig", "-t", "tiny", "-q")
+    cr(s, "start", "mig", "-q")
+    wait_until("the guest's agent", lambda: "guest agent on" in cr_out(s, "log", "mig"))
+    a, b = uris["bha"], uris["bhb"]
+
+    def by_creature():
+        t1, r1 = timed(*creature("migrate", "mig", "--to", "bhb", "-q", state=s))
+        t2, r2 = timed(*creature("migrate", "mig", "--to", "bha", "-q", state=s))
+        return t1 + t2, max(r1, r2)
+
+    def by_virsh():
+        flags = ["--live", "--p2p", "--persistent", "--undefinesource"]
+        return seq([["virsh", "-c", a, "migrate", *flags, "mig", b], ["virsh", "-c", b, "migrate", *flags, "mig", a]])
+
+    compare("live migration of a running 256 MiB guest to another host and back", "creature migrate (twice)",
+            by_creature, "virsh migrate --live --p2p --persistent --undefinesource (twice)", by_virsh)
+    CURRENT.notes.append("both run libvirt's peer-to-peer live migration of the same guest; creature first checks the "
+                         "destination (network, memory, name), probes whether the hosts share the disk pool, moves "
+                         "the DHCP reservation and network filters, and updates its record.")
+    CLEANUP.append(lambda: cr(s, "delete", "mig", "--force", "--yes", "-q", check=False))
+
+
 def case_shutdown():
     s, cts, vms = boot_setup()
     guests = temp_dir("creature-bench-lg.")
@@ -851,6 +900,7 @@ def main():
         "snapshot": case_snapshot,
         "volumes": case_volumes,
         "secgroup": case_secgroup,
+        "hosts": case_hosts,
     }
     global CURRENT
     try:

@@ -1198,8 +1198,12 @@ pub enum AutostopCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
-    /// Host facts and whether each backend is usable here.
-    Info,
+    /// Host facts and whether each backend is usable here; with NAME, what libvirt
+    /// on that host says of it.
+    Info {
+        #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::hosts))]
+        name: Option<String>,
+    },
     /// Name another libvirt host (qemu+ssh://root@b/system, qemu+tcp://10.0.0.2/system),
     /// for `--host NAME` on every machine and network verb.
     Add {

@@ -42,6 +42,11 @@ fn open_untraced(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
         Backend::Kvm | Backend::Qemu | Backend::Xen => Ok(Box::new(
             libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?,
         )),
+        Backend::Lxc if !host.is_local() => Err(Error::unavailable(format!(
+            "containers are this host's only: liblxc runs them where creature runs, and host {} is another (create the container without --host, or run creature on {})",
+            host.name(),
+            host.name()
+        ))),
         Backend::Lxc => {
             // SAFETY: geteuid has no preconditions and cannot fail.
             if unsafe { libc::geteuid() } != 0 {

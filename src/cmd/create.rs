@@ -108,6 +108,12 @@ pub fn run(ctx: &Ctx, op: Op, args: &CreateArgs, wait: Option<&WaitArgs>) -> Res
         &overrides(&args)?,
         HostLimits::local(),
     )?;
+    // The template's host, when the command line (or CREATURE_HOST) names none.
+    if let (None, Some(h)) = (&ctx.global.host, &resolved.template.host) {
+        let mut on = ctx.clone();
+        on.global.host = Some(h.clone()).filter(|h| h != crate::config::LOCAL);
+        return plan(&on, op, name, &args, &resolved, wait);
+    }
     plan(ctx, op, name, &args, &resolved, wait)
 }
 

@@ -42,7 +42,8 @@ fn human_bytes(b: u64) -> String {
 
 pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
     match cmd {
-        HostCommand::Info => {
+        HostCommand::Info { name: Some(n) } if n != crate::config::LOCAL => remote_info(ctx, &n),
+        HostCommand::Info { .. } => {
             let info = host::probe()?;
             let view = InfoView {
                 host_status: Backend::ALL
@@ -119,6 +120,87 @@ pub fn run(ctx: &Ctx, cmd: HostCommand) -> Result<()> {
         HostCommand::Disable { name, reason } => service(ctx, &name, Some(reason)),
         HostCommand::Enable { name } => service(ctx, &name, None),
     }
+}
+
+/// `host info NAME` of another host: what its libvirtd says.
+#[derive(Serialize)]
+struct RemoteInfo {
+    name: String,
+    uri: String,
+    hostname: String,
+    cpu_model: String,
+    cpus: u32,
+    memory_bytes: u64,
+    free_memory_bytes: u64,
+    libvirt_daemon: String,
+    /// Domain types libvirt offers there for x86_64 (qemu, kvm, xen).
+    domain_types: Vec<String>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    machines: usize,
+}
+
+fn remote_info(ctx: &Ctx, name: &str) -> Result<()> {
+    crate::names::check(crate::names::What::Host, name)?;
+    let host = crate::backend::Host::resolve(Some(name), &ctx.global.state_dir)?;
+    let uri = crate::backend::libvirt::Uri(host.uri_text());
+    let conn = crate::backend::libvirt::open(&uri, std::time::Duration::from_secs(10))?;
+    let lv = |what: &str, e| {
+        crate::backend::libvirt::map_error(format!("host {name}: cannot read {what}"), e)
+    };
+    let node = conn.node_info().map_err(|e| lv("its node facts", e))?;
+    let caps = conn.capabilities().map_err(|e| lv("its capabilities", e))?;
+    let store = crate::store::Store::open_read_only(&ctx.global.state_dir)?;
+    let (reason, machines) = match &store {
+        Some(s) => (s.host_disabled(name)?, s.machines(Some(name))?.len()),
+        None => (None, 0),
+    };
+    let view = RemoteInfo {
+        name: name.to_string(),
+        uri: uri.0.clone(),
+        hostname: conn.hostname().map_err(|e| lv("its host name", e))?,
+        cpu_model: node.model.clone(),
+        cpus: node.cpus,
+        memory_bytes: node.memory * 1024,
+        free_memory_bytes: conn.free_memory().map_err(|e| lv("its free memory", e))?,
+        libvirt_daemon: host::version_string(
+            conn.lib_version()
+                .map_err(|e| lv("its libvirt version", e))?,
+        ),
+        domain_types: host::domain_types(&caps).into_iter().collect(),
+        enabled: reason.is_none(),
+        disabled_reason: reason,
+        machines,
+    };
+    output::emit(ctx.global.format, &view, || {
+        let mut t = Table::new(["KEY", "VALUE"]);
+        t.row(["name", &view.name]);
+        t.row(["uri", &view.uri]);
+        t.row(["hostname", &view.hostname]);
+        t.row([
+            "cpu".to_string(),
+            format!("{} x {}", view.cpus, view.cpu_model),
+        ]);
+        t.row([
+            "memory".to_string(),
+            format!(
+                "{} ({} free)",
+                human_bytes(view.memory_bytes),
+                human_bytes(view.free_memory_bytes)
+            ),
+        ]);
+        t.row(["libvirtd", &view.libvirt_daemon]);
+        t.row(["domain types".to_string(), view.domain_types.join(", ")]);
+        t.row([
+            "service".to_string(),
+            match &view.disabled_reason {
+                None => "enabled".into(),
+                Some(r) => format!("disabled: {r}"),
+            },
+        ]);
+        t.row(["machines".to_string(), view.machines.to_string()]);
+        t
+    })
 }
 
 /// The backend whose cell governs a host's service control: its libvirt

@@ -519,6 +519,7 @@ pub fn log(
     follow: bool,
     lines: Option<u64>,
     since: Option<crate::cli::Since>,
+    remote: bool,
 ) -> Result<()> {
     let path = drv.serial_log(&rec.name)?;
     let mut f = match std::fs::File::open(&path) {
@@ -595,6 +596,12 @@ pub fn log(
         }
         if interrupt::requested() {
             return Err(interrupt::error("stopped following the log"));
+        }
+        if remote {
+            // Written on the machine's host: read a fresh copy (whole, so
+            // only a rotation there makes it shorter).
+            std::thread::sleep(Duration::from_millis(800));
+            drv.serial_log(&rec.name)?;
         }
         // Truncated (log rotated)? Start over.
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -49,6 +49,18 @@ fn check_record(store: &Store, rec: &MachineRecord, to: &str) -> Result<()> {
     store.nics_on(from, name, to).map(|_| ())
 }
 
+/// A live machine's memory must fit in what the destination has free.
+fn memory_fits(host: &str, name: &str, free: u64, need: u64) -> Result<()> {
+    if free < need {
+        return Err(Error::conflict(format!(
+            "host {host} has {} of free memory; {name} needs {}",
+            Size(free).human(),
+            Size(need).human()
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &MigrateArgs) -> Result<()> {
     let state_dir = &ctx.global.state_dir;
     let name = rec.name.as_str();
@@ -104,14 +116,7 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &MigrateArgs) -> Result<()> {
         let free = dst
             .free_memory()
             .map_err(|e| map_error(format!("cannot read host {}'s memory", to.name()), e))?;
-        if free < need {
-            return Err(Error::conflict(format!(
-                "host {} has {} of free memory; {name} needs {}",
-                to.name(),
-                Size(free).human(),
-                Size(need).human()
-            )));
-        }
+        memory_fits(to.name(), name, free, need)?;
     }
     let nics = store.nics(from.name(), name)?;
     for n in &nics {
@@ -276,4 +281,18 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &MigrateArgs) -> Result<()> {
         }
         t
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_must_fit_on_the_destination() {
+        assert!(super::memory_fits("b", "web", 1 << 30, 256 << 20).is_ok());
+        let e = super::memory_fits("b", "web", 128 << 20, 256 << 20).unwrap_err();
+        assert_eq!(e.kind(), crate::error::Kind::Conflict);
+        assert_eq!(
+            e.message(),
+            "host b has 128.0MiB of free memory; web needs 256.0MiB"
+        );
+    }
 }

@@ -103,6 +103,7 @@ pub const KEYS: &[Key] = &[
     k("display", "table", "none", "A graphical console for a VM (`creature display`), with a password made for the machine at create (8 characters, VNC's limit), kept in the state database and given to libvirt, never printed unless asked (`display --show-password`)."),
     k("display.type", "vnc | spice | none", "none", "The protocol. The support matrix refuses both for lxc and SPICE for xen (exit 3)."),
     k("iso", "source", "none", "kvm and qemu: an installer image (ISO 9660) attached read-only as a SATA cdrom (`create --iso FILE` sets it). The machine boots its disk first and the cdrom when the disk has nothing to boot: an empty disk starts the installer, and the installed system boots from then on. With it, `display.type` defaults to vnc. Not with `boot.kernel`."),
+    k("host", "host name", "local", "kvm, qemu and xen: the host the machine is made on (`creature host add`) when neither `--host` nor CREATURE_HOST says one. Containers are this host's only."),
     k("security_groups", "list of group names", "[]", "kvm, qemu and lxc: the security groups (`creature secgroup`) the machine is put in at create; each must exist. In a group, a machine takes inbound traffic only as a rule allows and sends outbound only as a rule allows (a new group allows all outbound); answers to allowed traffic pass. Not in any group: no filtering but anti-spoofing."),
     k("display.listen", "IP address", "127.0.0.1", "Where it listens. Anything but a loopback address reaches beyond this host: creature says so at create."),
     k("config_drive", "table", "none", "How first-boot settings reach a VM; present alone, it gives the guest its host name and network configuration."),
@@ -310,6 +311,7 @@ mod tests {
             }),
             iso: Some(src()),
             security_groups: vec!["g".into()],
+            host: Some("b".into()),
             injects: vec![Inject {
                 source: "/s".into(),
                 dest: "/d".into(),

@@ -300,7 +300,7 @@ mod tests {
         let e = parse(&src("backend = \"qemu\"\ncpu = 2\n")).unwrap_err();
         assert_eq!(
             e.message(),
-            "template t.toml:2:1: unknown field `cpu`, expected one of `description`, `extends`, `backend`, `cpus`, `memory`, `max_cpus`, `max_vcpus`, `max_memory`, `rescue`, `guest_agent`, `variables`, `disk`, `boot`, `nic`, `volume`, `rootfs`, `autostart`, `cloud_init`, `alternative`, `config_drive`, `inject`, `display`, `iso`, `security_groups` (did you mean `cpus`?)\n  |\n2 | cpu = 2\n  | ^^^"
+            "template t.toml:2:1: unknown field `cpu`, expected one of `description`, `extends`, `backend`, `cpus`, `memory`, `max_cpus`, `max_vcpus`, `max_memory`, `rescue`, `guest_agent`, `variables`, `disk`, `boot`, `nic`, `volume`, `rootfs`, `autostart`, `cloud_init`, `alternative`, `config_drive`, `inject`, `display`, `iso`, `security_groups`, `host` (did you mean `cpus`?)\n  |\n2 | cpu = 2\n  | ^^^"
         );
     }
 

@@ -432,6 +432,16 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         }
         names::check(What::Image, img).map_err(|e| field_err(name, "rescue", e.message()))?;
     }
+    if let Some(h) = &t.host {
+        names::check(What::Host, h).map_err(|e| field_err(name, "host", e.message()))?;
+        if backend == Backend::Lxc && h != crate::config::LOCAL {
+            return Err(field_err(
+                name,
+                "host",
+                "containers are this host's only (liblxc runs them where creature runs)",
+            ));
+        }
+    }
     if t.guest_agent == Some(true) && !matches!(backend, Backend::Kvm | Backend::Qemu) {
         return Err(field_err(
             name,

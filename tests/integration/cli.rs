@@ -104,6 +104,42 @@ fn list_shows_records_in_table_and_json() {
     assert_eq!(j[1]["host"], "h1");
 }
 
+/// Containers are liblxc's, on this host only: one on another host is
+/// exit 6 before anything is made.
+#[test]
+fn a_container_on_another_host_is_refused() {
+    let d = state_dir();
+    Creature::new(d.path())
+        .args(["host", "add", "hx", "qemu+tcp://127.0.0.1:1/system"])
+        .run()
+        .ok()
+        .stderr_has("does not answer now");
+    let r = Creature::new(d.path())
+        .args(["--host", "hx", "create", "c1", "-t", "lxc-busybox"])
+        .run()
+        .code(6)
+        .stderr_has("containers are this host's only");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let j = Creature::new(d.path())
+        .args(["--host", "hx", "list", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j, serde_json::json!([]), "nothing recorded");
+    // The template's `host` places a VM there (hx does not answer: exit 6
+    // naming it); a container's template cannot name another host.
+    Creature::new(d.path())
+        .args(["create", "v1", "-t", "tiny", "--set", "host=hx"])
+        .run()
+        .code(6)
+        .stderr_has("qemu+tcp://127.0.0.1:1/system");
+    Creature::new(d.path())
+        .args(["create", "c2", "-t", "lxc-busybox", "--set", "host=hx"])
+        .run()
+        .code(2)
+        .stderr_has("host: containers are this host's only");
+}
+
 #[test]
 fn interrupted_create_shows_as_incomplete() {
     use creature::backend::Backend;

@@ -171,6 +171,38 @@ fn a_dead_hosts_vms_are_rebuilt_elsewhere_with_their_addresses() {
     });
     assert!(answered, "{ip} does not answer on eb");
 
+    // `log --follow` of a machine on another host shows what it prints now.
+    let mut child = lab
+        .c()
+        .args(["log", "ev1", "--follow", "-n", "0"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    lab.guest("ev1", "echo follow-marker >/dev/ttyS0");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = false;
+    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if l.contains("follow-marker") {
+            seen = true;
+            break;
+        }
+    }
+    crate::util::interrupt(child);
+    assert!(seen, "log --follow did not show the new line");
+
     // ea comes back with its old ev1 still running: repair removes that
     // copy (and its disks, which eb does not share), nothing else.
     hosts.revive_libvirtd("ea");

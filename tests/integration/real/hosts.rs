@@ -146,6 +146,26 @@ fn hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line() {
         "{j}"
     );
 
+    // What libvirt on another host says of it.
+    let info = lab
+        .run(&["host", "info", "ha", "--format", "json"])
+        .ok()
+        .json();
+    let mut got = std::collections::BTreeSet::new();
+    super::json::paths(&info, "", &mut got);
+    let section = "host info NAME";
+    super::json::check(section, &super::json::documented()[section], &got);
+    assert_eq!(info["hostname"], "ha", "{info}");
+    assert!(
+        info["domain_types"]
+            .as_array()
+            .unwrap()
+            .contains(&"qemu".into()),
+        "{info}"
+    );
+    assert!(info["free_memory_bytes"].as_u64().unwrap() > 0, "{info}");
+    lab.run(&["host", "info", "hz"]).code(6);
+
     // A machine on each host; names are unique across hosts.
     let small = ["-t", "tiny", "--set", "disk.0.size=16MiB"];
     for (host, m) in [("local", "h-loc"), ("ha", "h-a"), ("hb", "h-b")] {
