@@ -92,6 +92,15 @@ impl Host {
         &self.name
     }
 
+    /// The libvirt driver that answers there for VMs (a remote host's URI
+    /// names one): the engine asked for what it has.
+    pub fn vm_engine(&self) -> Backend {
+        match &self.remote {
+            Some(u) if u.0.starts_with("xen") => Backend::Xen,
+            _ => Backend::Qemu,
+        }
+    }
+
     /// This machine, where creature can run programs next to the backends.
     pub fn is_local(&self) -> bool {
         self.remote.is_none()

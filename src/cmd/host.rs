@@ -203,16 +203,6 @@ fn remote_info(ctx: &Ctx, name: &str) -> Result<()> {
     })
 }
 
-/// The backend whose cell governs a host's service control: its libvirt
-/// driver (containers are never placed on a host by creature's choice).
-fn driver_of(uri: &str) -> Backend {
-    if uri.starts_with("xen") {
-        Backend::Xen
-    } else {
-        Backend::Qemu
-    }
-}
-
 /// `host disable NAME [--reason]` (`reason` Some) or `host enable NAME`.
 fn service(ctx: &Ctx, name: &str, reason: Option<Option<String>>) -> Result<()> {
     crate::names::check(crate::names::What::Host, name)?;
@@ -222,7 +212,9 @@ fn service(ctx: &Ctx, name: &str, reason: Option<Option<String>>) -> Result<()> 
     } else {
         Op::HostEnable
     };
-    gate::check(ctx, op, Subject::Backend(driver_of(&host.uri_text())))?;
+    // Its VM driver's cell governs it (containers are never placed on a
+    // host by creature's choice).
+    gate::check(ctx, op, Subject::Backend(host.vm_engine()))?;
     let mut store = crate::store::Store::open(&ctx.global.state_dir)?;
     match reason {
         Some(r) => {

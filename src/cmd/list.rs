@@ -187,10 +187,11 @@ pub fn rows(ctx: &Ctx, host: &Host) -> Result<Vec<ListRow>> {
         Some(s) => s.machines(Some(hn))?,
         None => Vec::new(),
     };
-    // qemu (with kvm) and, on this host, lxc are always asked, so machines
-    // creature did not make show up; xen only when creature has machines there.
+    // The host's VM driver (qemu with kvm, or a Xen host's) and, on this
+    // host, lxc are always asked, so machines creature did not make show
+    // up; local xen only when creature has machines there.
     let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
-    engines.insert(Backend::Qemu, BTreeSet::new());
+    engines.insert(host.vm_engine(), BTreeSet::new());
     if host.is_local() {
         engines.insert(Backend::Lxc, BTreeSet::new());
     }

@@ -65,7 +65,7 @@ fn gather(ctx: &Ctx, host: &Host, unchecked: &mut Vec<String>) -> Result<Facts> 
     }
     f.scope = crate::backend::firewall::scope(state_dir);
     let mut engines: BTreeMap<Backend, BTreeSet<String>> = BTreeMap::new();
-    engines.insert(Backend::Qemu, BTreeSet::new());
+    engines.insert(host.vm_engine(), BTreeSet::new());
     engines.insert(Backend::Lxc, BTreeSet::new());
     for r in &f.records {
         engines

@@ -226,6 +226,8 @@ const HOSTS: &str = "tests/integration/real/hosts.rs::hosts_are_named_disabled_a
 /// The VMs of a host whose libvirtd died, rebuilt on another.
 const EVACUATE: &str =
     "tests/integration/real/evacuate.rs::a_dead_hosts_vms_are_rebuilt_elsewhere_with_their_addresses";
+/// A PV domU on a real Xen host (nested under QEMU TCG).
+const XEN: &str = "tests/integration/real/xen.rs::xen_pv_machines_on_a_real_xen_host";
 const KVM_NET: &str = "tests/integration/real/network.rs::kvm_machines_on_routed_and_flat_networks";
 
 impl Feature {
@@ -307,11 +309,12 @@ impl Feature {
                 kvm: Impl::Yes(HOST_INFO_TEST),
                 qemu: Impl::Yes(HOST_INFO_TEST),
                 lxc: Impl::Yes(HOST_INFO_TEST),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
-            Launch | Shutdown | Pause | Unpause | GuestStatus => {
-                all3(QEMU_LIFECYCLE, KVM_LIFECYCLE, LXC_LIFECYCLE)
-            }
+            Launch | Shutdown | Pause | Unpause | GuestStatus => PerBackend {
+                xen: Impl::Yes(XEN),
+                ..all3(QEMU_LIFECYCLE, KVM_LIFECYCLE, LXC_LIFECYCLE)
+            },
             SerialConsole => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_CONSOLE),
@@ -364,9 +367,15 @@ impl Feature {
                 qemu: Impl::Yes(QEMU_LIMITS),
                 ..none_implemented()
             },
-            Suspend | Restore | SerialLog => PerBackend {
+            Suspend | Restore => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
+                ..none_implemented()
+            },
+            SerialLog => PerBackend {
+                kvm: Impl::ViaQemu(KVM_SMOKE),
+                qemu: Impl::Yes(QEMU_LIFECYCLE),
+                xen: Impl::Yes(XEN),
                 ..none_implemented()
             },
             AttachVolume | DetachVolume => PerBackend {

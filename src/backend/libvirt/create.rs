@@ -374,15 +374,13 @@ fn define(drv: &LibvirtDriver, spec: &DomainSpec, undo: &mut Undo) -> Result<()>
         .define_domain_xml(&xml)
         .map_err(|e| map_error(format!("cannot define domain {name:?}"), e))?;
     let conn = drv.conn.clone();
+    let flags = crate::backend::libvirt::machine::undefine_flags(drv.backend);
     undo.push(format!("undefine domain {name}"), move || {
         match conn.lookup_domain_by_name(&name) {
             Ok(d) => {
                 let _ = d.destroy();
-                d.undefine_flags(
-                    virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                        | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM,
-                )
-                .map_err(|e| map_error("cannot undefine", e))
+                d.undefine_flags(flags)
+                    .map_err(|e| map_error("cannot undefine", e))
             }
             Err(_) => Ok(()),
         }

@@ -119,14 +119,24 @@ pub fn metadata(m: &Meta) -> El {
 
 pub fn render(s: &DomainSpec) -> String {
     let xen = s.backend == Backend::Xen;
+    // Xen boots a kernel it is given as a paravirtualized guest: no
+    // emulated hardware, which a Xen host without HVM (a nested one) lacks.
+    let pv = xen && s.kernel.is_some();
     let mut os = El::new("os");
-    if s.firmware == Firmware::Uefi {
+    if s.firmware == Firmware::Uefi && !pv {
         os = os.attr("firmware", "efi");
     }
-    let mut ty = El::leaf("type", "hvm").attr("arch", "x86_64");
-    if xen {
-        ty = ty.attr("machine", "xenfv");
-    }
+    let ty = if pv {
+        El::leaf("type", "linux")
+            .attr("arch", "x86_64")
+            .attr("machine", "xenpv")
+    } else if xen {
+        El::leaf("type", "hvm")
+            .attr("arch", "x86_64")
+            .attr("machine", "xenfv")
+    } else {
+        El::leaf("type", "hvm").attr("arch", "x86_64")
+    };
     os = os.child(ty);
     if let Some(k) = &s.kernel {
         os = os.child(El::leaf("kernel", k.clone()));
@@ -190,10 +200,20 @@ pub fn render(s: &DomainSpec) -> String {
                     .map(|f| crate::secgroup::filter::filterref(&f.name, f.ip.as_deref())),
             )
     });
+    // A PV guest's console is Xen's own (hvc0); xenconsoled logs it in dom0.
+    let console = if pv {
+        El::new("console")
+            .attr("type", "pty")
+            .child(El::new("target").attr("type", "xen").attr("port", "0"))
+    } else {
+        El::new("console")
+            .attr("type", "pty")
+            .child(El::new("target").attr("type", "serial").attr("port", "0"))
+    };
     let devices = El::new("devices")
         .children(disks)
         .children(nics)
-        .child(
+        .child_if(!pv, || {
             El::new("serial")
                 .attr("type", "pty")
                 .child(
@@ -201,19 +221,13 @@ pub fn render(s: &DomainSpec) -> String {
                         .attr("file", s.serial_log.clone())
                         .attr("append", "on"),
                 )
-                .child(El::new("target").attr("port", "0")),
-        )
-        .child(
-            El::new("console")
-                .attr("type", "pty")
-                .child(El::new("target").attr("type", "serial").attr("port", "0")),
-        )
+                .child(El::new("target").attr("port", "0"))
+        })
+        .child(console)
         .children(s.display.as_ref().map(graphics))
-        .children(
-            s.display
-                .as_ref()
-                .map(|_| El::new("video").child(El::new("model").attr("type", "vga"))),
-        )
+        .children(s.display.as_ref().map(|_| {
+            El::new("video").child(El::new("model").attr("type", if pv { "xen" } else { "vga" }))
+        }))
         // libvirt picks the socket path for the agent's channel itself.
         .child_if(s.guest_agent, || {
             El::new("channel")
@@ -256,7 +270,7 @@ pub fn render(s: &DomainSpec) -> String {
                 .attr("current", s.cpus.to_string()),
         )
         .child(os)
-        .child(features)
+        .child_if(!pv, || features)
         .child(El::new("clock").attr("offset", "utc"))
         .child(El::leaf("on_poweroff", "destroy"))
         .child(El::leaf("on_reboot", "restart"))

@@ -30,6 +30,9 @@ pub struct LibvirtDriver {
 
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 
+/// Where xenconsoled logs each domU's console in dom0 (its `--log=guest`).
+const XEN_CONSOLE_LOGS: &str = "/var/log/xen/console";
+
 impl LibvirtDriver {
     pub fn open(backend: Backend, uri: &Uri, state_dir: &Path) -> Result<LibvirtDriver> {
         let conn = open(uri, CONNECT_LIMIT)?;
@@ -171,6 +174,12 @@ impl Driver for LibvirtDriver {
         match dom_state(&d)? {
             PowerState::Running | PowerState::ShuttingDown => {}
             st => return Err(wrong_state(name, "stop", st)),
+        }
+        if self.backend == Backend::Xen {
+            // A PV guest has no ACPI: Xen asks its kernel through xenstore.
+            return d
+                .shutdown_flags(sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT)
+                .map_err(|e| map_error(format!("cannot ask {name:?} to shut down"), e));
         }
         d.shutdown_flags(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
             .map_err(|e| map_error(format!("cannot send the power button to {name:?}"), e))
@@ -323,12 +332,8 @@ impl Driver for LibvirtDriver {
             if d.has_managed_save(0).unwrap_or(false) {
                 removed.push("managed-save image".to_string());
             }
-            d.undefine_flags(
-                sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                    | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                    | sys::VIR_DOMAIN_UNDEFINE_NVRAM,
-            )
-            .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))?;
+            d.undefine_flags(undefine_flags(self.backend))
+                .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))?;
             removed.push(format!("domain {name}"));
             if !meta.volumes.is_empty() {
                 let pool = self
@@ -931,6 +936,25 @@ impl Driver for LibvirtDriver {
     fn serial_log(&self, name: &str) -> Result<PathBuf> {
         self.ours(name)?;
         let local = Self::serial_log_path(&self.state_dir, name);
+        if self.backend == Backend::Xen {
+            // xenconsoled logs a PV guest's console in dom0.
+            let there = Path::new(XEN_CONSOLE_LOGS).join(format!("guest-{name}.log"));
+            if !self.remote {
+                return Ok(there);
+            }
+            use crate::backend::libvirt::ship;
+            crate::statedir::subdir(&self.state_dir, "logs", 0o700)?;
+            let pool = storage::ensure_pool(
+                &self.conn,
+                &format!("{}-xenconsole", storage::pool_name(&self.state_dir)),
+                Path::new(XEN_CONSOLE_LOGS),
+                &self.state_dir.join("pool.lock"),
+            )?;
+            if !ship::fetch(&self.conn, &pool, &format!("guest-{name}.log"), &local)? {
+                let _ = std::fs::remove_file(&local);
+            }
+            return Ok(local);
+        }
         if self.remote {
             // QEMU writes it on its host: this host reads a fresh copy.
             use crate::backend::libvirt::ship;
@@ -1110,6 +1134,19 @@ fn backing_of(path: &str) -> Option<String> {
     v["backing-filename"].as_str().map(str::to_string)
 }
 
+/// What goes with a domain's definition. libxl takes only the managed save
+/// (it has neither snapshot metadata nor NVRAM to drop).
+pub fn undefine_flags(backend: Backend) -> u32 {
+    match backend {
+        Backend::Xen => sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+        _ => {
+            sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                | sys::VIR_DOMAIN_UNDEFINE_NVRAM
+        }
+    }
+}
+
 /// Power off and undefine a domain of creature's, leaving its disks (a
 /// stale copy whose disks another host's copy uses).
 pub fn undefine_only(host: &crate::backend::Host, backend: Backend, name: &str) -> Result<()> {
@@ -1119,10 +1156,6 @@ pub fn undefine_only(host: &crate::backend::Host, backend: Backend, name: &str) 
         d.destroy()
             .map_err(|e| map_error(format!("cannot power off {name:?}"), e))?;
     }
-    d.undefine_flags(
-        sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-            | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-            | sys::VIR_DOMAIN_UNDEFINE_NVRAM,
-    )
-    .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))
+    d.undefine_flags(undefine_flags(backend))
+        .map_err(|e| map_error(format!("cannot undefine {name:?}"), e))
 }

@@ -59,10 +59,14 @@ pub fn all(conn: &Connect) -> Result<Vec<DomStats>> {
     // SAFETY: a live connection and an out-pointer libvirt fills on success.
     let n = unsafe { sys::virConnectGetAllDomainStats(conn.as_ptr(), kinds, &mut list, 0) };
     if n < 0 {
-        return Err(map_error(
-            "cannot read domain statistics",
-            virt::error::Error::last_error(),
-        ));
+        let e = virt::error::Error::last_error();
+        if matches!(
+            e.code(),
+            virt::error::ErrorNumberEnum::Known(virt::error::ErrorNumber::NoSupport)
+        ) {
+            return one_by_one(conn);
+        }
+        return Err(map_error("cannot read domain statistics", e));
     }
     let records = Records {
         list,
@@ -101,6 +105,37 @@ pub fn all(conn: &Connect) -> Result<Vec<DomStats>> {
                 cpu_time_ns: ull("cpu.time"),
             });
         }
+    }
+    Ok(out)
+}
+
+/// Drivers without the bulk call (libvirt's libxl): each domain's info.
+/// Xen's own Domain-0 is the host, not a machine.
+fn one_by_one(conn: &Connect) -> Result<Vec<DomStats>> {
+    let doms = conn
+        .list_all_domains(0)
+        .map_err(|e| map_error("cannot list domains", e))?;
+    let mut out = Vec::with_capacity(doms.len());
+    for d in doms {
+        if d.id() == Some(0) {
+            continue;
+        }
+        let (Ok(name), Ok(info)) = (d.name(), d.info()) else {
+            continue; // gone meanwhile
+        };
+        let (mut state, mut reason) = (-1, -1);
+        // SAFETY: a live domain and two out-integers.
+        if unsafe { sys::virDomainGetState(d.as_ptr(), &mut state, &mut reason, 0) } < 0 {
+            continue;
+        }
+        out.push(DomStats {
+            name,
+            state: Some(state),
+            reason: Some(reason),
+            vcpus: Some(info.nr_virt_cpu),
+            balloon_kib: Some(info.memory),
+            cpu_time_ns: Some(info.cpu_time),
+        });
     }
     Ok(out)
 }

@@ -31,6 +31,7 @@ mod storage;
 mod vlan;
 pub mod vm;
 mod volumes;
+pub mod xen;
 
 /// Whether real-backend tests may run here; panics where they must.
 pub fn available(test: &str) -> bool {
