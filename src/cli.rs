@@ -1499,7 +1499,7 @@ mod tests {
         assert!(long(&["migrate"]).contains("Allowed today on: kvm, qemu."));
         assert!(long(&["evacuate"]).contains("Allowed today on: kvm, qemu."));
         assert!(
-            long(&["suspend"]).contains("Allowed today on: kvm, qemu."),
+            long(&["suspend"]).contains("Allowed today on: kvm, qemu, xen."),
             "{}",
             long(&["suspend"])
         );
@@ -1550,7 +1550,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            stop_action.contains("suspend: Allowed today on: kvm, qemu."),
+            stop_action.contains("suspend: Allowed today on: kvm, qemu, xen."),
             "{stop_action}"
         );
     }

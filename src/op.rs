@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn not_implemented_is_refused_with_its_own_words() {
-        let e = Op::Suspend
+        let e = Op::Rescue
             .require(Who::Machine("vm"), Backend::Xen)
             .unwrap_err();
         assert!(

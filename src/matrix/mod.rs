@@ -325,7 +325,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 lxc: Impl::Yes(LXC_LIFECYCLE),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             ImageStorage => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
@@ -339,7 +339,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_NET),
                 qemu: Impl::Yes(NET_ROUTE),
                 lxc: Impl::Yes(NET_ROUTE),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             FlatNetworking => PerBackend {
                 kvm: Impl::ViaQemu(KVM_NET),
@@ -370,6 +370,7 @@ impl Feature {
             Suspend | Restore => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
+                xen: Impl::Yes(XEN),
                 ..none_implemented()
             },
             SerialLog => PerBackend {

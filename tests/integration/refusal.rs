@@ -104,12 +104,12 @@ fn unknown_cells_are_refused_until_proven() {
 fn unimplemented_cells_are_refused_with_their_own_words() {
     refused(
         &[("vm", Backend::Xen)],
-        &["suspend", "vm"],
-        &["suspend", "\"vm\"", "not implemented yet for backend xen"],
+        &["rescue", "vm"],
+        &["rescue", "\"vm\"", "not implemented yet for backend xen"],
     );
     refused(
         &[("x", Backend::Xen)],
-        &["reboot", "x"],
+        &["resize", "x", "--cpus", "2"],
         &["not implemented yet for backend xen"],
     );
     // A Xen host cannot be disabled: service control is missing for xen.

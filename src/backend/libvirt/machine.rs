@@ -200,7 +200,13 @@ impl Driver for LibvirtDriver {
             PowerState::Running => {}
             st => return Err(wrong_state(name, "reboot", st)),
         }
-        d.reboot(sys::VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+        // A PV guest has no ACPI: Xen asks its kernel through xenstore.
+        let how = if self.backend == Backend::Xen {
+            sys::VIR_DOMAIN_REBOOT_PARAVIRT
+        } else {
+            sys::VIR_DOMAIN_REBOOT_ACPI_POWER_BTN
+        };
+        d.reboot(how)
             .map_err(|e| map_error(format!("cannot reboot {name:?}"), e))
     }
 

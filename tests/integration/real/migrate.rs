@@ -185,6 +185,36 @@ fn vms_migrate_between_two_hosts_live_and_offline() {
     lab.run(&["migrate", M, "--to", "mb", "--offline"])
         .code(5)
         .stderr_has("is running");
+    // Not enough free memory there: a guest given more than mb has free
+    // (QEMU takes guest memory lazily, so it runs on ma all the same).
+    let mb = lab
+        .run(&["host", "info", "mb", "--format", "json"])
+        .ok()
+        .json();
+    let free = mb["free_memory_bytes"].as_u64().unwrap();
+    let total = mb["memory_bytes"].as_u64().unwrap();
+    let big = (free >> 20) + 4096;
+    assert!(
+        big << 20 < total,
+        "this host has too little memory for the test: {mb}"
+    );
+    lab.run(&[
+        "--host",
+        "ma",
+        "create",
+        "migbig",
+        "-t",
+        "tiny",
+        "--set",
+        &format!("memory=\"{big}MiB\""),
+    ])
+    .ok();
+    lab.run(&["start", "migbig"]).ok();
+    lab.run(&["migrate", "migbig", "--to", "mb"])
+        .code(5)
+        .stderr_has("of free memory; migbig needs");
+    assert!(!virsh(ub, &["list", "--all", "--name"]).contains("migbig"));
+    lab.run(&["delete", "migbig", "--yes", "--force"]).ok();
     lab.run(&["host", "disable", "mb", "--reason", "full"]).ok();
     lab.run(&["migrate", M, "--to", "mb"])
         .code(5)

@@ -134,6 +134,64 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["unpause", "xv"]).ok();
     assert_eq!(state(&lab, "xv").2, "running");
 
+    // Suspend (libxl's managed save) and restore: the same boot goes on.
+    let boots = |l: &str| l.matches("creature-test-guest: booted").count();
+    lab.run(&["suspend", "xv"]).ok();
+    assert_eq!(state(&lab, "xv").2, "saved");
+    lab.run(&["restore", "xv"]).ok();
+    assert_eq!(state(&lab, "xv").2, "running");
+    // Reboot: the guest's kernel restarts (a second boot line).
+    lab.run(&["reboot", "xv"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let l = lab.run(&["log", "xv"]).ok().stdout;
+        if boots(&l) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second boot after reboot:\n{l}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(state(&lab, "xv").2, "running");
+
+    // A network of creature's in dom0: the domU takes its reserved address
+    // by DHCP from libvirt's dnsmasq there.
+    lab.run(&[
+        "--host",
+        "xh",
+        "net",
+        "create",
+        "xnet",
+        "--mode",
+        "route",
+        "--subnet",
+        "10.194.0.0/24",
+    ])
+    .ok();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xn",
+        "-t",
+        "tiny-xen",
+        "--network",
+        "xnet",
+    ])
+    .ok();
+    let ip = lab.run(&["info", "xn", "--format", "json"]).ok().json()["nics"][0]["reserved_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.run(&["start", "xn"]).ok();
+    let l = wait_log(&lab, "xn", "creature-test-guest: lease");
+    assert!(l.contains(&format!("lease eth0 {ip}")), "{l}");
+    lab.run(&["delete", "xn", "--yes", "--force"]).ok();
+    lab.run(&["--host", "xh", "net", "delete", "xnet", "--yes"])
+        .ok();
+
     // A clean shutdown: the guest's init hears Xen's request and powers off.
     lab.run(&["stop", "xv", "--timeout", "120"]).ok();
     wait_state(&lab, "xv", "shut-off");
