@@ -43,6 +43,7 @@ ops! {
     Launch => "launch", "launched", Launch, NewMachine;
     InjectFile => "--inject-file", "injected", InjectFiles, NewMachine;
     ConfigDrive => "config drive", "set up", ConfigDrive, NewMachine;
+    DiskFromImage => "[[disk]] source", "set up", ImageStorage, NewMachine;
     DisplayVncNew => "[display] type = \"vnc\"", "set up", Vnc, NewMachine;
     DisplaySpiceNew => "[display] type = \"spice\"", "set up", Spice, NewMachine;
     SecGroupNew => "security_groups", "set up", SecurityGroups, NewMachine;

@@ -157,6 +157,9 @@ fn plan(
         ssh_keys: args.ssh_key.clone(),
         injects: args.inject_file.clone(),
     };
+    if r.template.disks.iter().any(|d| d.source.is_some()) {
+        gate::check(ctx, Op::DiskFromImage, subject)?;
+    }
     if crate::seed::build::wanted(r, &extras) {
         gate::check(ctx, Op::ConfigDrive, subject)?;
     }

@@ -331,7 +331,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_LIFECYCLE),
                 lxc: Impl::Yes(LXC_DEBIAN),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             // Networks are shared: the tests attach containers (lxc) to them;
             // qemu machines attach the same way (tested with DHCP reservations).

@@ -131,7 +131,10 @@ pub fn create(
     let mut volumes = Vec::new();
     for (i, d) in t.disks.iter().enumerate() {
         interrupt::check(crate::undo::CREATE_INTERRUPTED)?;
-        let vol = format!("{name}-disk{i}.qcow2");
+        // Xen's dom0 serves disks through blkback, which reads raw files
+        // only (qcow2 would need a QEMU in dom0): a xen disk is a raw copy.
+        let raw = r.backend == Backend::Xen;
+        let vol = format!("{name}-disk{i}.{}", if raw { "raw" } else { "qcow2" });
         let mut from = d
             .source
             .as_ref()
@@ -157,6 +160,7 @@ pub fn create(
             None => default_bus,
         };
         let format = match (&d.source, d.format) {
+            _ if raw => "raw",
             (None, Some(DiskFormat::Raw)) => "raw",
             _ => "qcow2",
         };
@@ -310,6 +314,9 @@ fn volume(
     from: Option<&mut Located>,
     undo: &mut Undo,
 ) -> Result<String> {
+    if drv.backend == Backend::Xen {
+        return raw_volume(drv, pool, vol, i, d, from, undo);
+    }
     let xml = match from {
         Some(l) => {
             let (format, virtual_size) = l.disk_format()?;
@@ -337,6 +344,17 @@ fn volume(
     };
     fail_point("overlay")?;
     let v = storage::create_volume(&pool.pool, &xml, vol)?;
+    made(drv, pool, vol, &v, undo)
+}
+
+/// A volume just made: its deletion registered in `undo`, its path.
+fn made(
+    drv: &LibvirtDriver,
+    pool: &Pool,
+    vol: &str,
+    v: &virt::storage_vol::StorageVol,
+    undo: &mut Undo,
+) -> Result<String> {
     let registered = {
         let conn = drv.conn.clone();
         let (pool_name, vol) = (pool.name.clone(), vol.to_string());
@@ -349,10 +367,87 @@ fn volume(
     };
     undo.push(format!("delete volume {vol}"), registered);
     fail_point("disk")?;
-    let path = v
-        .path()
-        .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))?;
-    Ok(path)
+    v.path()
+        .map_err(|e| map_error(format!("cannot read the path of {vol}"), e))
+}
+
+/// A xen disk: raw, empty or a whole copy of its image that libvirt makes
+/// on the image's host (qemu-img there converts a qcow2 image).
+fn raw_volume(
+    drv: &LibvirtDriver,
+    pool: &mut Pool,
+    vol: &str,
+    i: usize,
+    d: &Disk,
+    from: Option<&mut Located>,
+    undo: &mut Undo,
+) -> Result<String> {
+    if d.format == Some(DiskFormat::Qcow2) {
+        return Err(Error::invalid(format!(
+            "disk.{i}.format qcow2: xen disks are raw (Xen's blkback reads raw files only); remove the format or set it to raw"
+        )));
+    }
+    let Some(l) = from else {
+        let cap = d.size.expect("validated: empty disks have a size").0;
+        pool.room.take(i, cap, d.overcommit == Some(true))?;
+        fail_point("overlay")?;
+        let v = storage::create_volume(&pool.pool, &storage::empty_xml(vol, cap, "raw"), vol)?;
+        return made(drv, pool, vol, &v, undo);
+    };
+    let (format, virtual_size) = l.disk_format()?;
+    let cap = d.size.map(|s| s.0).unwrap_or(virtual_size);
+    if cap < virtual_size {
+        return Err(Error::invalid(format!(
+            "disk.{i}.size {} is below the image's own size {}",
+            Size(cap),
+            Size(virtual_size).human()
+        )));
+    }
+    // A full copy: it takes its whole size at once.
+    pool.room.take(i, cap, false)?;
+    let path = there(drv, &l.path, pool.quiet)?;
+    let images = crate::backend::libvirt::ship::images_pool(&drv.conn, &drv.state_dir)?;
+    let _ = images.refresh(0);
+    let src = drv
+        .conn
+        .lookup_storage_vol_by_path(&path.display().to_string())
+        .map_err(|e| {
+            map_error(
+                format!("cannot find {} in the image pool", path.display()),
+                e,
+            )
+        })?;
+    // libvirt probes a pool's files for their format: a raw image that
+    // looks like qcow2 must not be converted as one (its "backing file"
+    // could be any file of that host).
+    let seen = crate::backend::libvirt::migrate_xml::volume_facts(
+        &src.xml_desc(0)
+            .map_err(|e| map_error(format!("cannot read volume {}", path.display()), e))?,
+    )?;
+    if seen.format != format || seen.backing.is_some() {
+        return Err(Error::corrupt(format!(
+            "libvirt reads {} as {} but creature knows it as {format}; remove the image and import it again",
+            path.display(),
+            seen.format
+        )));
+    }
+    fail_point("overlay")?;
+    if !pool.quiet {
+        eprintln!("copying {} into the raw disk {vol}", path.display());
+    }
+    let v = virt::storage_vol::StorageVol::create_xml_from(
+        &pool.pool,
+        &storage::empty_xml(vol, virtual_size, "raw"),
+        &src,
+        0,
+    )
+    .map_err(|e| map_error(format!("cannot create volume {vol}"), e))?;
+    let p = made(drv, pool, vol, &v, undo)?;
+    if cap > virtual_size {
+        v.resize(cap, 0)
+            .map_err(|e| map_error(format!("cannot grow volume {vol}"), e))?;
+    }
+    Ok(p)
 }
 
 fn nic_model(want: Option<NicModel>, backend: Backend) -> &'static str {

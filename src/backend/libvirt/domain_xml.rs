@@ -169,7 +169,8 @@ pub fn render(s: &DomainSpec) -> String {
             .attr("device", if d.cdrom { "cdrom" } else { "disk" })
             .child(
                 El::new("driver")
-                    .attr("name", "qemu")
+                    // Xen's dom0 has no QEMU for disks: blkback reads raw files.
+                    .attr("name", if xen { "phy" } else { "qemu" })
                     .attr("type", d.format.clone()),
             )
             .child(El::new("source").attr("file", d.path.clone()))

@@ -148,7 +148,7 @@ pub fn rescue_volume(name: &str) -> String {
 }
 
 /// Whether `volume` is one of machine `name`'s disks by creature's naming
-/// (`<name>-disk<N>.qcow2`, a snapshot's `<name>-disk<N>-<K>.qcow2`, or its
+/// (`<name>-disk<N>.qcow2`, a xen disk's `<name>-disk<N>.raw`, a snapshot's `<name>-disk<N>-<K>.qcow2`, or its
 /// rescue scratch disk). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
     volume == rescue_volume(name)
@@ -156,7 +156,7 @@ pub fn is_volume_of(volume: &str, name: &str) -> bool {
         || volume
             .strip_prefix(name)
             .and_then(|r| r.strip_prefix("-disk"))
-            .and_then(|r| r.strip_suffix(".qcow2"))
+            .and_then(|r| r.strip_suffix(".qcow2").or_else(|| r.strip_suffix(".raw")))
             .is_some_and(disk_number)
 }
 
@@ -171,7 +171,9 @@ fn disk_number(n: &str) -> bool {
 
 /// The machine whose disk `volume` is, by creature's naming. Pure.
 pub fn machine_of_volume(volume: &str) -> Option<&str> {
-    let stem = volume.strip_suffix(".qcow2")?;
+    let stem = volume
+        .strip_suffix(".qcow2")
+        .or_else(|| volume.strip_suffix(".raw"))?;
     if let Some(name) = stem.strip_suffix("-rescue").filter(|n| !n.is_empty()) {
         return Some(name);
     }
@@ -196,7 +198,8 @@ mod naming_tests {
         assert!(is_volume_of("web-disk12.qcow2", "web"));
         assert!(!is_volume_of("web-2-disk0.qcow2", "web"));
         assert!(!is_volume_of("web-disk.qcow2", "web"));
-        assert!(!is_volume_of("web-disk0.raw", "web"));
+        assert!(is_volume_of("web-disk0.raw", "web"));
+        assert!(!is_volume_of("web-disk0.img", "web"));
         assert_eq!(machine_of_volume("web-2-disk3.qcow2"), Some("web-2"));
         assert_eq!(machine_of_volume("a-disk-disk0.qcow2"), Some("a-disk"));
         assert_eq!(machine_of_volume("notes.txt"), None);

@@ -192,6 +192,94 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["--host", "xh", "net", "delete", "xnet", "--yes"])
         .ok();
 
+    // Image storage: a disk from a cached qcow2 image is a raw copy in
+    // dom0's pool (blkback reads raw files), grown to the template's size;
+    // an empty disk beside it. The guest prints each disk's size and first
+    // bytes on its console.
+    let work = tempfile::tempdir().unwrap();
+    let marked = work.path().join("marked.raw");
+    let mut data = b"creature-xen-disk-0123456789abcdef".to_vec();
+    data.resize(8 << 20, 0);
+    std::fs::write(&marked, &data).unwrap();
+    let q = work.path().join("marked.qcow2");
+    assert!(Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&marked)
+        .arg(&q)
+        .status()
+        .unwrap()
+        .success());
+    lab.c()
+        .args(["image", "import", "--name", "xen-disk"])
+        .arg_path(&q)
+        .run()
+        .ok();
+    let td = work.path().join("templates");
+    std::fs::create_dir(&td).unwrap();
+    std::fs::write(
+        td.join("xd.toml"),
+        "extends = \"tiny-xen\"\n\
+         [[disk]]\nsource = { image = \"xen-disk\", file = \"marked.qcow2\" }\nsize = \"16MiB\"\n\
+         [[disk]]\nsize = \"4MiB\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        td.join("xq.toml"),
+        "extends = \"tiny-xen\"\n[[disk]]\nsize = \"4MiB\"\nformat = \"qcow2\"\n",
+    )
+    .unwrap();
+    let tds = td.to_str().unwrap();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xq",
+        "-t",
+        "xq",
+        "--template-dir",
+        tds,
+    ])
+    .code(2)
+    .stderr_has("xen disks are raw");
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xd",
+        "-t",
+        "xd",
+        "--template-dir",
+        tds,
+    ])
+    .ok();
+    let virsh_xh = |args: &[&str]| {
+        let o = Command::new("virsh")
+            .args(["-c", &xen.uri])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(!virsh_xh(&["list", "--all", "--name"]).contains("xq"));
+    let xml = virsh_xh(&["dumpxml", "xd"]);
+    assert!(
+        xml.contains("<driver name='phy' type='raw'/>") && xml.contains("xd-disk0.raw"),
+        "{xml}"
+    );
+    lab.run(&["start", "xd"]).ok();
+    let l = wait_log(&lab, "xd", "creature-test-guest: disk xvdb");
+    assert!(
+        l.contains("creature-test-guest: disk xvda 32768 creature-xen-disk-0123456789abcd"),
+        "{l}"
+    );
+    assert!(l.contains("creature-test-guest: disk xvdb 8192"), "{l}");
+    lab.run(&["delete", "xd", "--yes", "--force"]).ok();
+    let pools = virsh_xh(&["pool-list", "--name"]);
+    for p in pools.split_whitespace() {
+        let vols = virsh_xh(&["vol-list", p]);
+        assert!(!vols.contains("xd-disk"), "{p}: {vols}");
+    }
+
     // A clean shutdown: the guest's init hears Xen's request and powers off.
     lab.run(&["stop", "xv", "--timeout", "120"]).ok();
     wait_state(&lab, "xv", "shut-off");

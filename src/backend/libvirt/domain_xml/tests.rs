@@ -11,8 +11,18 @@ fn spec(backend: Backend) -> DomainSpec {
         max_memory_bytes: 512 << 20,
         disks: vec![
             DiskSpec {
-                path: "/var/lib/creature/disks/web-1-disk0.qcow2".into(),
-                format: "qcow2".into(),
+                // A xen disk is a raw copy (blkback), others qcow2 overlays.
+                path: if backend == Backend::Xen {
+                    "/var/lib/creature/disks/web-1-disk0.raw".into()
+                } else {
+                    "/var/lib/creature/disks/web-1-disk0.qcow2".into()
+                },
+                format: if backend == Backend::Xen {
+                    "raw"
+                } else {
+                    "qcow2"
+                }
+                .into(),
                 bus,
                 dev,
                 iotune: crate::iotune::Limits {
