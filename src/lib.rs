@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod complete;
 pub mod config;
 pub mod deadline;
+pub mod doctor;
 pub mod error;
 pub mod examples;
 pub mod exec;

@@ -291,6 +291,21 @@ impl Store {
         &self.path
     }
 
+    /// SQLite's own check of every page and index: the problems it lists
+    /// (empty when the file is sound).
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| self.corrupt(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.corrupt(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.corrupt(e))?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+
     /// A write transaction, holding the write lock from its start so that
     /// concurrent writers queue. After the busy timeout: exit 7 naming who
     /// holds the lock.
