@@ -1,12 +1,16 @@
 //! `creature image pull|import|list|rm`.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::cli::ImageCommand;
 use crate::cmd::Ctx;
 use crate::error::{Error, Result};
+use crate::image::prune::{self, CachedImage, RootfsCache};
 use crate::image::{self, Cache, Expected};
 use crate::names::{self, What};
 use crate::output::{self, Table};
@@ -73,6 +77,7 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<()> {
         } => pull(ctx, &source, name, sha256, sha512, image_format.as_deref()),
         ImageCommand::List => list(ctx),
         ImageCommand::Rm { image } => remove(ctx, &image),
+        ImageCommand::Prune { dry_run } => prune(ctx, dry_run),
     }
 }
 
@@ -231,9 +236,261 @@ fn list(ctx: &Ctx) -> Result<()> {
 fn remove(ctx: &Ctx, name: &str) -> Result<()> {
     names::check(What::Image, name)?;
     let mut store = Store::open(&ctx.global.state_dir)?;
+    // The record says who uses it; the disks say what still backs onto it.
+    if let Some(rec) = store.image(name)? {
+        let backing = backing_refs(&ctx.global.state_dir);
+        if let Some(why) = prune::image_needed(&cached(&rec), &backing) {
+            return Err(Error::conflict(format!(
+                "image {name:?} is still needed: {why}; delete those machines first"
+            )));
+        }
+    }
     image::remove(&mut store, &Cache::new(&ctx.global.state_dir), name)?;
     if !ctx.global.quiet {
         eprintln!("removed image {name}");
     }
     Ok(())
+}
+
+fn cached(rec: &ImageRecord) -> CachedImage {
+    CachedImage {
+        name: rec.name.clone(),
+        blobs: rec
+            .files
+            .iter()
+            .map(|f| (f.sha256.clone(), f.size))
+            .collect(),
+        users: rec.used_by.clone(),
+    }
+}
+
+/// Directories of the state directory that hold qcow2 files made by
+/// creature: machines' disks and snapshots, block volumes, rescue overlays.
+const DISK_DIRS: [&str; 3] = ["disks", "volumes", "rescue"];
+
+/// Every cached blob some disk file backs onto, with those files.
+fn backing_refs(state_dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for d in DISK_DIRS {
+        let Ok(rd) = std::fs::read_dir(state_dir.join(d)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let mut head = vec![0u8; 64 << 10];
+            let n = std::fs::File::open(&path)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
+            head.truncate(n);
+            if let Some(b) = prune::qcow2_backing(&head) {
+                if let Some(sha) = prune::blob_of(&b) {
+                    out.entry(sha.to_string()).or_default().push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Bytes a tree takes on disk, each inode once, symlinks not followed.
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// The debootstrap caches and the containers whose overlay root lies on each.
+fn rootfs_caches(state_dir: &Path) -> Vec<RootfsCache> {
+    let root = state_dir.join("images/rootfs");
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let lowers = container_lowers();
+    let mut out: Vec<RootfsCache> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| {
+            let dir = e.path();
+            RootfsCache {
+                id: e.file_name().to_string_lossy().into_owned(),
+                bytes: tree_bytes(&dir),
+                users: lowers
+                    .iter()
+                    .filter(|(_, l)| Path::new(l).starts_with(&dir))
+                    .map(|(c, _)| c.clone())
+                    .collect(),
+                busy: crate::statedir::lock_busy(&dir.join("lock")),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// (container, lower layer) of every overlay-rooted container in lxcpath,
+/// read from its config (creature's or not: a foreign container on the
+/// tree keeps it too).
+fn container_lowers() -> Vec<(String, String)> {
+    let lxcpath = crate::backend::lxc::sys::lxcpath();
+    let Ok(rd) = std::fs::read_dir(&lxcpath) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("config")) else {
+            continue;
+        };
+        for l in text.lines() {
+            let Some((k, v)) = l.split_once('=') else {
+                continue;
+            };
+            if k.trim() != "lxc.rootfs.path" {
+                continue;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix("overlay:")
+                .or_else(|| v.strip_prefix("overlayfs:"));
+            if let Some((lower, _)) = v.and_then(|v| v.split_once(':')) {
+                out.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    lower.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct PruneView<'a> {
+    dry_run: bool,
+    #[serde(flatten)]
+    plan: &'a prune::Plan,
+    freed_bytes: u64,
+}
+
+fn prune(ctx: &Ctx, dry_run: bool) -> Result<()> {
+    let state_dir = &ctx.global.state_dir;
+    let images: Vec<CachedImage> = match Store::open_read_only(state_dir)? {
+        Some(s) => s
+            .image_names()?
+            .iter()
+            .filter_map(|n| s.image(n).transpose())
+            .map(|r| r.map(|r| cached(&r)))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let plan = prune::plan(&images, &backing_refs(state_dir), &rootfs_caches(state_dir));
+    let verb = if dry_run { "would remove" } else { "removing" };
+    if ctx.global.format != output::Format::Json {
+        for k in &plan.keep {
+            ctx.say(&format!("keeping {} {}: {}", k.kind, k.name, k.why));
+        }
+        for r in &plan.remove {
+            ctx.say(&format!(
+                "{verb} {} {} ({})",
+                r.kind,
+                r.name,
+                human(r.bytes)
+            ));
+        }
+    }
+    let json = ctx.global.format == output::Format::Json;
+    let emit = |freed_bytes| {
+        let view = PruneView {
+            dry_run,
+            plan: &plan,
+            freed_bytes,
+        };
+        output::emit(output::Format::Json, &view, || Table::new(["-"]))
+    };
+    if plan.remove.is_empty() || dry_run {
+        if json {
+            return emit(0);
+        }
+        ctx.say(&if plan.remove.is_empty() {
+            "nothing to prune: every cached image and root filesystem is in use".to_string()
+        } else {
+            format!("would free {}", human(plan.bytes()))
+        });
+        return Ok(());
+    }
+    crate::cmd::lifecycle::confirm(
+        ctx,
+        &format!(
+            "remove {} cached item(s), {}",
+            plan.remove.len(),
+            human(plan.bytes())
+        ),
+    )?;
+    let cache = Cache::new(state_dir);
+    let mut store = Store::open(state_dir)?;
+    let mut freed = 0;
+    let mut failed = Vec::new();
+    for r in &plan.remove {
+        let done = match r.kind {
+            // Checked again under the database's write lock: a create that
+            // started since the plan was made keeps its image.
+            "image" => image::remove(&mut store, &cache, &r.name),
+            _ => remove_rootfs(state_dir, &r.name),
+        };
+        match done {
+            Ok(()) => freed += r.bytes,
+            Err(e) => failed.push(format!("{} {}: {}", r.kind, r.name, e.message())),
+        }
+    }
+    if json {
+        emit(freed)?;
+    } else {
+        ctx.say(&format!("freed {}", human(freed)));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "not pruned: {}",
+            failed.join("; ")
+        )))
+    }
+}
+
+/// A root filesystem cache goes under its own lock, and only if no
+/// container took it as lower layer since the plan was made.
+fn remove_rootfs(state_dir: &Path, id: &str) -> Result<()> {
+    if id.is_empty() || id.starts_with('.') || id.contains('/') {
+        return Err(Error::invalid(format!(
+            "{id:?} is not a root filesystem cache"
+        )));
+    }
+    let dir = state_dir.join("images/rootfs").join(id);
+    let _lock = crate::statedir::lock_file(&dir.join("lock"))?;
+    let tree = dir.join("tree");
+    if let Some((c, _)) = container_lowers()
+        .into_iter()
+        .find(|(_, l)| Path::new(l) == tree)
+    {
+        return Err(Error::conflict(format!("container {c} now uses it")));
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| Error::other(format!("cannot remove {}", dir.display())).caused_by(e))
 }

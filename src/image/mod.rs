@@ -5,6 +5,7 @@ pub mod cache;
 pub mod fetch;
 pub mod flatten;
 pub mod format;
+pub mod prune;
 pub mod source;
 
 use std::path::{Path, PathBuf};

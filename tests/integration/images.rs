@@ -397,3 +397,111 @@ fn a_named_format_is_never_probed_into_another() {
     assert_eq!(format_of("probed").as_deref(), Some("qcow2"));
     assert_eq!(format_of("not-qcow2"), None);
 }
+
+/// `image prune` and `image rm` keep what a record names and what a disk
+/// still backs onto (a qcow2 overlay whose machine record was lost), and
+/// remove the rest, saying what they freed.
+#[test]
+fn prune_keeps_used_and_backing_images_and_frees_the_rest() {
+    let d = state_dir();
+    let import = |name: &str, len: usize| {
+        let f = d.path().join(format!("{name}.raw"));
+        std::fs::write(&f, body(len)).unwrap();
+        let j = Creature::new(d.path())
+            .args([
+                "image",
+                "import",
+                "--image-format",
+                "raw",
+                "--name",
+                name,
+                "--format",
+                "json",
+            ])
+            .arg_path(&f)
+            .run()
+            .ok()
+            .json();
+        std::fs::remove_file(&f).unwrap();
+        j["files"][0]["sha256"].as_str().unwrap().to_string()
+    };
+    import("recorded", 1 << 20);
+    let backed = import("backed", (1 << 20) + 512);
+    import("loose", 3 << 20);
+    crate::util::seed(d.path(), &[("vm", creature::backend::Backend::Qemu)]);
+    creature::store::Store::open(d.path())
+        .unwrap()
+        .use_image("local", "vm", "recorded")
+        .unwrap();
+    // A disk whose record is gone, still on the image's blob.
+    std::fs::create_dir_all(d.path().join("disks")).unwrap();
+    let orphan = d.path().join("disks/lost-disk0.qcow2");
+    let blob = d.path().join("images/sha256").join(&backed);
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(&blob)
+        .arg(&orphan)
+        .status()
+        .unwrap()
+        .success());
+
+    Creature::new(d.path())
+        .args(["image", "rm", "backed"])
+        .run()
+        .code(5)
+        .stderr_has("backing file of")
+        .stderr_has("lost-disk0.qcow2");
+    let j = Creature::new(d.path())
+        .args(["image", "prune", "--dry-run", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    let names = |k: &str| -> Vec<String> {
+        j[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("keep"), ["backed", "recorded"], "{j:#}");
+    assert_eq!(names("remove"), ["loose"], "{j:#}");
+    assert_eq!(j["remove"][0]["bytes"], 3 << 20);
+    assert_eq!(j["freed_bytes"], 0);
+    let doc = crate::real::json::documented();
+    let mut got = std::collections::BTreeSet::new();
+    crate::real::json::paths(&j, "", &mut got);
+    crate::real::json::check("image prune --dry-run", &doc["image prune --dry-run"], &got);
+    Creature::new(d.path())
+        .args(["image", "prune"])
+        .run()
+        .code(2)
+        .stderr_has("pass --yes");
+    Creature::new(d.path())
+        .args(["image", "prune", "--yes"])
+        .run()
+        .ok()
+        .stdout_has("keeping image recorded: used by vm")
+        .stdout_has("removing image loose (3.0MiB)")
+        .stdout_has("freed 3.0MiB");
+    assert_eq!(
+        std::fs::read_dir(d.path().join("images/sha256"))
+            .unwrap()
+            .count(),
+        2
+    );
+    assert!(blob.exists(), "the backing blob went");
+    // The overlay gone, the image goes too; then nothing is left to prune.
+    std::fs::remove_file(&orphan).unwrap();
+    Creature::new(d.path())
+        .args(["image", "prune", "--yes"])
+        .run()
+        .ok()
+        .stdout_has("removing image backed");
+    assert!(!blob.exists());
+    Creature::new(d.path())
+        .args(["image", "prune", "--yes"])
+        .run()
+        .ok()
+        .stdout_has("keeping image recorded")
+        .stdout_has("nothing to prune");
+}

@@ -135,6 +135,11 @@ fn debian_container_from_the_rootfs_cache() {
         std::fs::read(tree.join("etc/hostname")).unwrap(),
         tree_hostname
     );
+    // The cache is dt3's lower layer: prune keeps it.
+    let id = ours.dir.file_name().unwrap().to_string_lossy().into_owned();
+    lab.run(&["image", "prune", "--dry-run"])
+        .ok()
+        .stdout_has(&format!("keeping rootfs {id}: lower layer of dt3"));
     lab.run(&["stop", "dt3", "--timeout", "60"]).ok();
     lab.run(&["delete", "dt3", "--yes"])
         .ok()
@@ -144,4 +149,28 @@ fn debian_container_from_the_rootfs_cache() {
         tree.join("etc/debian_version").exists(),
         "delete removed the cache"
     );
+
+    // No container on it any more: prune removes it and says what it freed.
+    let dry = lab
+        .run(&["image", "prune", "--dry-run", "--format", "json"])
+        .ok()
+        .json();
+    let rootfs = dry["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "rootfs")
+        .unwrap_or_else(|| panic!("no rootfs to remove: {dry:#}"));
+    assert_eq!(rootfs["name"], id.as_str());
+    let bytes = rootfs["bytes"].as_u64().unwrap();
+    assert!(bytes > 100 << 20, "a Debian tree is over 100 MiB: {bytes}");
+    assert!(ours.dir.exists(), "a dry run removed it");
+    lab.run(&["image", "prune"])
+        .code(2)
+        .stderr_has("pass --yes");
+    lab.run(&["image", "prune", "--yes"])
+        .ok()
+        .stdout_has(&format!("removing rootfs {id}"))
+        .stdout_has("freed ");
+    assert!(!ours.dir.exists(), "{} left behind", ours.dir.display());
 }
