@@ -178,6 +178,16 @@ pub enum Command {
     Host(HostCommand),
     /// Show the support matrix: Nova's cells beside creature's effective ones.
     Matrix(MatrixArgs),
+    /// Check what creature needs on this host and say how to fix what is wrong.
+    ///
+    /// One line per check (ok, warn or fail) with the fix: libvirtd and virtlogd answering,
+    /// /dev/kvm usable by QEMU's user, QEMU and libvirt's guest types, liblxc, root's
+    /// /etc/subuid and /etc/subgid ranges, cgroup controllers, AppArmor, dnsmasq, free space
+    /// in the state directory and pools, the state database's integrity, interrupted
+    /// operations in the journal, and creature.service (installed, enabled, and a stop
+    /// timeout that covers the autostop plan). Exit 0 when nothing fails (warnings allowed),
+    /// else 6. Changes nothing.
+    Doctor,
     /// Bring the state database and the backends back into agreement after a crash or a kill.
     ///
     /// Finds records without a machine, machines creature made without a record, interrupted creates and
@@ -1130,6 +1140,18 @@ pub enum ImageCommand {
     Rm {
         #[arg(value_name = "IMAGE", add = ArgValueCandidates::new(complete::images))]
         image: String,
+    },
+    /// Remove every cached image and root filesystem cache nothing needs.
+    ///
+    /// An image stays while a machine's record names it or any disk, volume or rescue overlay
+    /// still has one of its files as qcow2 backing file; a debootstrap root filesystem cache
+    /// stays while a container's overlay root has it as lower layer, or a create is using it.
+    /// Prints what it removes and what it keeps, and the space freed; asks first (--yes off a
+    /// terminal).
+    Prune {
+        /// Print the plan and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

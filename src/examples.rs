@@ -418,6 +418,23 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
             "creature image rm tiny-guest",
             "Remove an image no machine uses.",
         )],
+        "image prune" => &[
+            (
+                "creature image prune --dry-run",
+                "What would go, what stays and why, and the space it would free.",
+            ),
+            (
+                "creature image prune --yes",
+                "Remove every cached image and root filesystem nothing needs (from cron).",
+            ),
+        ],
+        "doctor" => &[
+            ("creature doctor", "Check this host before the first create."),
+            (
+                "creature doctor --format json",
+                "The checks as JSON: check, status, detail and fix for each.",
+            ),
+        ],
         "autostart" | "autostart enable" => &[(
             "creature autostart enable db --priority 10 --wait tcp:5432",
             "Start db first at boot and wait for its port.",
@@ -530,6 +547,11 @@ pub fn see_also(path: &str) -> &'static [&'static str] {
         "exec" | "shell" => &["creature-console(1)", "creature-template(5)"],
         "matrix" => &["creature-host-info(1)"],
         "repair" => &["creature-list(1)", "creature-delete(1)"],
+        "doctor" => &[
+            "creature-host-info(1)",
+            "creature-autostart-unit(1)",
+            "creature-repair(1)",
+        ],
         p if p.starts_with("net") => &["creature-create(1)", "creature-net-leases(1)"],
         p if p.starts_with("secgroup") => &[
             "creature-secgroup-show(1)",

@@ -86,7 +86,8 @@ fn template_page() -> Vec<u8> {
     r.control("SH", ["DESCRIPTION"]);
     r.text([roman(
         "A template is a TOML file describing a machine. creature create finds it by name in \
-         --template-dir, /etc/creature/templates, then the shipped templates. Only regular files \
+         --template-dir, /etc/creature/templates, /usr/share/creature/templates (the Debian \
+         package's copies), then the templates built into creature. Only regular files \
          of at most 1 MiB are read. Unknown keys, wrong types and out-of-range values are errors \
          (exit 2) with file, line and column. A source is a table with exactly one of image, url \
          (with sha256 or sha512) or path.",

@@ -5,6 +5,7 @@ mod config_drive;
 mod console;
 mod create;
 mod display;
+mod doctor;
 mod evacuate;
 mod exec;
 mod gate;
@@ -102,6 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Matrix(a) => matrix::run(&a, ctx.global.format),
+        Command::Doctor => doctor::run(&ctx),
         Command::Generate(a) => write_generated(&a.out),
         Command::Host(h) => host::run(&ctx, h),
         Command::List(a) => list::run(&ctx, &a),

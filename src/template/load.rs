@@ -47,7 +47,9 @@ pub struct Source {
     pub text: String,
 }
 
-/// The search path: `--template-dir`, /etc/creature/templates, shipped.
+/// The search path: `--template-dir`, /etc/creature/templates, the
+/// package's copies in /usr/share/creature/templates, then the ones built
+/// into the binary (the same texts, so a build without the package works).
 #[derive(Debug, Clone)]
 pub struct Library {
     dirs: Vec<PathBuf>,
@@ -60,6 +62,7 @@ impl Library {
             dirs.push(d.to_path_buf());
         }
         dirs.push(system_dir());
+        dirs.push(PathBuf::from(PACKAGE_DIR));
         Library { dirs }
     }
 
@@ -128,6 +131,9 @@ impl Library {
         out
     }
 }
+
+/// Where the Debian package installs the shipped templates.
+pub const PACKAGE_DIR: &str = "/usr/share/creature/templates";
 
 /// /etc/creature/templates, or `templates/` beside $CREATURE_CONFIG.
 pub fn system_dir() -> PathBuf {

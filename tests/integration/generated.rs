@@ -110,3 +110,20 @@ fn man_pages_lint_clean() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(said.trim().is_empty(), "mandoc -Tlint:\n{said}");
 }
+
+/// The Debian changelog's newest entry is the crate's version (cargo-deb
+/// takes the package version from Cargo.toml; the changelog must agree).
+#[test]
+fn debian_changelog_matches_the_crate_version() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/changelog.Debian"
+    ))
+    .unwrap();
+    let first = text.lines().next().unwrap();
+    let want = format!("creature ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        first.starts_with(&want),
+        "{first:?} should start with {want:?}"
+    );
+}
