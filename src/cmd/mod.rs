@@ -92,6 +92,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let named = match &cli.command {
         Command::Exec(a) => Some(a.machine.name.as_str()),
         Command::Shell(a) => Some(a.machine.name.as_str()),
+        Command::Autostart(crate::cli::AutostartCommand::Enable(a)) => {
+            Some(a.machine.name.as_str())
+        }
+        Command::Autostart(
+            crate::cli::AutostartCommand::Disable(a) | crate::cli::AutostartCommand::Show(a),
+        ) => Some(a.name.as_str()),
         c => machine::route(c).map(|(_, n)| n),
     };
     if let (None, Some(n)) = (&ctx.global.host, named) {

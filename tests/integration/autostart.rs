@@ -166,3 +166,45 @@ fn dry_run_prints_batches_in_priority_order() {
     assert_eq!(names, vec![vec!["a", "c"], vec!["b"]]);
     assert!(j["worst_case_s"].as_u64().unwrap() > 0);
 }
+
+/// Machine names are unique across hosts: `autostart enable|show|disable`
+/// find a machine of another host without `--host`, as the lifecycle verbs do.
+#[test]
+fn autostart_settings_find_a_machine_on_another_host() {
+    let d = state_dir();
+    crate::util::seed_on(d.path(), "hb", &[("far", Backend::Xen)]);
+    Creature::new(d.path())
+        .args(["autostart", "enable", "far", "--priority", "7"])
+        .run()
+        .ok();
+    let j = Creature::new(d.path())
+        .args(["autostart", "show", "far", "--format", "json"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(j["enabled"], true);
+    assert_eq!(j["priority"], 7);
+    // The setting is the machine's on its own host, not a local one.
+    let plan = Creature::new(d.path())
+        .args([
+            "--host",
+            "hb",
+            "autostart",
+            "run",
+            "--dry-run",
+            "--format",
+            "json",
+        ])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(plan["batches"][0]["machines"][0]["name"], "far", "{plan:#}");
+    Creature::new(d.path())
+        .args(["autostart", "disable", "far"])
+        .run()
+        .ok();
+    Creature::new(d.path())
+        .args(["--host", "local", "autostart", "show", "far"])
+        .run()
+        .code(4);
+}

@@ -285,6 +285,46 @@ fn xen_pv_machines_on_a_real_xen_host() {
     wait_state(&lab, "xv", "shut-off");
     wait_log(&lab, "xv", "creature-test-guest: shutting down");
 
+    // Autostart and autostop order xen machines as they order the others:
+    // xv (priority 10) is started first and stopped last. Xen numbers
+    // domains as it creates them, so the domain ids tell the order.
+    lab.run(&["--host", "xh", "create", "xa", "-t", "tiny-xen"])
+        .ok();
+    lab.run(&["autostart", "enable", "xv", "--priority", "10"])
+        .ok();
+    lab.run(&["autostart", "enable", "xa", "--priority", "1"])
+        .ok();
+    let order = |verb: &str| -> Vec<String> {
+        let plan = lab
+            .run(&["--host", "xh", verb, "run", "--dry-run", "--format", "json"])
+            .ok()
+            .json();
+        plan["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b["machines"].as_array().unwrap().iter())
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(order("autostart"), ["xv", "xa"]);
+    lab.run(&["--host", "xh", "autostart", "run"]).ok();
+    assert_eq!(state(&lab, "xv").2, "running");
+    assert_eq!(state(&lab, "xa").2, "running");
+    let domid = |m: &str| -> u32 {
+        virsh_xh(&["domid", m])
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("domid of {m}: {e}"))
+    };
+    assert!(domid("xv") < domid("xa"), "xa was started before xv");
+    // autostop plans what runs, in reverse.
+    assert_eq!(order("autostop"), ["xa", "xv"]);
+    lab.run(&["--host", "xh", "autostop", "run"]).ok();
+    assert_eq!(state(&lab, "xv").2, "shut-off");
+    assert_eq!(state(&lab, "xa").2, "shut-off");
+    lab.run(&["delete", "xa", "--yes"]).ok();
+
     lab.run(&["delete", "xv", "--yes"]).ok();
     let left = Command::new("virsh")
         .args(["-c", &xen.uri, "list", "--all", "--name"])
