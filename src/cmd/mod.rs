@@ -16,7 +16,7 @@ mod limits;
 pub mod list;
 mod machine;
 pub mod many;
-mod matrix;
+pub mod matrix;
 mod migrate;
 mod net;
 mod nic_view;

@@ -167,3 +167,41 @@ fn creatures_own_notes_say_why() {
         "{chap}"
     );
 }
+
+/// The front answers `--version` and `matrix` itself, without the backend
+/// libraries: every answer (output, errors, exit code) is the engine's.
+#[test]
+fn the_front_and_the_engine_answer_alike() {
+    let cases: &[&[&str]] = &[
+        &["--version"],
+        &["-V"],
+        &["matrix"],
+        &["matrix", "--backend", "lxc"],
+        &["matrix", "--feature=suspend", "--format", "json"],
+        &["matrix", "--format", "markdown"],
+        &["matrix", "--format=markdown", "--backend", "lxc"],
+        &["matrix", "--feature", "nosuch"],
+        &["matrix", "--backend", "bogus"],
+        &["matrix", "--bogus"],
+        &["matrix", "--help"],
+    ];
+    let run = |exe: &str, args: &[&str]| {
+        let o = std::process::Command::new(exe)
+            .arg0("creature")
+            .args(args)
+            .env_remove("COMPLETE")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    use std::os::unix::process::CommandExt;
+    for args in cases {
+        let front = run(env!("CARGO_BIN_EXE_creature"), args);
+        let engine = run(env!("CARGO_BIN_EXE_creature-engine"), args);
+        assert_eq!(front, engine, "{args:?}");
+    }
+}

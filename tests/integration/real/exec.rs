@@ -128,7 +128,14 @@ fn child_processes_are_argument_vectors_without_template_values() {
             let trace = traced(lab.path(), &out, args);
             let all = execs(&trace);
             assert!(!all.is_empty(), "strace saw nothing: {trace}");
-            for argv in &all[1..] {
+            // The front becoming the engine passes the user's own words on
+            // unchanged: the same argument vector, once.
+            assert_eq!(
+                all.get(1),
+                all.first(),
+                "the front did not become the engine"
+            );
+            for argv in &all[2..] {
                 let prog = argv[0].rsplit('/').next().unwrap_or("");
                 // Inside the container: its own init and scripts.
                 if [

@@ -120,6 +120,19 @@ fn deb_installs_and_works_in_a_fresh_debian_root() {
         format!("creature {}", env!("CARGO_PKG_VERSION")),
         "{version}"
     );
+    // The front answers --version and matrix without the backend
+    // libraries; the engine it becomes for the rest has them.
+    let ldd = |exe: &str| text(&run(chroot(&root).args(["ldd", exe])));
+    let front = ldd("/usr/bin/creature");
+    assert!(
+        !front.contains("libvirt") && !front.contains("liblxc"),
+        "{front}"
+    );
+    let engine = ldd("/usr/lib/creature/creature-engine");
+    assert!(
+        engine.contains("libvirt.so.0") && engine.contains("liblxc.so.1"),
+        "{engine}"
+    );
     // No daemon in this root: the matrix needs none.
     let matrix = text(&run(chroot(&root).args(["creature", "matrix"])));
     assert!(
@@ -179,6 +192,7 @@ fn deb_installs_and_works_in_a_fresh_debian_root() {
     // And it goes away cleanly.
     run(chroot(&root).args(["dpkg", "--purge", "creature"]));
     assert!(!root.join("usr/bin/creature").exists());
+    assert!(!root.join("usr/lib/creature").exists());
     assert!(!root.join("usr/share/creature").exists());
     drop(mounts);
 }
