@@ -78,31 +78,54 @@ pub fn machines() -> Vec<CompletionCandidate> {
     let Some(states) = verb(&words()).and_then(|v| crate::cmd::many::states_for(&v)) else {
         return from_store(all);
     };
-    crate::backend::libvirt::quiet_errors();
-    let global = crate::cli::Global {
-        format: crate::output::Format::Json,
-        state_dir: state_dir(),
-        host: (host != crate::config::LOCAL).then_some(host),
-        yes: false,
-        quiet: true,
-        verbose: 0,
-    };
-    let rows = crate::deadline::run("completion", completion_wait(), move || {
-        let ctx = crate::cmd::Ctx { global };
-        crate::cmd::list::rows(&ctx, &ctx.host()?)
-    });
-    match rows {
-        Ok(rows) => rows
+    match engine_list(&host) {
+        Some(rows) => rows
             .into_iter()
             // A machine whose backend did not answer may be in any state.
             .filter(|r| {
-                r.record == "ok"
-                    && (r.state == "unknown" || states.iter().any(|s| s.as_str() == r.state))
+                r["record"] == "ok"
+                    && (r["state"] == "unknown" || states.iter().any(|s| r["state"] == s.as_str()))
             })
-            .map(|r| CompletionCandidate::new(r.name))
+            .filter_map(|r| r["name"].as_str().map(CompletionCandidate::new))
             .collect(),
-        Err(_) => from_store(all),
+        None => from_store(all),
     }
+}
+
+/// `list --format json` of one host, asked of the engine (the front links
+/// no backend library) within `completion_wait()`; None when it does not
+/// answer in time or well.
+fn engine_list(host: &str) -> Option<Vec<serde_json::Value>> {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new(crate::front::engine());
+    cmd.args(["list", "--format", "json", "--host", host, "--state-dir"])
+        .arg(state_dir())
+        .env_remove(crate::generate::COMPLETE_VAR)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().ok()?;
+    let mut out = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        out.read_to_end(&mut buf).map(|_| buf)
+    });
+    let deadline = std::time::Instant::now() + completion_wait();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let buf = reader.join().ok()?.ok()?;
+    serde_json::from_slice(&buf).ok()
 }
 
 /// A second: a Tab that waits longer is worse than one that offers too much.

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod examples;
 pub mod exec;
+pub mod front;
 pub mod generate;
 #[cfg(test)]
 mod golden;

@@ -1,7 +1,7 @@
-//! `creature`: the front. What needs no backend (`--version`, `matrix`) is
-//! answered here, without libvirt's and liblxc's libraries, which cost
-//! about 11 ms and 14 MiB to load (docs/performance.md, start-up);
-//! everything else, completion included, is the engine's: this process
+//! `creature`: the front. What needs no backend (`--version`, `matrix`,
+//! shell completion) is answered here, without libvirt's and liblxc's
+//! libraries, which cost about 11 ms and 14 MiB to load
+//! (docs/performance.md, start-up); for everything else this process
 //! becomes `creature-engine` (exec, same pid), which has the whole
 //! command line.
 //!
@@ -11,7 +11,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 
 use creature::cli::MatrixArgs;
 use creature::output::Format;
@@ -23,9 +22,6 @@ enum Fast {
 }
 
 fn fast(args: &[OsString]) -> Option<Fast> {
-    if std::env::var_os(creature::generate::COMPLETE_VAR).is_some() {
-        return None;
-    }
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     match args.as_slice() {
         ["--version"] | ["-V"] => Some(Fast::Version),
@@ -64,19 +60,12 @@ fn fast(args: &[OsString]) -> Option<Fast> {
     }
 }
 
-/// The engine beside this binary (a build tree), else where the package
-/// puts it.
-fn engine() -> PathBuf {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("creature-engine")));
-    match beside {
-        Some(p) if p.exists() => p,
-        _ => PathBuf::from("/usr/lib/creature/creature-engine"),
-    }
-}
-
 fn main() {
+    // Completion is answered here too; what needs a backend (machines in
+    // a state) the completers ask the engine for, as a child.
+    clap_complete::CompleteEnv::with_factory(creature::cli::command)
+        .var(creature::generate::COMPLETE_VAR)
+        .complete();
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_else(|| "creature".into());
     let args: Vec<OsString> = argv.collect();
@@ -87,13 +76,13 @@ fn main() {
         }
         Some(Fast::Matrix(m, format)) => creature::cmd::matrix::run(&m, format),
         None => {
-            let engine = engine();
+            let engine = creature::front::engine();
             let mut cmd = std::process::Command::new(&engine);
             cmd.arg0(&arg0).args(&args);
             // Where the user's `creature` is: the engine prints it in the
             // systemd unit it writes.
             if let Ok(me) = std::env::current_exe() {
-                cmd.env(creature::generate::FRONT_VAR, me);
+                cmd.env(creature::front::FRONT_VAR, me);
             }
             let e = cmd.exec();
             eprintln!("error: cannot run {}: {e}", engine.display());

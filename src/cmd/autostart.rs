@@ -270,7 +270,7 @@ pub fn run(ctx: &Ctx, cmd: AutostartCommand) -> Result<()> {
             // At shutdown any machine may be running: the budget covers them all.
             let budget = plan::total(&plan::stop(entries(ctx)?)).as_secs().max(60);
             // The `creature` the user ran (the front), not this engine.
-            let exe = match std::env::var_os(crate::generate::FRONT_VAR) {
+            let exe = match std::env::var_os(crate::front::FRONT_VAR) {
                 Some(p) => std::path::PathBuf::from(p),
                 None => std::env::current_exe()
                     .map_err(|e| Error::other("cannot tell where creature is").caused_by(e))?,
