@@ -4,7 +4,7 @@
 Each case runs creature (A) and the peer tool (B) alternately, A B A B ...,
 after a warm-up, and reports median, min and max of each and the ratio of
 medians (A / B: below 1 means creature is faster). Wall time and the peak
-RSS of each measured process (os.wait4) are recorded. Programs run with
+RSS of each measured process (GNU time) are recorded. Programs run with
 argument vectors; no shell.
 
 bench/results.md holds the rendered table and, in a trailing comment, the
@@ -51,9 +51,9 @@ WHY_SLOWER = {
                   "maps libvirt's and liblxc's shared libraries, lxc-copy only liblxc's), then a durable record in "
                   "the state database (4 fsyncs) and liblxc reading the new config back; lxc-copy -s writes a config "
                   "and two directories.",
-    "exec": "about 11 ms per call, all of it before the attach: the engine's start-up (the front becomes "
-            "creature-engine, whose loader maps libvirt's and liblxc's shared libraries and libvirt initializes, "
-            "where lxc-attach links liblxc alone; see the start-up rows), then the machine's record from the state "
+    "exec": "about 12 to 20 ms per call, all of it before the attach: the front (about 1 ms) becomes "
+            "creature-engine, and the engine's start-up is the rest (its loader maps libvirt's and liblxc's shared libraries and libvirt initializes, "
+            "where lxc-attach links liblxc alone: see the start-up rows), then the machine's record from the state "
             "database (opened and checked). The attach itself is liblxc's in both, and a longer command shows the "
             "same fixed difference (the loop row).",
     "snapshot": "export: creature runs the same qemu-img convert, then reads the result once more for its sha256 (the "
@@ -106,16 +106,30 @@ def run(argv, env=None, check=True, quiet=True):
     return r
 
 
+RSS_FILE = None
+
+
 def timed(argv, env=None):
-    """(wall seconds, peak RSS KiB) of one process."""
+    """(wall seconds, peak RSS KiB) of one process.
+
+    The RSS comes from GNU time, which runs the process: a child forked from
+    this Python process would count Python's own pages (the kernel carries
+    the pre-exec peak into ru_maxrss), about 22 MiB whatever it runs. The
+    wall time includes GNU time's start (a fraction of a millisecond), on
+    both sides of every comparison."""
+    global RSS_FILE
+    if RSS_FILE is None:
+        RSS_FILE = os.path.join(temp_dir("creature-bench-rss."), "rss")
     t = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", RSS_FILE, "--", *argv], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = p.stderr.read().decode(errors="replace")
-    _, status, ru = os.wait4(p.pid, 0)
+    status = p.wait()
     wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"bench: {argv} exited {os.waitstatus_to_exitcode(status)}: {err[-2000:]}")
-    return wall, ru.ru_maxrss
+    if status != 0:
+        raise SystemExit(f"bench: {argv} exited {status}: {err[-2000:]}")
+    with open(RSS_FILE) as f:
+        return wall, int(f.read().split()[-1])
 
 
 def seq(cmds, env=None):
@@ -911,7 +925,10 @@ def render(data):
         "<!-- Written by scripts/bench; do not edit. A run of some cases replaces their rows only. -->",
         "",
         "Each case: a warm-up, then alternating pairs (creature, peer, creature, peer, ...); median (min-max) "
-        "of wall time, largest peak RSS. Ratio = creature's median / the peer's: below 1, creature is faster.",
+        "of wall time, largest peak RSS. Ratio = creature's median / the peer's: below 1, creature is faster. "
+        "Peak RSS comes from GNU time since 2026-12-04 (the start-up and exec rows); rows measured before show "
+        "about 22 MiB for nearly every process, the benchmark's own Python process counted in (the kernel keeps "
+        "the pre-exec peak), and are too high by that much.",
         "",
         "| case | creature | peer | pairs | creature time | peer time | ratio | creature RSS | peer RSS |",
         "|---|---|---|---|---|---|---|---|---|",
