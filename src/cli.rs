@@ -184,9 +184,9 @@ pub enum Command {
     /// /dev/kvm usable by QEMU's user, QEMU and libvirt's guest types, liblxc, root's
     /// /etc/subuid and /etc/subgid ranges, cgroup controllers, AppArmor, dnsmasq, free space
     /// in the state directory and pools, the state database's integrity, interrupted
-    /// operations in the journal, and creature.service (installed, enabled, and a stop
-    /// timeout that covers the autostop plan). Exit 0 when nothing fails (warnings allowed),
-    /// else 6. Changes nothing.
+    /// operations in the journal, creature.service (installed, enabled, and a stop timeout
+    /// that covers the autostop plan), and whether each other host creature knows answers.
+    /// Exit 0 when nothing fails (warnings allowed), else 6. Changes nothing.
     Doctor,
     /// Bring the state database and the backends back into agreement after a crash or a kill.
     ///

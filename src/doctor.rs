@@ -87,16 +87,19 @@ pub fn worst(checks: &[Check]) -> Status {
     checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
 }
 
-/// Unix permission bits of a device node and who owns it.
-#[derive(Debug, Clone, Copy)]
+/// Unix permission bits of a device node and who owns it (with the names
+/// of its owner and group, for people).
+#[derive(Debug, Clone)]
 pub struct NodePerm {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    pub owner: String,
+    pub group: String,
 }
 
 /// Whether a process of `uid` with groups `gids` may read and write the node.
-pub fn can_read_write(p: NodePerm, uid: u32, gids: &[u32]) -> bool {
+pub fn can_read_write(p: &NodePerm, uid: u32, gids: &[u32]) -> bool {
     if uid == 0 {
         return true;
     }
@@ -127,8 +130,8 @@ pub fn kvm(node: Option<NodePerm>, qemu_user: &str, qemu_ids: Option<(u32, Vec<u
     let perm = format!(
         "/dev/kvm is mode {:03o}, owner {}, group {}",
         p.mode & 0o777,
-        p.uid,
-        p.gid
+        p.owner,
+        p.group
     );
     let Some((uid, gids)) = qemu_ids else {
         return Check::fail(
@@ -138,7 +141,7 @@ pub fn kvm(node: Option<NodePerm>, qemu_user: &str, qemu_ids: Option<(u32, Vec<u
              libvirt-daemon-system",
         );
     };
-    if !can_read_write(p, uid, &gids) {
+    if !can_read_write(&p, uid, &gids) {
         return Check::fail(
             "kvm",
             format!(
@@ -379,31 +382,40 @@ pub fn unit(
 mod tests {
     use super::*;
 
-    const KVM: NodePerm = NodePerm {
-        mode: 0o660,
-        uid: 0,
-        gid: 994,
-    };
+    fn node(mode: u32) -> NodePerm {
+        NodePerm {
+            mode,
+            uid: 0,
+            gid: 994,
+            owner: "root".into(),
+            group: "kvm".into(),
+        }
+    }
 
     #[test]
     fn kvm_open_to_qemus_group_is_ok_and_root_only_fails() {
         let ids = Some((64055, vec![64055, 994]));
-        assert_eq!(
-            kvm(Some(KVM), "libvirt-qemu", ids.clone()).status,
-            Status::Ok
+        let ok = kvm(Some(node(0o660)), "libvirt-qemu", ids.clone());
+        assert_eq!(ok.status, Status::Ok);
+        assert!(
+            ok.detail.contains("mode 660, owner root, group kvm"),
+            "{}",
+            ok.detail
         );
-        let root_only = NodePerm { mode: 0o600, ..KVM };
-        let c = kvm(Some(root_only), "libvirt-qemu", ids);
+        let c = kvm(Some(node(0o600)), "libvirt-qemu", ids);
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("cannot open it"), "{c:?}");
         assert!(c.fix.unwrap().contains("chmod 660 /dev/kvm"));
         // QEMU as root opens it, but libvirt's probe still trips.
         assert_eq!(
-            kvm(Some(root_only), "root", Some((0, vec![0]))).status,
+            kvm(Some(node(0o600)), "root", Some((0, vec![0]))).status,
             Status::Fail
         );
         assert_eq!(kvm(None, "root", Some((0, vec![0]))).status, Status::Warn);
-        assert_eq!(kvm(Some(KVM), "nobody-here", None).status, Status::Fail);
+        assert_eq!(
+            kvm(Some(node(0o660)), "nobody-here", None).status,
+            Status::Fail
+        );
     }
 
     #[test]

@@ -97,6 +97,7 @@ fn gather(ctx: &Ctx) -> Vec<Check> {
     out.push(dnsmasq());
     out.extend(space(state_dir));
     out.extend(database(ctx, state_dir));
+    out.extend(hosts(state_dir));
     if let Some(c) = conn {
         drop(c);
     }
@@ -251,6 +252,33 @@ fn user_ids(user: &str) -> Option<(u32, Vec<u32>)> {
     Some((uid, groups))
 }
 
+fn user_name(uid: u32) -> String {
+    // SAFETY: getpwuid returns NULL or a pointer to static storage, copied
+    // out at once.
+    unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() {
+            return uid.to_string();
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+fn group_name(gid: u32) -> String {
+    // SAFETY: as for getpwuid.
+    unsafe {
+        let gr = libc::getgrgid(gid);
+        if gr.is_null() {
+            return gid.to_string();
+        }
+        std::ffi::CStr::from_ptr((*gr).gr_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 fn kvm() -> Check {
     let node = std::fs::metadata("/dev/kvm")
         .ok()
@@ -259,6 +287,8 @@ fn kvm() -> Check {
             mode: m.mode(),
             uid: m.uid(),
             gid: m.gid(),
+            owner: user_name(m.uid()),
+            group: group_name(m.gid()),
         });
     let user = qemu_user();
     let ids = user_ids(&user);
@@ -445,6 +475,41 @@ fn database(ctx: &Ctx, state_dir: &Path) -> Vec<Check> {
         Err(e) => out.push(Check::fail("unit", e.message().to_string(), fix)),
     }
     out
+}
+
+/// Other hosts creature knows (`host add`, the configuration): each is
+/// asked at once, with a short deadline. One that does not answer is a
+/// warning: this host's own prerequisites are the rest of the list.
+fn hosts(state_dir: &Path) -> Vec<Check> {
+    let Ok(all) = crate::backend::Host::all(state_dir) else {
+        return Vec::new();
+    };
+    let probes: Vec<_> = all
+        .into_iter()
+        .filter(|h| !h.is_local())
+        .map(|h| {
+            std::thread::spawn(move || {
+                let uri = Uri(h.uri_text());
+                let r = crate::backend::libvirt::open(&uri, Duration::from_secs(10))
+                    .map(|c| c.hostname().unwrap_or_default());
+                (h.name().to_string(), uri.0, r)
+            })
+        })
+        .collect();
+    probes
+        .into_iter()
+        .filter_map(|p| p.join().ok())
+        .map(|(name, uri, r)| match r {
+            Ok(hostname) => Check::ok("host", format!("{name}: {uri} answers ({hostname})")),
+            Err(e) => Check::warn(
+                "host",
+                format!("{name}: {uri} does not answer: {}", e.message()),
+                format!(
+                    "start libvirtd there and check the network, or `creature host remove {name}`"
+                ),
+            ),
+        })
+        .collect()
 }
 
 fn unit_checks(autostart_machines: usize, needed_s: u64) -> Vec<Check> {

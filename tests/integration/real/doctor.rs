@@ -135,6 +135,22 @@ fn doctor_names_each_broken_prerequisite() {
     super::json::paths(&j, "", &mut got);
     super::json::check("doctor", &doc["doctor"], &got);
 
+    // Another host that does not answer: a warning naming it, not a failure.
+    let with_host = state_dir();
+    Creature::new(with_host.path())
+        .args(["host", "add", "far", "qemu+tcp://127.0.0.1:1/system"])
+        .run()
+        .ok();
+    let (code_h, j, _) = doctor(with_host.path(), &[]);
+    let (st, detail) = one(&j, "host");
+    assert_eq!(st, "warn", "{detail}");
+    assert!(
+        detail.contains("far: qemu+tcp://127.0.0.1:1/system does not answer")
+            && detail.contains("creature host remove far"),
+        "{detail}"
+    );
+    assert_eq!(code_h, code, "a warning changes no exit code");
+
     // virtlogd stopped: its socket file stays behind, nobody listens.
     let dead = scratch.path().join("virtlogd-sock");
     std::fs::write(&dead, "").unwrap();
