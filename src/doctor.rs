@@ -177,25 +177,18 @@ pub fn qemu_conf_user(text: &str) -> Option<String> {
     })
 }
 
-/// The first subordinate range of `user` in /etc/subuid or /etc/subgid text.
-pub fn subid_range(text: &str, user: &str, uid: u32) -> Option<(u64, u64)> {
-    text.lines().find_map(|l| {
-        let mut f = l.trim().split(':');
-        let who = f.next()?;
-        if who != user && who != uid.to_string() {
-            return None;
-        }
-        let start = f.next()?.parse().ok()?;
-        let count = f.next()?.parse().ok()?;
-        Some((start, count))
-    })
-}
-
 /// Containers are unprivileged by default: root maps 65536 ids from its range.
 pub fn subids(check: &'static str, file: &str, text: Option<&str>) -> Check {
+    use crate::backend::lxc::idmap;
     let fix = format!("echo root:100000:65536 >> {file}");
-    match text.and_then(|t| subid_range(t, "root", 0)) {
-        Some((start, count)) if count >= 65536 => Check::ok(
+    // The range creature will use, else the first one root has.
+    let found = text.and_then(|t| {
+        idmap::ranges(t, "root", 0)
+            .find(|&(_, count)| count >= idmap::COUNT)
+            .or_else(|| idmap::ranges(t, "root", 0).next())
+    });
+    match found {
+        Some((start, count)) if count >= idmap::COUNT => Check::ok(
             check,
             format!("{file}: root maps {count} ids from {start} (unprivileged containers)"),
         ),

@@ -307,6 +307,12 @@ fn statvfs(path: &Path) -> Option<libc::statvfs> {
     (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then_some(st)
 }
 
+/// Bytes free for unprivileged writers and bytes in all, of the
+/// filesystem holding `path`.
+pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    statvfs(path).map(|st| (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize))
+}
+
 fn free_bytes(mount: &Path) -> Option<u64> {
     statvfs(mount).map(|st| st.f_bavail * st.f_frsize)
 }

@@ -347,25 +347,13 @@ fn dnsmasq() -> Check {
 
 /// The filesystem a path is on, through its nearest existing ancestor (the
 /// state directory may not exist yet).
-fn statvfs(path: &Path) -> Option<(PathBuf, u64, u64, u64)> {
+fn statvfs(path: &Path) -> Option<(u64, u64, u64)> {
     let mut p = path.to_path_buf();
     while !p.exists() {
         p = p.parent()?.to_path_buf();
     }
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string and s a properly sized out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    let dev = std::fs::metadata(&p).ok()?.dev();
-    let frsize = s.f_frsize as u64;
-    Some((
-        p,
-        s.f_bavail as u64 * frsize,
-        s.f_blocks as u64 * frsize,
-        dev,
-    ))
+    let (avail, total) = crate::statedir::fs_space(&p)?;
+    Some((avail, total, std::fs::metadata(&p).ok()?.dev()))
 }
 
 /// The state directory, and the image cache and disk pool when another
@@ -382,7 +370,7 @@ fn space(state_dir: &Path) -> Vec<Check> {
             continue;
         }
         match statvfs(&p) {
-            Some((_, avail, total, dev)) => {
+            Some((avail, total, dev)) => {
                 if seen.contains(&dev) {
                     continue;
                 }

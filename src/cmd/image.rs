@@ -333,11 +333,7 @@ fn rootfs_caches(state_dir: &Path) -> Vec<RootfsCache> {
             RootfsCache {
                 id: e.file_name().to_string_lossy().into_owned(),
                 bytes: tree_bytes(&dir),
-                users: lowers
-                    .iter()
-                    .filter(|(_, l)| Path::new(l).starts_with(&dir))
-                    .map(|(c, _)| c.clone())
-                    .collect(),
+                users: lower_users(&dir, &lowers),
                 busy: crate::statedir::lock_busy(&dir.join("lock")),
             }
         })
@@ -349,9 +345,9 @@ fn rootfs_caches(state_dir: &Path) -> Vec<RootfsCache> {
 /// (container, lower layer) of every overlay-rooted container in lxcpath,
 /// read from its config (creature's or not: a foreign container on the
 /// tree keeps it too).
-fn container_lowers() -> Vec<(String, String)> {
-    let lxcpath = crate::backend::lxc::sys::lxcpath();
-    let Ok(rd) = std::fs::read_dir(&lxcpath) else {
+fn container_lowers() -> Vec<(String, PathBuf)> {
+    use crate::backend::lxc::config::RootfsPath;
+    let Ok(rd) = std::fs::read_dir(crate::backend::lxc::sys::lxcpath()) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -366,19 +362,22 @@ fn container_lowers() -> Vec<(String, String)> {
             if k.trim() != "lxc.rootfs.path" {
                 continue;
             }
-            let v = v.trim();
-            let v = v
-                .strip_prefix("overlay:")
-                .or_else(|| v.strip_prefix("overlayfs:"));
-            if let Some((lower, _)) = v.and_then(|v| v.split_once(':')) {
-                out.push((
-                    e.file_name().to_string_lossy().into_owned(),
-                    lower.to_string(),
-                ));
+            if let RootfsPath::Overlay { lower, .. } = RootfsPath::parse(v.trim()) {
+                out.push((e.file_name().to_string_lossy().into_owned(), lower.into()));
             }
         }
     }
     out
+}
+
+/// The containers whose lower layer is in the cache directory `dir` (its
+/// tree, or a tree shifted for unprivileged containers beside it).
+fn lower_users(dir: &Path, lowers: &[(String, PathBuf)]) -> Vec<String> {
+    lowers
+        .iter()
+        .filter(|(_, l)| l.starts_with(dir))
+        .map(|(c, _)| c.clone())
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -484,11 +483,7 @@ fn remove_rootfs(state_dir: &Path, id: &str) -> Result<()> {
     }
     let dir = state_dir.join("images/rootfs").join(id);
     let _lock = crate::statedir::lock_file(&dir.join("lock"))?;
-    let tree = dir.join("tree");
-    if let Some((c, _)) = container_lowers()
-        .into_iter()
-        .find(|(_, l)| Path::new(l) == tree)
-    {
+    if let Some(c) = lower_users(&dir, &container_lowers()).first() {
         return Err(Error::conflict(format!("container {c} now uses it")));
     }
     std::fs::remove_dir_all(&dir)

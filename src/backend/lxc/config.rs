@@ -82,6 +82,7 @@ impl RootfsPath {
     pub fn parse(value: &str) -> RootfsPath {
         let rest = value
             .strip_prefix("overlay:")
+            .or_else(|| value.strip_prefix("overlayfs:"))
             .or_else(|| value.strip_prefix("dir:"))
             .unwrap_or(value);
         match rest.rsplit_once(':') {

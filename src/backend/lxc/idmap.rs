@@ -11,14 +11,27 @@ use crate::error::{Error, Result};
 /// A container needs at least this many ids (uid 0 to 65535 inside).
 pub const COUNT: u32 = 65536;
 
-/// The first range of `user` in a subuid/subgid file with enough ids.
-pub fn range(file_text: &str, user: &str) -> Option<u32> {
-    file_text.lines().find_map(|l| {
+/// Every (start, count) of a user in a subuid/subgid file, in file order;
+/// subuid(5) names the user by login name or by uid.
+pub fn ranges<'a>(
+    file_text: &'a str,
+    user: &'a str,
+    uid: u32,
+) -> impl Iterator<Item = (u32, u32)> + 'a {
+    file_text.lines().filter_map(move |l| {
         let mut f = l.trim().split(':');
         let (u, start, count) = (f.next()?, f.next()?, f.next()?);
-        let (start, count): (u32, u32) = (start.parse().ok()?, count.parse().ok()?);
-        (u == user && count >= COUNT).then_some(start)
+        (u == user || u.parse() == Ok(uid)).then_some(())?;
+        Some((start.parse().ok()?, count.parse().ok()?))
     })
+}
+
+/// The first range of `user` (uid `uid`) in a subuid/subgid file with
+/// enough ids.
+pub fn range(file_text: &str, user: &str, uid: u32) -> Option<u32> {
+    ranges(file_text, user, uid)
+        .find(|&(_, count)| count >= COUNT)
+        .map(|(start, _)| start)
 }
 
 /// The idmap for containers created by root.
@@ -30,8 +43,8 @@ pub fn for_root() -> Result<IdMap> {
              (add one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 root)"
         ))
     };
-    let uid_start = range(&read("/etc/subuid"), "root").ok_or_else(|| missing("/etc/subuid"))?;
-    let gid_start = range(&read("/etc/subgid"), "root").ok_or_else(|| missing("/etc/subgid"))?;
+    let uid_start = range(&read("/etc/subuid"), "root", 0).ok_or_else(|| missing("/etc/subuid"))?;
+    let gid_start = range(&read("/etc/subgid"), "root", 0).ok_or_else(|| missing("/etc/subgid"))?;
     Ok(IdMap {
         uid_start,
         gid_start,
@@ -86,9 +99,9 @@ mod tests {
     #[test]
     fn picks_the_users_first_big_enough_range() {
         let text = "alice:100000:65536\nroot:200000:1000\nroot:300000:65536\n";
-        assert_eq!(range(text, "root"), Some(300000));
-        assert_eq!(range(text, "alice"), Some(100000));
-        assert_eq!(range(text, "bob"), None);
-        assert_eq!(range("root:x:y\n", "root"), None);
+        assert_eq!(range(text, "root", 0), Some(300000));
+        assert_eq!(range(text, "alice", 1000), Some(100000));
+        assert_eq!(range(text, "bob", 1001), None);
+        assert_eq!(range("root:x:y\n", "root", 0), None);
     }
 }
