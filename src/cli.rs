@@ -916,9 +916,10 @@ pub enum VolumeCommand {
         /// A libvirt storage pool by name (default: creature's directory pool).
         #[arg(long, value_name = "POOL")]
         pool: Option<String>,
-        /// Disk format (`--format` is the output format of every verb).
-        #[arg(long = "disk-format", value_enum, default_value_t = VolumeFormat::Qcow2)]
-        disk_format: VolumeFormat,
+        /// Disk format (`--format` is the output format of every verb); default qcow2, raw on
+        /// a Xen host (its disks are raw files).
+        #[arg(long = "disk-format", value_enum)]
+        disk_format: Option<VolumeFormat>,
     },
     /// List block volumes and the machines they are attached to.
     #[command(visible_alias = "ls")]

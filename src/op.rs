@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn not_implemented_is_refused_with_its_own_words() {
-        let e = Op::Rescue
+        let e = Op::Migrate
             .require(Who::Machine("vm"), Backend::Xen)
             .unwrap_err();
         assert!(

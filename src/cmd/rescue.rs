@@ -66,8 +66,8 @@ pub fn rescue(ctx: &Ctx, drv: &dyn Driver, rec: &MachineRecord, image: Option<&s
     let boot = boot_files(ctx, rec, &image)?;
     drv.rescue(&rec.name, &boot)?;
     ctx.say(&format!(
-        "rescued {}: booted from image {image}, its own disks after a scratch disk (the guest's vdb, ...); \
-         `creature unrescue {}` boots it from them again",
+        "rescued {}: booted from image {image}, its own disks after a scratch disk (each moved up one: \
+         vda is the guest's vdb, xvda its xvdb); `creature unrescue {}` boots it from them again",
         rec.name, rec.name
     ));
     Ok(())

@@ -96,6 +96,10 @@ pub fn run(ctx: &Ctx, cmd: &VolumeCommand) -> Result<()> {
                 return create_fc(ctx, &mut store, name, &fc);
             }
             let size = size.ok_or_else(|| Error::invalid("--size is required"))?;
+            let format = format.unwrap_or(match ctx.host()?.vm_engine() {
+                crate::backend::Backend::Xen => crate::cli::VolumeFormat::Raw,
+                _ => crate::cli::VolumeFormat::Qcow2,
+            });
             let conn = ctx.network_conn()?;
             let rec = make_file_volume(
                 &conn,
@@ -258,22 +262,56 @@ fn make_file_volume(
 
 /// The device a volume takes on `machine`: the one asked for (a valid name
 /// no disk of it has: exit 2, exit 5), else the next free vdX (exit 8).
-fn choose_target(machine: &str, asked: Option<&str>, used: &[String]) -> Result<String> {
+fn choose_target(
+    backend: crate::backend::Backend,
+    machine: &str,
+    asked: Option<&str>,
+    used: &[String],
+) -> Result<String> {
+    // A Xen domain's disks are all xvdX (blkfront): other buses are QEMU's.
+    let xen = backend == crate::backend::Backend::Xen;
     match asked {
         Some(t) if volume_xml::bus_of(t).is_none() => Err(Error::invalid(format!(
             "invalid --target {t:?}: a device name such as vdb (virtio), sdb (scsi) or xvdb (xen)"
+        ))),
+        Some(t) if xen && volume_xml::bus_of(t) != Some("xen") => Err(Error::invalid(format!(
+            "invalid --target {t:?}: a Xen machine's disks are xvdX (xvdb, xvdc, ...)"
         ))),
         Some(t) if used.iter().any(|u| u == t) => Err(Error::conflict(format!(
             "machine {machine:?} has a disk {t} already"
         ))),
         Some(t) => Ok(t.to_string()),
-        None => volume_xml::next_target("vd", used).ok_or_else(|| {
-            Error::new(
-                crate::error::Kind::Exhausted,
-                format!("machine {machine:?} has no free vdX device name left"),
-            )
-        }),
+        None => {
+            let prefix = if xen { "xvd" } else { "vd" };
+            volume_xml::next_target(prefix, used).ok_or_else(|| {
+                Error::new(
+                    crate::error::Kind::Exhausted,
+                    format!("machine {machine:?} has no free {prefix}X device name left"),
+                )
+            })
+        }
     }
+}
+
+/// A Xen domain's disks are raw files read by blkback in dom0: no qcow2, no
+/// LUN (libvirt's libxl driver takes neither as a volume).
+fn xen_can_take(backend: crate::backend::Backend, v: &VolumeRecord) -> Result<()> {
+    if backend != crate::backend::Backend::Xen {
+        return Ok(());
+    }
+    if v.lun().is_some() || v.format != "raw" {
+        return Err(Error::invalid(format!(
+            "volume {:?} is {}: xen disks are raw files (`creature volume create ... \
+             --disk-format raw`)",
+            v.name,
+            if v.lun().is_some() {
+                "a LUN"
+            } else {
+                v.format.as_str()
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// The CHAP secret from its file: refused when anyone may read the file,
@@ -427,13 +465,15 @@ pub fn attach_template_volumes(
                         "template volume.{i}: volume {n:?} is not a raw file volume; a container mounts a raw volume's filesystem"
                     )));
                 }
+                xen_can_take(drv.backend(), &r)
+                    .map_err(|e| Error::invalid(format!("template volume.{i}: {}", e.message())))?;
                 r
             }
             None => {
                 let vname = format!("{name}-vol{i}");
                 let format = match v.format {
                     Some(crate::template::schema::DiskFormat::Raw) => "raw",
-                    _ if container => "raw",
+                    _ if container || drv.backend() == crate::backend::Backend::Xen => "raw",
                     _ => "qcow2",
                 };
                 let size = v.size.map(|s| s.0).unwrap_or(0);
@@ -475,7 +515,9 @@ pub fn attach_template_volumes(
             continue;
         }
         let target =
-            choose_target(name, v.target.as_deref(), &used).map_err(|e| match e.kind() {
+            choose_target(drv.backend(), name, v.target.as_deref(), &used).map_err(|e| match e
+                .kind()
+            {
                 // The template asked for a taken device: the template's fault.
                 crate::error::Kind::Conflict => {
                     Error::invalid(format!("template volume.{i}: {}", e.message()))
@@ -533,6 +575,7 @@ pub fn on_machine(
             ..
         } => {
             let v = record(&store, h, name)?;
+            xen_can_take(drv.backend(), &v)?;
             if *shareable && v.format != "raw" {
                 return Err(Error::invalid(format!(
                     "volume {name:?} is {}: only raw volumes can be shared between machines",
@@ -554,7 +597,7 @@ pub fn on_machine(
                 )));
             }
             let used = drv.used_targets(&rec.name)?;
-            let target = choose_target(&rec.name, target.as_deref(), &used)?;
+            let target = choose_target(drv.backend(), &rec.name, target.as_deref(), &used)?;
             let live = drv.state(&rec.name)?.is_active();
             let disk = disk_of(&v, target.clone(), *readonly, *shareable);
             // Recorded first: a second attach racing this one is refused

@@ -382,12 +382,14 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         vm => check_vm(name, vm, &t)?,
     }
     let vm = matches!(backend, Backend::Kvm | Backend::Qemu);
+    // Xen PV guests take vCPUs and memory (its balloon) live too.
+    let resizable = vm || backend == Backend::Xen;
     if let Some(max) = t.max_cpus {
-        if !vm {
+        if !resizable {
             return Err(field_err(
                 name,
                 "max_cpus",
-                format!("is for kvm and qemu machines, not {backend}"),
+                format!("is for VMs (kvm, qemu, xen), not {backend}"),
             ));
         }
         if max < cpus || max > host.cpus.max(cpus) * 8 {
@@ -402,11 +404,11 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         }
     }
     if let Some(max) = t.max_memory {
-        if !vm {
+        if !resizable {
             return Err(field_err(
                 name,
                 "max_memory",
-                format!("is for kvm and qemu machines, not {backend}"),
+                format!("is for VMs (kvm, qemu, xen), not {backend}"),
             ));
         }
         if max < memory || max > MAX_SIZE {
@@ -690,13 +692,6 @@ fn check_volumes(
     backend: Backend,
     vols: &[crate::template::schema::Volume],
 ) -> Result<()> {
-    if !vols.is_empty() && backend == Backend::Xen {
-        return Err(field_err(
-            name,
-            "[[volume]]",
-            "backend xen has no block volumes in creature yet",
-        ));
-    }
     let container = backend == Backend::Lxc;
     for (i, v) in vols.iter().enumerate() {
         let at = |k: &str| format!("volume.{i}{k}");
@@ -731,6 +726,16 @@ fn check_volumes(
                 name,
                 &at(""),
                 "a container's volume is raw with a filesystem, mounted at path: no target, no qcow2",
+            ));
+        }
+        if backend == Backend::Xen
+            && (v.format == Some(crate::template::schema::DiskFormat::Qcow2)
+                || v.target.as_deref().is_some_and(|t| !t.starts_with("xvd")))
+        {
+            return Err(field_err(
+                name,
+                &at(""),
+                "a Xen machine's volume is a raw file on an xvdX device: no qcow2, no vdX or sdX target",
             ));
         }
         match (&v.name, v.size) {

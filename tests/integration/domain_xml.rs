@@ -30,6 +30,7 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("qemu.xml", "domain"),
         ("xen.xml", "domain"),
         ("qemu-rescue.xml", "domain"),
+        ("xen-rescue.xml", "domain"),
         ("qemu-reverted.xml", "domain"),
         ("qemu-installer.xml", "domain"),
         ("snapshot.xml", "domainsnapshot"),

@@ -151,8 +151,8 @@ fn bad_first_boot_settings_are_refused_before_anything_exists() {
     );
     refused(
         3,
-        &["create", "a", "-t", "tiny-xen", "--user-data", &ud],
-        &["xen"],
+        &["create", "a", "-t", "tiny-xen", "--inject-file", &inject],
+        &["--inject-file", "xen"],
     );
     // A display the matrix marks missing: lxc has neither VNC nor SPICE.
     refused(

@@ -368,7 +368,9 @@ pub fn sizing(xml: &str) -> Option<crate::resize::Sizing> {
         max_cpus,
         memory: memory.unwrap_or(max_memory),
         max_memory,
-        balloon: attr("memballoon", "model").as_deref() == Some("virtio"),
+        // Xen's balloon is the hypervisor's own: every xen domain has it.
+        balloon: attr("memballoon", "model").as_deref() == Some("virtio")
+            || attr("domain", "type").as_deref() == Some("xen"),
     })
 }
 

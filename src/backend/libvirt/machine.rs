@@ -580,6 +580,17 @@ impl Driver for LibvirtDriver {
         let p = plan(req, config, live, &disks).map_err(|e| {
             Error::new(e.kind(), format!("cannot resize {name:?}: {}", e.message()))
         })?;
+        // libxl cannot resize a disk in use (no virDomainBlockResize): a xen
+        // machine's raw file grows in dom0's pool while it is stopped.
+        if active
+            && self.backend == Backend::Xen
+            && p.steps.iter().any(|s| matches!(s, Step::GrowDisk(..)))
+        {
+            return Err(Error::conflict(format!(
+                "cannot resize {name:?}: a running xen machine's disks cannot grow (libvirt's \
+                 libxl driver has no live disk resize); stop it, resize --disk, start it"
+            )));
+        }
         let apply = |s: &Step| -> Result<String> {
             let fail = |what: &str| {
                 let what = what.to_string();
@@ -740,20 +751,41 @@ impl Driver for LibvirtDriver {
             let _ = std::fs::remove_file(&keep);
             why
         };
+        let xen = self.backend == Backend::Xen;
         let vol = storage::create_volume(
             &pool,
-            &storage::empty_xml(&vol_name, 1 << 20, "qcow2"),
+            &storage::empty_xml(&vol_name, 1 << 20, rescue_xml::scratch_format(xen)),
             &vol_name,
         )
         .map_err(cleanup)?;
+        // On another host the rescue kernel and initramfs are read from its
+        // image pool, shipped there (and kept, by their sha256, for the next).
+        let there = |f: &str| -> Result<String> {
+            if self.remote {
+                crate::backend::libvirt::ship::ship_file(
+                    &self.conn,
+                    &self.state_dir,
+                    std::path::Path::new(f),
+                    true,
+                )
+                .map(|p| p.display().to_string())
+            } else {
+                Ok(f.to_string())
+            }
+        };
+        let (kernel, initrd) = match there(&boot.kernel).and_then(|k| Ok((k, there(&boot.initrd)?)))
+        {
+            Ok(b) => b,
+            Err(e) => return Err(cleanup(e)),
+        };
         let scratch = vol
             .path()
             .map_err(|e| cleanup(map_error("cannot find the rescue scratch disk", e)))?;
         let xml = rescue_xml::render(
             &original,
             &rescue_xml::Rescue {
-                kernel: &boot.kernel,
-                initrd: &boot.initrd,
+                kernel: &kernel,
+                initrd: &initrd,
                 scratch_path: &scratch,
                 scratch_volume: &vol_name,
                 image: &boot.image,
@@ -1025,21 +1057,26 @@ impl LibvirtDriver {
         }
         let stream = virt::stream::Stream::new(&self.conn, 0)
             .map_err(|e| map_error("cannot create a libvirt stream", e))?;
-        d.open_console(None, &stream, sys::VIR_DOMAIN_CONSOLE_SAFE)
-            .map_err(|e| {
-                let err = map_error(format!("cannot open the console of {name:?}"), e);
-                if err
-                    .causes()
-                    .iter()
-                    .any(|c| c.contains("Active console session"))
-                {
-                    Error::conflict(format!(
-                        "someone else is attached to the console of {name:?}"
-                    ))
-                } else {
-                    err
-                }
-            })?;
+        // libxl takes no SAFE flag (it refuses a second session all the same).
+        let flags = if self.backend == Backend::Xen {
+            0
+        } else {
+            sys::VIR_DOMAIN_CONSOLE_SAFE
+        };
+        d.open_console(None, &stream, flags).map_err(|e| {
+            let err = map_error(format!("cannot open the console of {name:?}"), e);
+            if err
+                .causes()
+                .iter()
+                .any(|c| c.contains("Active console session"))
+            {
+                Error::conflict(format!(
+                    "someone else is attached to the console of {name:?}"
+                ))
+            } else {
+                err
+            }
+        })?;
         Ok(stream)
     }
 

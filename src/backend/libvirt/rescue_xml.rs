@@ -50,11 +50,22 @@ pub fn render(original: &str, r: &Rescue<'_>) -> Result<String> {
     let mut disk_is_disk = false;
     let mut scratch_written = false;
     let mut disks_moved = 0;
+    // A Xen domain (PV): the scratch disk is a raw file for blkback on
+    // xvda, and the rescue kernel's console is Xen's.
+    let mut xen = false;
     let write = |w: &mut Writer<Cursor<Vec<u8>>>, e: Event<'_>| w.write_event(e).map_err(bad);
     loop {
         let ev = reader.read_event().map_err(bad)?;
         match ev {
             Event::Eof => break,
+            Event::Start(ref e) if depth == 0 && e.local_name().as_ref() == b"domain" => {
+                xen = e
+                    .attributes()
+                    .flatten()
+                    .any(|a| a.key.as_ref() == b"type" && a.value.as_ref() == b"xen");
+                depth += 1;
+                write(&mut w, ev.clone())?;
+            }
             Event::Start(ref e) if depth == 1 && e.local_name().as_ref() == b"os" => {
                 in_os = true;
                 depth += 1;
@@ -72,7 +83,14 @@ pub fn render(original: &str, r: &Rescue<'_>) -> Result<String> {
                 for (el, v) in [
                     ("kernel", r.kernel),
                     ("initrd", r.initrd),
-                    ("cmdline", "console=ttyS0 creature.rescue=1"),
+                    (
+                        "cmdline",
+                        if xen {
+                            "console=hvc0 creature.rescue=1"
+                        } else {
+                            "console=ttyS0 creature.rescue=1"
+                        },
+                    ),
                 ] {
                     write(&mut w, Event::Start(BytesStart::new(el)))?;
                     write(&mut w, Event::Text(BytesText::new(v)))?;
@@ -108,7 +126,7 @@ pub fn render(original: &str, r: &Rescue<'_>) -> Result<String> {
                     .map(|a| a.value.into_owned());
                 disk_is_disk = device.as_deref().is_none_or(|d| d == b"disk");
                 if disk_is_disk && !scratch_written {
-                    scratch(&mut w, r)?;
+                    scratch(&mut w, r, xen)?;
                     scratch_written = true;
                 }
                 in_disk = true;
@@ -175,18 +193,27 @@ pub fn render(original: &str, r: &Rescue<'_>) -> Result<String> {
     String::from_utf8(w.into_inner().into_inner()).map_err(bad)
 }
 
-fn scratch(w: &mut Writer<Cursor<Vec<u8>>>, r: &Rescue<'_>) -> Result<()> {
+/// The scratch disk's format: qcow2, or raw for a Xen domain.
+pub fn scratch_format(xen: bool) -> &'static str {
+    if xen {
+        "raw"
+    } else {
+        "qcow2"
+    }
+}
+
+fn scratch(w: &mut Writer<Cursor<Vec<u8>>>, r: &Rescue<'_>, xen: bool) -> Result<()> {
     let mut disk = BytesStart::new("disk");
     disk.push_attribute(("type", "file"));
     disk.push_attribute(("device", "disk"));
     let mut driver = BytesStart::new("driver");
-    driver.push_attribute(("name", "qemu"));
-    driver.push_attribute(("type", "qcow2"));
+    driver.push_attribute(("name", if xen { "phy" } else { "qemu" }));
+    driver.push_attribute(("type", scratch_format(xen)));
     let mut source = BytesStart::new("source");
     source.push_attribute(("file", r.scratch_path));
     let mut target = BytesStart::new("target");
-    target.push_attribute(("dev", "vda"));
-    target.push_attribute(("bus", "virtio"));
+    target.push_attribute(("dev", if xen { "xvda" } else { "vda" }));
+    target.push_attribute(("bus", if xen { "xen" } else { "virtio" }));
     for e in [
         Event::Start(disk),
         Event::Empty(driver),
@@ -306,6 +333,27 @@ mod tests {
         .unwrap();
         crate::golden::check("domain/qemu-rescue.xml", &rescued);
         crate::golden::check("domain/qemu-reverted.xml", &reverted);
+    }
+
+    /// A Xen PV domain: the scratch disk is raw for blkback on xvda, its
+    /// disks move to xvdb..., the rescue kernel speaks on Xen's console.
+    #[test]
+    fn a_xen_rescue_keeps_to_xen_devices() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/domain");
+        let xen = std::fs::read_to_string(dir.join("xen.xml")).unwrap();
+        let x = render(&xen, &rescue()).unwrap();
+        assert!(
+            x.contains("<cmdline>console=hvc0 creature.rescue=1</cmdline>"),
+            "{x}"
+        );
+        assert!(x.contains("<driver name=\"phy\" type=\"raw\"/>"), "{x}");
+        assert!(x.contains("<target dev=\"xvda\" bus=\"xen\"/>"), "{x}");
+        assert!(x.contains("dev=\"xvdb\""), "{x}");
+        assert!(
+            !x.contains("virtio") && !x.contains("type=\"qcow2\""),
+            "{x}"
+        );
+        crate::golden::check("domain/xen-rescue.xml", &x);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn disks_pool(conn: &Connect, state_dir: &Path) -> Result<StoragePool> {
 /// A complete copy carries a marker volume, made only after the copy read
 /// back to the same sha256: a copy cut short by a crash is never taken for
 /// a whole one.
-fn marker(vol: &str) -> String {
+pub fn marker(vol: &str) -> String {
     format!("{vol}.shipped")
 }
 
@@ -299,5 +299,8 @@ mod tests {
         assert_eq!(seed_volume("web"), "web-seed.iso");
         assert!(storage::is_volume_of(&seed_volume("web"), "web"));
         assert!(!storage::is_volume_of(&seed_volume("web"), "we"));
+        // Its marker goes with the machine too (it was left behind once).
+        assert!(storage::is_volume_of(&marker(&seed_volume("web")), "web"));
+        assert!(!storage::is_volume_of(&marker(&seed_volume("web")), "we"));
     }
 }

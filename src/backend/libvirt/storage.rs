@@ -148,11 +148,15 @@ pub fn rescue_volume(name: &str) -> String {
 }
 
 /// Whether `volume` is one of machine `name`'s disks by creature's naming
-/// (`<name>-disk<N>.qcow2`, a xen disk's `<name>-disk<N>.raw`, a snapshot's `<name>-disk<N>-<K>.qcow2`, or its
-/// rescue scratch disk). Pure.
+/// (`<name>-disk<N>.qcow2`, a xen disk's `<name>-disk<N>.raw`, a snapshot's `<name>-disk<N>-<K>.qcow2`, its
+/// rescue scratch disk, or on another host its config drive and that copy's marker). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
     volume == rescue_volume(name)
         || volume == crate::backend::libvirt::ship::seed_volume(name)
+        || volume
+            == crate::backend::libvirt::ship::marker(&crate::backend::libvirt::ship::seed_volume(
+                name,
+            ))
         || volume
             .strip_prefix(name)
             .and_then(|r| r.strip_prefix("-disk"))

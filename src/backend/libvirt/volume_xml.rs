@@ -58,13 +58,17 @@ pub fn render(d: &VolumeDisk) -> String {
             },
         )
         .attr("device", "disk")
-        .child(
+        .child(if bus_of(&d.target) == Some("xen") {
+            // Xen: blkback in dom0 serves the raw file (libxl's phy
+            // backend, the file set up on a loop device), no QEMU.
+            El::new("driver").attr("name", "phy").attr("type", "raw")
+        } else {
             El::new("driver")
                 .attr("name", "qemu")
                 .attr("type", d.format.clone())
                 // A disk two guests write must not be cached on the host side.
-                .attr("cache", if d.shareable { "none" } else { "default" }),
-        )
+                .attr("cache", if d.shareable { "none" } else { "default" })
+        })
         .child(source)
         .child(
             El::new("target")
@@ -123,6 +127,20 @@ mod tests {
             x,
             "<disk type=\"file\" device=\"disk\">\n  <driver name=\"qemu\" type=\"qcow2\" cache=\"default\"/>\n  \
              <source file=\"/v/data.qcow2\"/>\n  <target dev=\"vdc\" bus=\"virtio\"/>\n  <readonly/>\n</disk>\n"
+        );
+        // Xen: blkback's raw file, whatever the record says of caching.
+        let xen = render(&VolumeDisk {
+            path: "/v/data.img".into(),
+            pool_volume: None,
+            format: "raw".into(),
+            target: "xvdb".into(),
+            readonly: false,
+            shareable: false,
+        });
+        assert!(
+            xen.contains("<driver name=\"phy\" type=\"raw\"/>")
+                && xen.contains("<target dev=\"xvdb\" bus=\"xen\"/>"),
+            "{xen}"
         );
     }
 }

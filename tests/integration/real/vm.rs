@@ -166,6 +166,12 @@ pub fn virsh(args: &[&str]) -> std::process::Output {
 /// Types a command on the machine's console, waits for its computed
 /// answer (an echo of the typing does not count), leaves with Ctrl-].
 pub fn console_says(lab: &Lab, m: &str, eol: &[u8]) {
+    console_answers(lab, m, eol, "echo hello-$((6*7))", "hello-42");
+}
+
+/// Type `cmd` on the machine's console (again every few seconds until
+/// `want` shows), then leave with Ctrl-]; what the console showed.
+pub fn console_answers(lab: &Lab, m: &str, eol: &[u8], cmd: &str, want: &str) -> String {
     let mut child = std::process::Command::new(crate::util::bin())
         .args(["console", m])
         .env("CREATURE_STATE_DIR", lab.path())
@@ -186,13 +192,13 @@ pub fn console_says(lab: &Lab, m: &str, eol: &[u8]) {
         }
     });
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !seen.contains("hello-42") {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains(want) {
         assert!(
             Instant::now() < deadline,
             "no answer on the console; saw:\n{seen}"
         );
-        stdin.write_all(b"echo hello-$((6*7))").unwrap();
+        stdin.write_all(cmd.as_bytes()).unwrap();
         stdin.write_all(eol).unwrap();
         stdin.flush().unwrap();
         let until = Instant::now() + Duration::from_secs(2);
@@ -214,6 +220,7 @@ pub fn console_says(lab: &Lab, m: &str, eol: &[u8]) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success());
+    seen
 }
 
 /// Run `cmd` inside container `ct` (lxc-attach); the caller judges the result.

@@ -188,6 +188,16 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["start", "xn"]).ok();
     let l = wait_log(&lab, "xn", "creature-test-guest: lease");
     assert!(l.contains(&format!("lease eth0 {ip}")), "{l}");
+    // The interactive console (libvirt's console stream, from xenconsoled
+    // in dom0): typed into the domU's shell, which pings dom0's end of the
+    // network and says whether it answered.
+    super::vm::console_answers(
+        &lab,
+        "xn",
+        b"\r",
+        "ping -c 2 -W 3 10.194.0.1 >/dev/null && echo dom0-answers-$((40+2))",
+        "dom0-answers-42",
+    );
     lab.run(&["delete", "xn", "--yes", "--force"]).ok();
     lab.run(&["--host", "xh", "net", "delete", "xnet", "--yes"])
         .ok();
@@ -279,6 +289,224 @@ fn xen_pv_machines_on_a_real_xen_host() {
         let vols = virsh_xh(&["vol-list", p]);
         assert!(!vols.contains("xd-disk"), "{p}: {vols}");
     }
+
+    // Config drive: the NoCloud ISO is made here, shipped into dom0's pool
+    // and given to the domU read-only; the guest mounts it and prints its
+    // label and meta-data. A changed setting is shipped again at the next
+    // start, as a new instance.
+    std::fs::write(
+        td.join("xc.toml"),
+        "extends = \"tiny-xen\"\n[cloud_init]\nhostname = \"xen-seeded\"\n",
+    )
+    .unwrap();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xc",
+        "-t",
+        "xc",
+        "--template-dir",
+        tds,
+    ])
+    .ok();
+    let xml = virsh_xh(&["dumpxml", "xc"]);
+    assert!(
+        xml.contains("xc-seed.iso") && xml.contains("<readonly/>"),
+        "{xml}"
+    );
+    lab.run(&["start", "xc"]).ok();
+    let l = wait_log(&lab, "xc", "creature-test-guest: seed");
+    assert!(
+        l.contains("seed xvda cidata") && l.contains(r#""local-hostname": "xen-seeded""#),
+        "{l}"
+    );
+    lab.run(&["config-drive", "xc", "--hostname", "xen-again"])
+        .ok();
+    lab.run(&["stop", "xc", "--force"]).ok();
+    lab.run(&["start", "xc"])
+        .ok()
+        .stdout_has("rewrote its config drive");
+    let l = wait_log(&lab, "xc", r#""local-hostname": "xen-again""#);
+    assert_eq!(l.matches("seed xvda cidata").count(), 2, "{l}");
+    lab.run(&["delete", "xc", "--yes", "--force"]).ok();
+    for p in virsh_xh(&["pool-list", "--name"]).split_whitespace() {
+        let vols = virsh_xh(&["vol-list", p]);
+        assert!(!vols.contains("xc-seed"), "{p}: {vols}");
+    }
+
+    // Block volumes in dom0's pool (raw: blkback reads files): one made with
+    // the machine from its template, one hot-plugged into the running domU
+    // and unplugged again. The guest prints each disk it gains or loses.
+    std::fs::write(
+        td.join("xw.toml"),
+        "extends = \"tiny-xen\"\n[[volume]]\nsize = \"4MiB\"\n",
+    )
+    .unwrap();
+    lab.run(&["--host", "xh", "volume", "create", "xraw", "--size", "8MiB"])
+        .ok()
+        .stdout_has("8MiB raw");
+    lab.run(&[
+        "--host",
+        "xh",
+        "volume",
+        "create",
+        "xq2",
+        "--size",
+        "8MiB",
+        "--disk-format",
+        "qcow2",
+    ])
+    .ok();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xw",
+        "-t",
+        "xw",
+        "--template-dir",
+        tds,
+    ])
+    .ok();
+    lab.run(&["start", "xw"]).ok();
+    wait_log(&lab, "xw", "creature-test-guest: disk xvdb 8192");
+    lab.run(&["volume", "attach", "xw", "xq2"])
+        .code(2)
+        .stderr_has("xen disks are raw");
+    lab.run(&["volume", "attach", "xw", "xraw", "--target", "vdc"])
+        .code(2)
+        .stderr_has("xvdX");
+    lab.run(&["volume", "attach", "xw", "xraw"])
+        .ok()
+        .stdout_has("as xvdc (live and persistent)");
+    wait_log(&lab, "xw", "creature-test-guest: attached xvdc 16384");
+    assert!(virsh_xh(&["dumpxml", "xw", "--inactive"]).contains("xraw.img"));
+    lab.run(&["volume", "detach", "xw", "xraw"]).ok();
+    wait_log(&lab, "xw", "creature-test-guest: detached xvdc");
+    assert!(!virsh_xh(&["dumpxml", "xw"]).contains("xraw.img"));
+    lab.run(&["delete", "xw", "--yes", "--force"])
+        .ok()
+        .stdout_has("removed volume xw-vol0");
+    for v in ["xraw", "xq2"] {
+        lab.run(&["--host", "xh", "volume", "delete", v, "--yes"])
+            .ok();
+    }
+    for p in virsh_xh(&["pool-list", "--name"]).split_whitespace() {
+        let vols = virsh_xh(&["vol-list", p]);
+        assert!(
+            !vols.contains("xw-vol0") && !vols.contains("xraw"),
+            "{p}: {vols}"
+        );
+    }
+
+    // Resize: vCPUs and memory live up to the template's maximum (Xen plugs
+    // the vCPU, its balloon gives the memory; the guest prints its count and
+    // MemTotal when they change), a disk only while stopped (libxl has no
+    // live disk resize), grown in dom0's pool.
+    std::fs::write(
+        td.join("xr.toml"),
+        "extends = \"tiny-xen\"\nmax_cpus = 2\nmax_memory = \"512MiB\"\n[[disk]]\nsize = \"4MiB\"\n",
+    )
+    .unwrap();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xr",
+        "-t",
+        "xr",
+        "--template-dir",
+        tds,
+    ])
+    .ok();
+    lab.run(&["start", "xr"]).ok();
+    let sizes = |l: &str| -> Vec<(u32, u64)> {
+        l.lines()
+            .filter_map(|x| x.split("creature-test-guest: size ").nth(1))
+            .map(|x| {
+                let mut w = x.split_whitespace();
+                (
+                    w.next().unwrap().parse().unwrap(),
+                    w.next().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let l = wait_log(&lab, "xr", "creature-test-guest: size 1 ");
+    let (_, mem0) = sizes(&l)[0];
+    lab.run(&["resize", "xr", "--cpus", "2", "--memory", "384MiB"])
+        .ok()
+        .stdout_has("memory 256MiB -> 384MiB (live, balloon)")
+        .stdout_has("vCPUs 1 -> 2 (live");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let l = lab.run(&["log", "xr"]).ok().stdout;
+        let last = sizes(&l).last().copied().unwrap();
+        // 128 MiB more, give or take what the kernel keeps for itself.
+        if last.0 == 2 && last.1 > mem0 + 100 * 1024 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the guest did not get 2 vCPUs and 128 MiB more (first MemTotal {mem0} KiB):\n{l}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    lab.run(&["resize", "xr", "--disk", "xvda=8MiB"])
+        .code(5)
+        .stderr_has("stop it");
+    lab.run(&["stop", "xr", "--force"]).ok();
+    lab.run(&["resize", "xr", "--disk", "xvda=8MiB"])
+        .ok()
+        .stdout_has("disk xvda 4MiB -> 8MiB");
+    lab.run(&["start", "xr"]).ok();
+    wait_log(&lab, "xr", "creature-test-guest: disk xvda 16384");
+    let x = virsh_xh(&["dumpxml", "xr", "--inactive"]);
+    assert!(
+        x.contains("current='2'>2</vcpu>") || x.contains(">2</vcpu>"),
+        "{x}"
+    );
+
+    // Rescue: booted from a rescue kernel and initramfs of this host's cache
+    // (shipped into dom0's image pool), a raw scratch disk on xvda and its
+    // own disk moved up to xvdb; unrescue boots it from its own disk again.
+    let g = PathBuf::from(std::env::var("CREATURE_TEST_GUEST").unwrap());
+    lab.c()
+        .args(["image", "import", "--name", "rescue"])
+        .arg_path(&g.join("vmlinuz"))
+        .arg_path(&g.join("initrd.img"))
+        .run()
+        .ok();
+    let boots = |l: &str| l.matches("creature-test-guest: booted").count();
+    let before = boots(&lab.run(&["log", "xr"]).ok().stdout);
+    lab.run(&["rescue", "xr"]).ok().stdout_has("xvda its xvdb");
+    let l = wait_log(&lab, "xr", "creature-test-guest: disk xvdb 16384");
+    let tail = l.rsplit("creature-test-guest: booted").next().unwrap();
+    assert!(
+        tail.contains("disk xvda 2048"),
+        "the scratch disk is xvda:\n{l}"
+    );
+    assert_eq!(boots(&l), before + 1, "{l}");
+    assert_eq!(
+        lab.run(&["info", "xr", "--format", "json"]).ok().json()["rescued"],
+        "rescue"
+    );
+    lab.run(&["unrescue", "xr"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let l = lab.run(&["log", "xr"]).ok().stdout;
+        let tail = l.rsplit("creature-test-guest: booted").next().unwrap();
+        if boots(&l) == before + 2 && tail.contains("disk xvda 16384") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no boot from its own disk after unrescue:\n{l}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    lab.run(&["delete", "xr", "--yes", "--force"]).ok();
 
     // A clean shutdown: the guest's init hears Xen's request and powers off.
     lab.run(&["stop", "xv", "--timeout", "120"]).ok();

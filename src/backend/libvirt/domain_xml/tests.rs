@@ -143,6 +143,12 @@ fn sizing_is_read_back_from_rendered_xml() {
         (1, 1, 256 << 20, false)
     );
     // A running domain's balloon has children (its alias).
+    let xen = "<domain type='xen'><memory unit='KiB'>524288</memory><currentMemory unit='KiB'>262144</currentMemory>\
+               <vcpu placement='static'>1</vcpu><devices/></domain>";
+    assert!(
+        sizing(xen).unwrap().balloon,
+        "a xen domain always has Xen's balloon"
+    );
     let live = "<domain><memory unit='KiB'>524288</memory><currentMemory unit='KiB'>262144</currentMemory>\
                 <vcpu placement='static' current='1'>2</vcpu><devices><memballoon model='virtio'>\
                 <alias name='balloon0'/></memballoon></devices></domain>";
