@@ -71,10 +71,14 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
                 "--mode bridge is flat networking: the outside network runs DHCP, so --subnet, --dhcp-range and --no-dhcp do not apply",
             ));
         }
-        if !std::path::Path::new("/sys/class/net")
-            .join(&bridge)
-            .join("bridge")
-            .exists()
+        // Another host's bridges cannot be seen from here (libvirt lists a
+        // host's interfaces only through netcf): a missing one fails there
+        // when a machine first starts on it.
+        if ctx.host()?.is_local()
+            && !std::path::Path::new("/sys/class/net")
+                .join(&bridge)
+                .join("bridge")
+                .exists()
         {
             return Err(Error::not_found(format!(
                 "host bridge {bridge:?} does not exist"

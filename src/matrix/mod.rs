@@ -345,7 +345,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_NET),
                 qemu: Impl::Yes(NET_FLAT),
                 lxc: Impl::Yes(NET_FLAT),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             Rescue => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),

@@ -400,6 +400,43 @@ fn xen_pv_machines_on_a_real_xen_host() {
         );
     }
 
+    // Flat networking: a network on dom0's own bridge xenbr0 (made by the
+    // host's init, with dom0's address 10.193.0.1), no DHCP of creature's;
+    // the domU's vif is a port of that bridge, and with an address of its
+    // subnet given by hand on the console it reaches dom0 there.
+    lab.run(&[
+        "--host", "xh", "net", "create", "xflat", "--mode", "bridge", "--bridge", "xenbr0",
+    ])
+    .ok();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xf",
+        "-t",
+        "tiny-xen",
+        "--network",
+        "xflat",
+    ])
+    .ok();
+    lab.run(&["start", "xf"]).ok();
+    wait_log(&lab, "xf", "creature-test-guest: booted");
+    let live = virsh_xh(&["dumpxml", "xf"]);
+    assert!(
+        live.contains("bridge='xenbr0'") && live.contains("<target dev='vif"),
+        "{live}"
+    );
+    super::vm::console_answers(
+        &lab,
+        "xf",
+        b"\r",
+        "ip addr add 10.193.0.7/24 dev eth0 2>/dev/null; ping -c 2 -W 3 10.193.0.1 >/dev/null && echo flat-$((40+2))",
+        "flat-42",
+    );
+    lab.run(&["delete", "xf", "--yes", "--force"]).ok();
+    lab.run(&["--host", "xh", "net", "delete", "xflat", "--yes"])
+        .ok();
+
     // Resize: vCPUs and memory live up to the template's maximum (Xen plugs
     // the vCPU, its balloon gives the memory; the guest prints its count and
     // MemTotal when they change), a disk only while stopped (libxl has no
