@@ -396,8 +396,13 @@ impl Driver for LibvirtDriver {
             removed.push("snapshot memory images".into());
         }
         if let Ok(pool) = self.pool() {
-            if storage::delete_volume(&pool, &storage::rescue_volume(name)).unwrap_or(false) {
-                removed.push(format!("volume {}", storage::rescue_volume(name)));
+            if storage::delete_volume(&pool, &storage::rescue_volume(name, self.backend))
+                .unwrap_or(false)
+            {
+                removed.push(format!(
+                    "volume {}",
+                    storage::rescue_volume(name, self.backend)
+                ));
             }
         }
         Ok(removed)
@@ -744,7 +749,7 @@ impl Driver for LibvirtDriver {
         }
         crate::undo::fail_point("rescue-kept")?;
         let pool = self.pool()?;
-        let vol_name = storage::rescue_volume(name);
+        let vol_name = storage::rescue_volume(name, self.backend);
         let _ = storage::delete_volume(&pool, &vol_name);
         let cleanup = |why: Error| -> Error {
             let _ = storage::delete_volume(&pool, &vol_name);
@@ -848,7 +853,7 @@ impl Driver for LibvirtDriver {
             .define_domain_xml(&original)
             .map_err(|e| map_error(format!("cannot define {name:?} again"), e))?;
         if let Ok(pool) = self.pool() {
-            storage::delete_volume(&pool, &storage::rescue_volume(name))?;
+            storage::delete_volume(&pool, &storage::rescue_volume(name, self.backend))?;
         }
         let _ = std::fs::remove_file(&keep);
         d.create()

@@ -341,7 +341,12 @@ mod tests {
     fn a_xen_rescue_keeps_to_xen_devices() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/domain");
         let xen = std::fs::read_to_string(dir.join("xen.xml")).unwrap();
-        let x = render(&xen, &rescue()).unwrap();
+        let r = Rescue {
+            scratch_path: "/s/disks/web-rescue.raw",
+            scratch_volume: "web-rescue.raw",
+            ..rescue()
+        };
+        let x = render(&xen, &r).unwrap();
         assert!(
             x.contains("<cmdline>console=hvc0 creature.rescue=1</cmdline>"),
             "{x}"

@@ -350,7 +350,7 @@ impl LibvirtDriver {
 
 /// A file of the machine's own disks (its rescue scratch disk is not one).
 fn snapshotted(file: &str, name: &str) -> bool {
-    storage::is_volume_of(file, name) && file != storage::rescue_volume(name)
+    storage::is_volume_of(file, name) && !storage::is_rescue_volume(file, name)
 }
 
 /// `<backingStore>`'s path and format in a volume's XML.

@@ -142,16 +142,28 @@ mod tests {
     }
 }
 
-/// The scratch disk of a rescued machine.
-pub fn rescue_volume(name: &str) -> String {
-    format!("{name}-rescue.qcow2")
+/// The scratch disk of a rescued machine: qcow2, raw for a xen machine
+/// (blkback reads raw files), named for what it is.
+pub fn rescue_volume(name: &str, backend: crate::backend::Backend) -> String {
+    if backend == crate::backend::Backend::Xen {
+        format!("{name}-rescue.raw")
+    } else {
+        format!("{name}-rescue.qcow2")
+    }
+}
+
+/// Whether `volume` is machine `name`'s rescue scratch disk, of any backend. Pure.
+pub fn is_rescue_volume(volume: &str, name: &str) -> bool {
+    volume
+        .strip_prefix(name)
+        .is_some_and(|r| r == "-rescue.qcow2" || r == "-rescue.raw")
 }
 
 /// Whether `volume` is one of machine `name`'s disks by creature's naming
 /// (`<name>-disk<N>.qcow2`, a xen disk's `<name>-disk<N>.raw`, a snapshot's `<name>-disk<N>-<K>.qcow2`, its
 /// rescue scratch disk, or on another host its config drive and that copy's marker). Pure.
 pub fn is_volume_of(volume: &str, name: &str) -> bool {
-    volume == rescue_volume(name)
+    is_rescue_volume(volume, name)
         || volume == crate::backend::libvirt::ship::seed_volume(name)
         || volume
             == crate::backend::libvirt::ship::marker(&crate::backend::libvirt::ship::seed_volume(
@@ -209,10 +221,21 @@ mod naming_tests {
         assert_eq!(machine_of_volume("notes.txt"), None);
         assert_eq!(machine_of_volume("-disk0.qcow2"), None);
         assert!(is_volume_of("web-rescue.qcow2", "web"));
+        assert!(is_volume_of("web-rescue.raw", "web"));
+        assert!(!is_volume_of("web-rescue.img", "web"));
+        assert_eq!(
+            rescue_volume("web", crate::backend::Backend::Xen),
+            "web-rescue.raw"
+        );
+        assert_eq!(
+            rescue_volume("web", crate::backend::Backend::Qemu),
+            "web-rescue.qcow2"
+        );
         assert!(is_volume_of("web-disk0-12.qcow2", "web"));
         assert!(!is_volume_of("web-disk0-.qcow2", "web"));
         assert!(!is_volume_of("web-disk0-1-2.qcow2", "web"));
         assert_eq!(machine_of_volume("web-2-disk0-4.qcow2"), Some("web-2"));
         assert_eq!(machine_of_volume("web-rescue.qcow2"), Some("web"));
+        assert_eq!(machine_of_volume("web-rescue.raw"), Some("web"));
     }
 }

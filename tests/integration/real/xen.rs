@@ -529,7 +529,16 @@ fn xen_pv_machines_on_a_real_xen_host() {
         lab.run(&["info", "xr", "--format", "json"]).ok().json()["rescued"],
         "rescue"
     );
+    let vols_of = |m: &str| -> String {
+        virsh_xh(&["pool-list", "--name"])
+            .split_whitespace()
+            .map(|p| virsh_xh(&["vol-list", p]))
+            .filter(|v| v.contains(m))
+            .collect()
+    };
+    assert!(vols_of("xr-rescue").contains("xr-rescue.raw"));
     lab.run(&["unrescue", "xr"]).ok();
+    assert!(vols_of("xr-rescue").is_empty(), "the scratch disk is left");
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let l = lab.run(&["log", "xr"]).ok().stdout;
