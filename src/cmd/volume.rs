@@ -282,7 +282,9 @@ fn choose_target(
         ))),
         Some(t) => Ok(t.to_string()),
         None => {
-            let prefix = if xen { "xvd" } else { "vd" };
+            // The backend's own disk names (vdX, xvdX), as a create gives them.
+            let (_, first) = crate::backend::libvirt::domain_xml::disk_target(backend, 0);
+            let prefix = first.trim_end_matches('a');
             volume_xml::next_target(prefix, used).ok_or_else(|| {
                 Error::new(
                     crate::error::Kind::Exhausted,

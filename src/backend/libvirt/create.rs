@@ -41,7 +41,7 @@ fn locate(
 
 /// Where the machine's host reads a file of this host: the file itself
 /// here, its shipped copy on another host.
-fn there(drv: &LibvirtDriver, local: &Path, quiet: bool) -> Result<std::path::PathBuf> {
+pub(crate) fn there(drv: &LibvirtDriver, local: &Path, quiet: bool) -> Result<std::path::PathBuf> {
     if drv.remote {
         crate::backend::libvirt::ship::ship_file(&drv.conn, &drv.state_dir, local, quiet)
     } else {

@@ -764,19 +764,10 @@ impl Driver for LibvirtDriver {
         )
         .map_err(cleanup)?;
         // On another host the rescue kernel and initramfs are read from its
-        // image pool, shipped there (and kept, by their sha256, for the next).
-        let there = |f: &str| -> Result<String> {
-            if self.remote {
-                crate::backend::libvirt::ship::ship_file(
-                    &self.conn,
-                    &self.state_dir,
-                    std::path::Path::new(f),
-                    true,
-                )
+        // image pool, shipped there as a create ships a machine's.
+        let there = |f: &str| {
+            crate::backend::libvirt::create::there(self, Path::new(f), true)
                 .map(|p| p.display().to_string())
-            } else {
-                Ok(f.to_string())
-            }
         };
         let (kernel, initrd) = match there(&boot.kernel).and_then(|k| Ok((k, there(&boot.initrd)?)))
         {

@@ -284,11 +284,15 @@ fn xen_pv_machines_on_a_real_xen_host() {
     );
     assert!(l.contains("creature-test-guest: disk xvdb 8192"), "{l}");
     lab.run(&["delete", "xd", "--yes", "--force"]).ok();
-    let pools = virsh_xh(&["pool-list", "--name"]);
-    for p in pools.split_whitespace() {
-        let vols = virsh_xh(&["vol-list", p]);
-        assert!(!vols.contains("xd-disk"), "{p}: {vols}");
-    }
+    // Every volume of every pool in dom0, listed.
+    let dom0_vols = || -> String {
+        virsh_xh(&["pool-list", "--name"])
+            .split_whitespace()
+            .map(|p| virsh_xh(&["vol-list", p]))
+            .collect()
+    };
+    let vols = dom0_vols();
+    assert!(!vols.contains("xd-disk"), "{vols}");
 
     // Config drive: the NoCloud ISO is made here, shipped into dom0's pool
     // and given to the domU read-only; the guest mounts it and prints its
@@ -330,10 +334,8 @@ fn xen_pv_machines_on_a_real_xen_host() {
     let l = wait_log(&lab, "xc", r#""local-hostname": "xen-again""#);
     assert_eq!(l.matches("seed xvda cidata").count(), 2, "{l}");
     lab.run(&["delete", "xc", "--yes", "--force"]).ok();
-    for p in virsh_xh(&["pool-list", "--name"]).split_whitespace() {
-        let vols = virsh_xh(&["vol-list", p]);
-        assert!(!vols.contains("xc-seed"), "{p}: {vols}");
-    }
+    let vols = dom0_vols();
+    assert!(!vols.contains("xc-seed"), "{vols}");
 
     // Block volumes in dom0's pool (raw: blkback reads files): one made with
     // the machine from its template, one hot-plugged into the running domU
@@ -392,13 +394,11 @@ fn xen_pv_machines_on_a_real_xen_host() {
         lab.run(&["--host", "xh", "volume", "delete", v, "--yes"])
             .ok();
     }
-    for p in virsh_xh(&["pool-list", "--name"]).split_whitespace() {
-        let vols = virsh_xh(&["vol-list", p]);
-        assert!(
-            !vols.contains("xw-vol0") && !vols.contains("xraw"),
-            "{p}: {vols}"
-        );
-    }
+    let vols = dom0_vols();
+    assert!(
+        !vols.contains("xw-vol0") && !vols.contains("xraw"),
+        "{vols}"
+    );
 
     // Flat networking: a network on dom0's own bridge xenbr0 (made by the
     // host's init, with dom0's address 10.193.0.1), no DHCP of creature's;
@@ -529,16 +529,12 @@ fn xen_pv_machines_on_a_real_xen_host() {
         lab.run(&["info", "xr", "--format", "json"]).ok().json()["rescued"],
         "rescue"
     );
-    let vols_of = |m: &str| -> String {
-        virsh_xh(&["pool-list", "--name"])
-            .split_whitespace()
-            .map(|p| virsh_xh(&["vol-list", p]))
-            .filter(|v| v.contains(m))
-            .collect()
-    };
-    assert!(vols_of("xr-rescue").contains("xr-rescue.raw"));
+    assert!(dom0_vols().contains("xr-rescue.raw"));
     lab.run(&["unrescue", "xr"]).ok();
-    assert!(vols_of("xr-rescue").is_empty(), "the scratch disk is left");
+    assert!(
+        !dom0_vols().contains("xr-rescue"),
+        "the scratch disk is left"
+    );
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let l = lab.run(&["log", "xr"]).ok().stdout;
