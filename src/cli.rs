@@ -372,21 +372,10 @@ where
 /// Seconds a timeout may be: up to a day.
 const MAX_SECONDS: u64 = 86_400;
 
-/// Where `log --since` begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
-    /// The machine's last start by creature (start, launch, autostart).
-    Start,
-}
+pub use crate::since::Since;
 
 fn parse_since(s: &str) -> Result<Since, String> {
-    match s {
-        "start" | "last-start" => Ok(Since::Start),
-        _ => Err(format!(
-            "must be `start` (the machine's last start by creature), got {s:?}: serial logs carry \
-             no timestamps, so a time cannot be honoured"
-        )),
-    }
+    crate::since::parse(s, crate::time::unix_now())
 }
 
 fn parse_wait(s: &str) -> Result<Wait, String> {
@@ -503,8 +492,10 @@ pub struct LogArgs {
     #[arg(long, short = 'f')]
     pub follow: bool,
 
-    /// Print only what the machine logged since creature last started it: `start`.
-    /// (Serial logs carry no timestamps, so a time cannot be honoured.)
+    /// Print only what the machine logged since WHEN: `start` (its last start by
+    /// creature), or a time: `2026-12-04 09:30` (local), RFC 3339 with a zone,
+    /// `today`, `yesterday`, `10m`, `2h`, `1d` (ago). A time needs a log with
+    /// timestamps: xen machines' (xenconsoled); kvm and qemu serial logs have none.
     #[arg(long, value_name = "WHEN", value_parser = parse_since)]
     pub since: Option<Since>,
 

@@ -158,6 +158,10 @@ pub fn of(path: &str) -> &'static [(&'static str, &'static str)] {
                 "creature log web --since start -f",
                 "What this run logged, then follow it.",
             ),
+            (
+                "creature log xen1 --since 2026-12-04T09:30",
+                "A xen machine's console from 09:30 local time (its lines carry timestamps).",
+            ),
         ],
         "console" => &[(
             "creature console web",

@@ -33,6 +33,7 @@ pub mod screenshot;
 pub mod secgroup;
 pub mod seed;
 pub mod shutdown;
+pub mod since;
 pub mod size;
 pub mod snapshot;
 pub mod ssh;

@@ -210,31 +210,39 @@ pub fn memory_dir(state_dir: &std::path::Path, machine: &str) -> std::path::Path
     state_dir.join("snapshots").join(machine)
 }
 
-/// The file name of a disk's next overlay: `<machine>-disk<N>-<K>.qcow2`,
-/// K one more than any the machine's files have.
+/// The file name of a disk's next file: `<machine>-disk<N>-<K>.qcow2` (an
+/// overlay) or `.raw` (a xen disk's copy), the active file's kind, K one
+/// more than any the machine's files have.
 pub fn next_file(active_name: &str, machine: &str, existing: &[String]) -> Option<String> {
-    let disk = disk_stem(active_name, machine)?;
+    let (disk, ext) = disk_stem(active_name, machine)?;
     let k = existing
         .iter()
         .filter_map(|n| seq_of(n, machine))
         .max()
         .unwrap_or(0)
         + 1;
-    Some(format!("{disk}-{k}.qcow2"))
+    Some(format!("{disk}-{k}.{ext}"))
 }
 
-/// `<machine>-disk<N>` of one of the machine's file names.
-fn disk_stem<'a>(file: &'a str, machine: &str) -> Option<&'a str> {
-    let stem = file.strip_suffix(".qcow2")?;
+/// `<machine>-disk<N>` of one of the machine's file names, and its extension.
+fn disk_stem<'a>(file: &'a str, machine: &str) -> Option<(&'a str, &'static str)> {
+    let (stem, ext) = split_ext(file)?;
     let rest = stem.strip_prefix(machine)?.strip_prefix("-disk")?;
     let n = rest.split('-').next()?;
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| &stem[..machine.len() + "-disk".len() + n.len()])
+        .then(|| (&stem[..machine.len() + "-disk".len() + n.len()], ext))
+}
+
+fn split_ext(file: &str) -> Option<(&str, &'static str)> {
+    file.strip_suffix(".qcow2")
+        .map(|s| (s, "qcow2"))
+        .or_else(|| file.strip_suffix(".raw").map(|s| (s, "raw")))
 }
 
 fn seq_of(file: &str, machine: &str) -> Option<u64> {
-    let stem = disk_stem(file, machine)?;
-    file.strip_suffix(".qcow2")?
+    let (stem, _) = disk_stem(file, machine)?;
+    split_ext(file)?
+        .0
         .strip_prefix(stem)?
         .strip_prefix('-')?
         .parse()
@@ -418,6 +426,13 @@ mod tests {
             Some("web-disk1-1.qcow2")
         );
         assert_eq!(next_file("other.qcow2", "web", &existing), None);
+        // A xen disk's copies are raw like it, and count with the rest.
+        let xen = vec!["xv-disk0.raw".to_string(), "xv-disk0-2.raw".into()];
+        assert_eq!(
+            next_file("xv-disk0.raw", "xv", &xen).as_deref(),
+            Some("xv-disk0-3.raw")
+        );
+        assert_eq!(next_file("xv-seed.iso", "xv", &xen), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::interrupt;
 use crate::op::Op;
 use crate::output::{self, Table};
 use crate::shutdown::Shutdown;
+use crate::since::{self, Since};
 use crate::store::{MachineRecord, RecordState, Store};
 use crate::wait::{self, Wait};
 
@@ -513,12 +514,16 @@ pub fn tail_start(f: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
+fn file_len(f: &std::fs::File) -> u64 {
+    f.metadata().map(|m| m.len()).unwrap_or(0)
+}
+
 pub fn log(
     drv: &dyn Driver,
     rec: &MachineRecord,
     follow: bool,
     lines: Option<u64>,
-    since: Option<crate::cli::Since>,
+    since: Option<Since>,
     remote: bool,
 ) -> Result<()> {
     let path = drv.serial_log(&rec.name)?;
@@ -544,28 +549,43 @@ pub fn log(
     if follow {
         interrupt::catch();
     }
-    // The run's start, as recorded when creature started it (a log rotated
-    // since is shorter than the mark: then all of it is this run's).
+    // Xen's console log stamps each line (xenconsoled's --timestamp); a
+    // QEMU serial log carries the guest's bytes only.
+    let stamped = rec.backend == Backend::Xen;
     let floor = match since {
-        Some(crate::cli::Since::Start) => {
-            let mark = crate::backend::libvirt::machine::start_mark(&path);
-            let at: u64 = std::fs::read_to_string(&mark)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| {
+        None => 0,
+        Some(Since::Start) => {
+            let mark =
+                crate::backend::libvirt::machine::read_start_mark(&path).ok_or_else(|| {
                     Error::not_found(format!(
                         "machine {:?} has not been started by creature since it logs starts",
                         rec.name
                     ))
                 })?;
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if at <= len {
-                at
-            } else {
-                0
+            match (stamped, mark) {
+                (true, (_, Some(at))) => since::offset_of(&f, &since::local(at)),
+                // A log rotated since is shorter than the mark: then all of
+                // it is this run's.
+                (false, (Some(at), _)) => Ok(if at <= file_len(&f) { at } else { 0 }),
+                _ => {
+                    return Err(Error::not_found(format!(
+                        "creature cannot tell where machine {:?}'s last start begins in its \
+                         serial log on another host (the log has no timestamps); use --lines N",
+                        rec.name
+                    )))
+                }
             }
+            .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?
         }
-        None => 0,
+        Some(Since::Time(t)) if stamped => since::offset_of(&f, &t)
+            .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?,
+        Some(Since::Time(_)) => {
+            return Err(Error::invalid(format!(
+                "machine {:?} is a {} machine, whose serial log carries no timestamps, so \
+                 --since cannot take a time; use --since start (its last start) or --lines N",
+                rec.name, rec.backend
+            )))
+        }
     };
     f.seek(SeekFrom::Start(floor))
         .map_err(|e| Error::other("cannot read the serial log").caused_by(e))?;

@@ -210,7 +210,14 @@ fn dispatch(ctx: &Ctx, op: Op, cmd: &Command, rec: &MachineRecord) -> Result<()>
                     "log prints the console's text as it came; --format json is not supported for log",
                 ));
             }
-            lifecycle::log(drv, rec, a.follow, a.lines, a.since, !host.is_local())
+            lifecycle::log(
+                drv,
+                rec,
+                a.follow,
+                a.lines,
+                a.since.clone(),
+                !host.is_local(),
+            )
         }
         Command::Console(_) => crate::cmd::console::run(ctx, drv, rec),
         Command::Limits(a) => crate::cmd::limits::run(ctx, drv, rec, a),

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::backend::{Driver, Host};
+use crate::backend::{Backend, Driver, Host};
 use crate::cli::SnapshotCommand;
 use crate::cmd::lifecycle::confirm;
 use crate::cmd::Ctx;
@@ -103,7 +103,15 @@ fn create(
     } else {
         None
     };
+    let began = std::time::Instant::now();
     let disks = drv.snapshot_take(&rec.name, &snap, mem.as_deref())?;
+    if rec.backend == Backend::Xen && state == crate::backend::PowerState::Running {
+        ctx.say(&format!(
+            "note: {} was paused for {:.1} s while its disks were copied (a xen snapshot is cold)",
+            rec.name,
+            began.elapsed().as_secs_f64()
+        ));
+    }
     let record = SnapshotRecord {
         name: snap.clone(),
         created_at: now,
@@ -359,6 +367,13 @@ fn export(
     disk: Option<&str>,
 ) -> Result<()> {
     names::check(What::Image, image)?;
+    if rec.backend == Backend::Xen {
+        return Err(Error::invalid(format!(
+            "{:?} is a xen machine: its disks are raw files in dom0, which creature cannot \
+             export as an image yet",
+            rec.name
+        )));
+    }
     if store.image(image)?.is_some() {
         return Err(Error::conflict(format!("image {image:?} already exists")));
     }

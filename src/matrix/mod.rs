@@ -356,6 +356,7 @@ impl Feature {
             Snapshot => PerBackend {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_SNAPSHOT),
+                xen: Impl::Yes(XEN),
                 ..none_implemented()
             },
             Resize => PerBackend {

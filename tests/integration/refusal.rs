@@ -115,8 +115,8 @@ fn unimplemented_cells_are_refused_with_their_own_words() {
     );
     refused(
         &[("x", Backend::Xen)],
-        &["snapshot", "create", "x", "s1"],
-        &["not implemented yet for backend xen"],
+        &["volume", "swap", "x", "old", "new"],
+        &["is not possible for backend xen here", "does not have"],
     );
     // A Xen host cannot be disabled: service control is missing for xen.
     let d = state_dir();

@@ -156,12 +156,20 @@ impl Driver for LibvirtDriver {
             st => return Err(wrong_state(name, "start", st)),
         }
         // Where this run's console output will begin: `log --since start`.
+        // Its length here, where QEMU writes it; its time, for a log that
+        // stamps its lines (xen's, written in dom0).
         let log = Self::serial_log_path(&self.state_dir, name);
-        let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        if Self::logs_dir(&self.state_dir).is_dir() && !self.remote {
+        let len = match self.remote {
+            false => std::fs::metadata(&log)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                .to_string(),
+            true => "-".to_string(),
+        };
+        if crate::statedir::subdir(&self.state_dir, "logs", 0o700).is_ok() {
             use std::io::Write;
             if let Ok(mut f) = crate::statedir::rewrite(&start_mark(&log), 0o600) {
-                let _ = f.write_all(len.to_string().as_bytes());
+                let _ = write!(f, "{len} {}", crate::time::unix_now());
             }
         }
         d.create()
@@ -1030,6 +1038,15 @@ impl LibvirtDriver {
 /// started the machine (`log --since start`).
 pub fn start_mark(serial_log: &Path) -> PathBuf {
     serial_log.with_extension("start")
+}
+
+/// A start mark's log length (when creature could see it) and time (absent
+/// from marks written before creature kept it).
+pub fn read_start_mark(serial_log: &Path) -> Option<(Option<u64>, Option<u64>)> {
+    let text = std::fs::read_to_string(start_mark(serial_log)).ok()?;
+    let mut words = text.split_whitespace();
+    let len = words.next()?;
+    Some((len.parse().ok(), words.next().and_then(|t| t.parse().ok())))
 }
 
 impl LibvirtDriver {

@@ -2,6 +2,13 @@
 //! libvirt's snapshot API (no libvirt metadata: creature keeps the records
 //! and reverts and merges itself, which libvirt 9.0 cannot do for external
 //! snapshots), live block commits, and qemu-img for files no QEMU holds.
+//!
+//! A xen machine's disks are raw files blkback reads in dom0, which have no
+//! overlays and libxl no external snapshots: its snapshot is a copy of each
+//! disk made through libvirt's storage API (so dom0 may be another host),
+//! with the machine paused for the copy: Nova's "cold snapshot". A copy
+//! backs nothing, so the same plans apply: deleting one removes its file,
+//! reverting copies it back as the machine's new disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +19,7 @@ use virt::sys;
 
 use crate::backend::libvirt::machine::{dom_state, parse_devices, LibvirtDriver};
 use crate::backend::libvirt::{blockjob, map_error, rescue_xml, snapshot_xml, storage};
-use crate::backend::PowerState;
+use crate::backend::{Backend, PowerState};
 use crate::error::{Error, Result};
 use crate::snapshot::{Backing, Graph, Step};
 
@@ -56,7 +63,7 @@ impl LibvirtDriver {
         let all = disks.iter().map(|d| d.target.clone()).collect();
         let ours = disks
             .into_iter()
-            .filter(|d| d.format == "qcow2")
+            .filter(|d| d.format == self.snapshot_format())
             .filter(|d| {
                 Path::new(&d.path)
                     .file_name()
@@ -66,6 +73,14 @@ impl LibvirtDriver {
             .map(|d| (d.target, d.path))
             .collect();
         (ours, all)
+    }
+
+    /// The format of the disks the machine's snapshots are made of.
+    fn snapshot_format(&self) -> &'static str {
+        match self.backend {
+            Backend::Xen => "raw",
+            _ => "qcow2",
+        }
     }
 
     pub fn snapshot_graph_of(&self, name: &str) -> Result<Graph> {
@@ -119,6 +134,9 @@ impl LibvirtDriver {
             return Err(Error::conflict(format!(
                 "machine {name:?} has no disk creature made: nothing to snapshot"
             )));
+        }
+        if self.backend == Backend::Xen {
+            return self.copy_take(&d, st, name, &disks, memory);
         }
         // The names taken, read from the disks' directory itself: files
         // libvirt made since the pool's last refresh count too.
@@ -177,6 +195,106 @@ impl LibvirtDriver {
             map_error(format!("cannot snapshot {name:?}"), e)
         })?;
         Ok(disks)
+    }
+
+    /// A xen machine's snapshot: each disk copied in its pool, the machine
+    /// paused meanwhile when it runs (so the disks agree with each other);
+    /// (target, copy) each. A failure removes the copies made.
+    fn copy_take(
+        &self,
+        d: &Domain,
+        st: PowerState,
+        name: &str,
+        disks: &[(String, String)],
+        memory: Option<&Path>,
+    ) -> Result<Vec<(String, String)>> {
+        if memory.is_some() {
+            return Err(Error::invalid(format!(
+                "{name:?} is a xen machine: its snapshots are copies of its disks, without \
+                 its memory (drop --memory)"
+            )));
+        }
+        let pool = self.pool()?;
+        let mut made = storage::volumes(&pool)?;
+        let pause = st == PowerState::Running;
+        if pause {
+            d.suspend()
+                .map_err(|e| map_error(format!("cannot pause {name:?} for its snapshot"), e))?;
+        }
+        let mut copies: Vec<virt::storage_vol::StorageVol> = Vec::new();
+        let mut points = Vec::new();
+        let copied = (|| {
+            for (target, active) in disks {
+                let active_name = Path::new(active)
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or_default();
+                let file =
+                    crate::snapshot::next_file(active_name, name, &made).ok_or_else(|| {
+                        Error::other(format!("cannot name a copy of {name:?}'s disk {active}"))
+                    })?;
+                made.push(file.clone());
+                let (v, path) = self.copy_volume(&pool, active, &file)?;
+                copies.push(v);
+                points.push((target.clone(), path));
+                crate::undo::fail_point("snapshot-before")?;
+            }
+            Ok(points)
+        })();
+        let resumed = if pause {
+            d.resume()
+                .map_err(|e| map_error(format!("cannot unpause {name:?} after its snapshot"), e))
+        } else {
+            Ok(())
+        };
+        if copied.is_err() {
+            for v in &copies {
+                let _ = v.delete(0);
+            }
+        }
+        let points = copied?;
+        resumed.map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "{} (the snapshot is taken; `creature unpause {name}`)",
+                    e.message()
+                ),
+            )
+        })?;
+        Ok(points)
+    }
+
+    /// A raw copy `file` of the volume at `from`, in `pool`: the volume and
+    /// its path.
+    fn copy_volume(
+        &self,
+        pool: &StoragePool,
+        from: &str,
+        file: &str,
+    ) -> Result<(virt::storage_vol::StorageVol, String)> {
+        let src = self
+            .conn
+            .lookup_storage_vol_by_path(from)
+            .map_err(|e| map_error(format!("cannot find volume {from}"), e))?;
+        let capacity = src
+            .info()
+            .map_err(|e| map_error(format!("cannot read volume {from}"), e))?
+            .capacity;
+        let v = virt::storage_vol::StorageVol::create_xml_from(
+            pool,
+            &storage::empty_xml(file, capacity, "raw"),
+            &src,
+            0,
+        )
+        .map_err(|e| map_error(format!("cannot copy {from} into {file}"), e))?;
+        match v.path() {
+            Ok(p) => Ok((v, p)),
+            Err(e) => {
+                let _ = v.delete(0);
+                Err(map_error(format!("cannot read volume {file}"), e))
+            }
+        }
     }
 
     pub fn snapshot_steps_of(&self, name: &str, steps: &[Step]) -> Result<()> {
@@ -268,25 +386,32 @@ impl LibvirtDriver {
             let file = crate::snapshot::next_file(active_name, name, &made)
                 .ok_or_else(|| Error::other(format!("cannot name a new file for {active}")))?;
             made.push(file.clone());
-            let capacity = self
-                .conn
-                .lookup_storage_vol_by_path(point)
-                .and_then(|v| v.info())
-                .map_err(|e| {
+            let (vol, path) = if self.backend == Backend::Xen {
+                // A copy of the snapshot's copy: that one stays the snapshot.
+                self.copy_volume(&pool, point, &file)
+                    .inspect_err(|_| undo(&created))?
+            } else {
+                let capacity = self
+                    .conn
+                    .lookup_storage_vol_by_path(point)
+                    .and_then(|v| v.info())
+                    .map_err(|e| {
+                        undo(&created);
+                        map_error(format!("cannot read the snapshot's file {point}"), e)
+                    })?
+                    .capacity;
+                let vol = storage::create_volume(
+                    &pool,
+                    &storage::overlay_xml(&file, capacity, Path::new(point), "qcow2"),
+                    &file,
+                )
+                .inspect_err(|_| undo(&created))?;
+                let path = vol.path().map_err(|e| {
                     undo(&created);
-                    map_error(format!("cannot read the snapshot's file {point}"), e)
-                })?
-                .capacity;
-            let vol = storage::create_volume(
-                &pool,
-                &storage::overlay_xml(&file, capacity, Path::new(point), "qcow2"),
-                &file,
-            )
-            .inspect_err(|_| undo(&created))?;
-            let path = vol.path().map_err(|e| {
-                undo(&created);
-                map_error(format!("cannot read volume {file}"), e)
-            })?;
+                    map_error(format!("cannot read volume {file}"), e)
+                })?;
+                (vol, path)
+            };
             created.push(vol);
             moves.push((target.clone(), path, active.clone()));
         }
@@ -294,8 +419,8 @@ impl LibvirtDriver {
             .iter()
             .map(|(t, p, _)| (t.clone(), p.clone()))
             .collect();
-        let x =
-            snapshot_xml::move_disks(&persistent, &to, "qcow2").inspect_err(|_| undo(&created))?;
+        let x = snapshot_xml::move_disks(&persistent, &to, self.snapshot_format())
+            .inspect_err(|_| undo(&created))?;
         if st.is_active() {
             d.destroy().map_err(|e| {
                 undo(&created);
@@ -348,9 +473,10 @@ impl LibvirtDriver {
     }
 }
 
-/// A file of the machine's own disks (its rescue scratch disk is not one).
+/// A file of the machine's own disks (its rescue scratch disk and config
+/// drive are not).
 fn snapshotted(file: &str, name: &str) -> bool {
-    storage::is_volume_of(file, name) && !storage::is_rescue_volume(file, name)
+    storage::machine_of_volume(file) == Some(name) && !storage::is_rescue_volume(file, name)
 }
 
 /// `<backingStore>`'s path and format in a volume's XML.

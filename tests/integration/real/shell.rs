@@ -212,8 +212,12 @@ fn exec_in_a_vm_through_the_guest_agent() {
     };
     assert_eq!(boots(&["log", "sh-vm2"]), 2);
     assert_eq!(boots(&["log", "sh-vm2", "--since", "start"]), 1);
+    // A QEMU serial log has no timestamps: a time is refused, in one line.
     lab.run(&["log", "sh-vm2", "--since", "yesterday"])
         .code(2)
-        .stderr_has("serial logs carry no timestamps");
+        .stderr_has("serial log carries no timestamps");
+    lab.run(&["log", "sh-vm2", "--since", "in a while"])
+        .code(2)
+        .stderr_has("an age such as `10m`");
     lab.run(&["delete", m, "sh-vm2", "--force", "--yes"]).ok();
 }

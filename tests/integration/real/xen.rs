@@ -141,6 +141,8 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["restore", "xv"]).ok();
     assert_eq!(state(&lab, "xv").2, "running");
     // Reboot: the guest's kernel restarts (a second boot line).
+    let rebooted_at = creature::time::rfc3339_now();
+    std::thread::sleep(Duration::from_millis(1100));
     lab.run(&["reboot", "xv"]).ok();
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -155,6 +157,22 @@ fn xen_pv_machines_on_a_real_xen_host() {
         std::thread::sleep(Duration::from_secs(1));
     }
     assert_eq!(state(&lab, "xv").2, "running");
+    // Its log stamps each line (xenconsoled), so `--since` takes a time:
+    // the reboot's boot only, from just before the reboot; both from an hour
+    // ago; the last start's boot with `start` (no reboot since it).
+    let l = lab.run(&["log", "xv", "--since", &rebooted_at]).ok().stdout;
+    assert_eq!(boots(&l), 1, "since {rebooted_at}:\n{l}");
+    assert_eq!(
+        boots(&lab.run(&["log", "xv", "--since", "1h"]).ok().stdout),
+        2
+    );
+    let l = lab.run(&["log", "xv", "--since", "start"]).ok().stdout;
+    assert_eq!(boots(&l), 2, "{l}");
+    let l = lab
+        .run(&["log", "xv", "--since", "1d", "-n", "1"])
+        .ok()
+        .stdout;
+    assert_eq!(l.lines().count(), 1, "{l}");
 
     // A network of creature's in dom0: the domU takes its reserved address
     // by DHCP from libvirt's dnsmasq there.
@@ -270,6 +288,13 @@ fn xen_pv_machines_on_a_real_xen_host() {
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    // Every volume of every pool in dom0, listed.
+    let dom0_vols = || -> String {
+        virsh_xh(&["pool-list", "--name"])
+            .split_whitespace()
+            .map(|p| virsh_xh(&["vol-list", p]))
+            .collect()
+    };
     assert!(!virsh_xh(&["list", "--all", "--name"]).contains("xq"));
     let xml = virsh_xh(&["dumpxml", "xd"]);
     assert!(
@@ -283,14 +308,79 @@ fn xen_pv_machines_on_a_real_xen_host() {
         "{l}"
     );
     assert!(l.contains("creature-test-guest: disk xvdb 8192"), "{l}");
-    lab.run(&["delete", "xd", "--yes", "--force"]).ok();
-    // Every volume of every pool in dom0, listed.
-    let dom0_vols = || -> String {
-        virsh_xh(&["pool-list", "--name"])
-            .split_whitespace()
-            .map(|p| virsh_xh(&["vol-list", p]))
-            .collect()
+
+    // Snapshot, cold (Nova's "pause + snapshot"): each raw disk copied in
+    // dom0's pool while the domU is paused. s1 holds the image's bytes;
+    // the guest then overwrites them and s2 holds that; reverting to each
+    // boots the domU on what it held. No memory, no export for xen.
+    lab.run(&["snapshot", "create", "xd", "s1"])
+        .ok()
+        .stdout_has("was paused for");
+    assert_eq!(state(&lab, "xd").2, "running");
+    lab.run(&["snapshot", "create", "xd", "sm", "--memory"])
+        .code(2)
+        .stderr_has("without its memory");
+    super::vm::console_answers(
+        &lab,
+        "xd",
+        b"\r",
+        "echo overwritten-by-test > /dev/xvda && sync && echo wrote-$((40+2))",
+        "wrote-42",
+    );
+    lab.run(&["snapshot", "create", "xd", "s2"]).ok();
+    let listed = lab
+        .run(&["snapshot", "list", "xd", "--format", "json"])
+        .ok()
+        .json();
+    let files: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["disks"].as_array().unwrap())
+        .map(|d| d["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 4, "{listed}");
+    for f in &files {
+        assert!(f.ends_with(".raw"), "{listed}");
+    }
+    let booted_on = |bytes: &str, times: usize| {
+        let want = format!("creature-test-guest: disk xvda 32768 {bytes}");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let l = lab.run(&["log", "xd"]).ok().stdout;
+            if l.matches(&want).count() >= times {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no {want:?} x{times}:\n{l}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     };
+    lab.run(&["snapshot", "revert", "xd", "s1", "--yes"])
+        .ok()
+        .stdout_has("started again");
+    booted_on("creature-xen-disk-0123456789abcd", 2);
+    lab.run(&["snapshot", "revert", "xd", "s2", "--yes"]).ok();
+    booted_on("overwritten-by-test", 1);
+    let s1 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "s1")
+        .unwrap()["disks"][0]["file"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(dom0_vols().contains(&s1), "{s1}");
+    lab.run(&["snapshot", "delete", "xd", "s1"]).ok();
+    let left = dom0_vols();
+    assert!(!left.contains(&s1), "{s1} left after delete:\n{left}");
+    lab.run(&["snapshot", "export", "xd", "--image", "xd-image"])
+        .code(2)
+        .stderr_has("xen machine");
+    lab.run(&["delete", "xd", "--yes", "--force"]).ok();
     let vols = dom0_vols();
     assert!(!vols.contains("xd-disk"), "{vols}");
 
