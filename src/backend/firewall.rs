@@ -18,16 +18,19 @@ pub fn scope(state_dir: &std::path::Path) -> String {
     crate::backend::libvirt::storage::pool_name(state_dir)
 }
 
-/// Whether a backend's NICs reference their own filter. libvirt's nwfilter
-/// serves qemu domains and, through bindings, containers; libxl has none.
-pub fn own_filter(backend: Backend) -> bool {
-    backend != Backend::Xen
+/// Whether a NIC's filter is put on its host-side device by a binding
+/// rather than referenced from the domain: libvirt serves a qemu domain's
+/// `<filterref>` itself, but creates no veth for a container, and libxl
+/// applies no filter at all (a xen vif is named, then bound, by creature).
+pub fn bound(backend: Backend) -> bool {
+    matches!(backend, Backend::Lxc | Backend::Xen)
 }
 
 /// At create, before the machine exists: record how each NIC is filtered
-/// (anti-spoofing unless its template or its network turns it off), put
-/// the machine in its template's groups, and define its NIC filters, so
-/// the domain or the container's bindings find them. Undone with the create.
+/// (anti-spoofing unless its template or its network turns it off; each
+/// NIC has a filter of its own), put the machine in its template's groups,
+/// and define its NIC filters, so the domain or the bindings find them.
+/// Undone with the create.
 #[allow(clippy::too_many_arguments)]
 pub fn setup(
     conn: &Connect,
@@ -48,13 +51,13 @@ pub fn setup(
             name,
             n.index,
             net_antispoof && want.antispoof != Some(false),
-            own_filter(r.backend),
+            true,
         )?;
     }
     for g in &r.template.security_groups {
         store.attach_secgroup(host, name, g)?;
     }
-    if nics.is_empty() || !own_filter(r.backend) {
+    if nics.is_empty() {
         return Ok(());
     }
     {
@@ -201,7 +204,27 @@ pub fn bind_container(conn: &Connect, scope: &str, machine: &str, nics: &[Nic]) 
     Ok(())
 }
 
-/// Remove a container's bindings (its veths may be gone already).
+/// Bind each NIC filter of a xen domU to its vif in dom0, while the domU is
+/// paused before its first instruction: libxl made the vifs with the names
+/// creature gave them (`<target dev>`), and the rules, made by name, hold
+/// for those names across reboots. A binding left by an earlier run is
+/// replaced.
+pub fn bind_vifs(conn: &Connect, scope: &str, machine: &str, nics: &[Nic]) -> Result<()> {
+    for n in nics {
+        let i = n.index as usize;
+        let dev = filter::veth_name(scope, machine, i);
+        nwfilter::unbind(conn, &dev)?;
+        nwfilter::bind(
+            conn,
+            &dev,
+            &filter::binding(scope, machine, i, &dev, &n.mac, n.ip.as_deref()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Remove a container's or a xen domU's bindings (its host-side devices
+/// may be gone already).
 pub fn unbind_container(conn: &Connect, scope: &str, machine: &str, nics: usize) -> Result<()> {
     for i in 0..nics {
         nwfilter::unbind(conn, &filter::veth_name(scope, machine, i))?;

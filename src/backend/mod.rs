@@ -40,7 +40,8 @@ pub fn open(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
 fn open_untraced(backend: Backend, host: &Host) -> Result<Box<dyn Driver>> {
     match backend {
         Backend::Kvm | Backend::Qemu | Backend::Xen => Ok(Box::new(
-            libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?,
+            libvirt::machine::LibvirtDriver::open(backend, &host.uri(backend)?, host.state_dir())?
+                .on(host.name()),
         )),
         Backend::Lxc if !host.is_local() => Err(Error::unavailable(format!(
             "containers are this host's only: liblxc runs them where creature runs, and host {} is another (create the container without --host, or run creature on {})",

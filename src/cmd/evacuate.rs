@@ -236,7 +236,7 @@ fn rebuild(ctx: &Ctx, store: &mut Store, from: &Host, to: &Host, p: &Planned) ->
         }
         let nics = store.nics(to.name(), name)?;
         reserve::push(&drv.conn, name, &nics, &mut undo)?;
-        if firewall::own_filter(r.backend) && !nics.is_empty() {
+        if !nics.is_empty() {
             let scope = firewall::scope(state_dir);
             firewall::sync_machine(&drv.conn, &scope, store, to.name(), name)?;
             let (c, k) = (drv.conn.clone(), nics.len());

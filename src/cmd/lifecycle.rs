@@ -275,7 +275,7 @@ pub fn delete(
             removed.push(format!("reservation {r}"));
         }
         if filtered {
-            if rec.backend == Backend::Lxc {
+            if crate::backend::firewall::bound(rec.backend) {
                 crate::backend::firewall::unbind_container(conn, &scope, name, nics.len())?;
             }
             crate::backend::firewall::remove_machine(conn, &scope, name, nics.len())?;

@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &MigrateArgs) -> Result<()> {
         }
         fail_point("migrate-storage")?;
         reserve::push(&dst, name, &nics, &mut undo)?;
-        if firewall::own_filter(rec.backend) && !nics.is_empty() {
+        if !nics.is_empty() {
             firewall::sync_machine(&dst, &scope, &store, from.name(), name)?;
             let (c, s, m, k) = (dst.clone(), scope.clone(), name.to_string(), nics.len());
             undo.push("its network filters on the destination", move || {
@@ -224,7 +224,7 @@ pub fn run(ctx: &Ctx, rec: &MachineRecord, a: &MigrateArgs) -> Result<()> {
     // then the source lets go of what was its.
     store.move_machine(name, from.name(), to.name())?;
     reserve::release(&src.conn, name, &nics);
-    if firewall::own_filter(rec.backend) && !nics.is_empty() {
+    if !nics.is_empty() {
         if let Err(e) = firewall::remove_machine(&src.conn, &scope, name, nics.len()) {
             eprintln!(
                 "warning: {name}'s network filters stay on host {}: {}",

@@ -85,6 +85,33 @@ fn rule_of(a: &RuleArgs) -> Result<Rule> {
     Ok(r)
 }
 
+/// libvirt on each host where `group`'s filter must be current: this
+/// command's host and every host with a member (filters are defined on the
+/// host whose libvirt enforces them).
+fn conns_for(ctx: &Ctx, store: &Store, group: &str) -> Result<Vec<virt::connect::Connect>> {
+    let mut hosts = vec![ctx.host_name().to_string()];
+    for m in store
+        .secgroup(group)?
+        .map(|g| g.machines)
+        .unwrap_or_default()
+    {
+        let h = m
+            .split_once('/')
+            .map_or(crate::config::LOCAL, |(h, _)| h)
+            .to_string();
+        if !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    hosts
+        .iter()
+        .map(|h| {
+            let host = Host::resolve(Some(h.as_str()), &ctx.global.state_dir)?;
+            crate::backend::libvirt::open(&host.network_uri()?, std::time::Duration::from_secs(30))
+        })
+        .collect()
+}
+
 fn machines_phrase(n: usize) -> String {
     match n {
         0 => "no machine in it yet".into(),
@@ -177,12 +204,14 @@ pub fn run(ctx: &Ctx, cmd: &SecgroupCommand) -> Result<()> {
             let mut store = Store::open(sd)?;
             group(&store, name)?;
             confirm(ctx, &format!("delete security group {name}?"))?;
+            let conns = conns_for(ctx, &store, name)?;
             store.delete_secgroup(name)?;
-            let conn = ctx.network_conn()?;
-            crate::backend::libvirt::nwfilter::undefine(
-                &conn,
-                &crate::secgroup::filter::group_filter_name(&scope, name),
-            )?;
+            for conn in &conns {
+                crate::backend::libvirt::nwfilter::undefine(
+                    conn,
+                    &crate::secgroup::filter::group_filter_name(&scope, name),
+                )?;
+            }
             ctx.say(&format!("deleted security group {name}"));
             Ok(())
         }
@@ -206,9 +235,11 @@ pub fn run(ctx: &Ctx, cmd: &SecgroupCommand) -> Result<()> {
             } else {
                 store.remove_secgroup_rule(&a.group, &rule)?;
             }
-            let applied = ctx
-                .network_conn()
-                .and_then(|c| firewall::sync_group(&c, &scope, &store, &a.group));
+            let applied = conns_for(ctx, &store, &a.group).and_then(|conns| {
+                conns
+                    .iter()
+                    .try_for_each(|c| firewall::sync_group(c, &scope, &store, &a.group))
+            });
             if let Err(e) = applied {
                 // Put the record back as libvirt still has it.
                 let _ = if add {
@@ -279,10 +310,14 @@ pub fn on_machine(
     }
     let scope = firewall::scope(&ctx.global.state_dir);
     let groups = [name.clone()];
-    let applied = ctx.network_conn().and_then(|c| {
-        firewall::sync_machine(&c, &scope, &store, h, m)?;
-        firewall::sync_referencing(&c, &scope, &store, &groups)
-    });
+    // On the machine's host, whose libvirt enforces its filters.
+    let applied = host
+        .network_uri()
+        .and_then(|u| crate::backend::libvirt::open(&u, std::time::Duration::from_secs(30)))
+        .and_then(|c| {
+            firewall::sync_machine(&c, &scope, &store, h, m)?;
+            firewall::sync_referencing(&c, &scope, &store, &groups)
+        });
     if let Err(e) = applied {
         let _ = if attach {
             store.detach_secgroup(h, m, name)

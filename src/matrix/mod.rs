@@ -430,7 +430,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(SECGROUP),
                 lxc: Impl::Yes(SECGROUP),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             VlanNetworking => PerBackend {
                 kvm: Impl::ViaQemu(VLAN),

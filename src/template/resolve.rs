@@ -468,15 +468,6 @@ fn check(name: &str, chain: Vec<String>, t: Template, host: HostLimits) -> Resul
         names::check(What::SecGroup, g)
             .map_err(|e| field_err(name, "security_groups", e.message()))?;
     }
-    if !t.security_groups.is_empty() && !crate::backend::firewall::own_filter(backend) {
-        return Err(field_err(
-            name,
-            "security_groups",
-            format!(
-                "are enforced by libvirt's network filters, which {backend} machines do not have"
-            ),
-        ));
-    }
     if let Some(d) = &t.display {
         if let Some(l) = &d.listen {
             l.parse::<std::net::IpAddr>().map_err(|_| {

@@ -69,6 +69,7 @@ fn domain(name: String, text: String) -> DomainSpec {
                 name: text.clone(),
                 ip: Some(text.clone()),
             }),
+            ifname: Some(text.clone()),
         }],
         serial_log: text.clone(),
         guest_agent: true,

@@ -243,7 +243,7 @@ pub fn create(
                 mac: n.mac.clone(),
                 model: nic_model(want.model, r.backend),
                 // Defined by the create before this (backend::firewall).
-                filter: crate::backend::firewall::own_filter(r.backend).then(|| {
+                filter: (!crate::backend::firewall::bound(r.backend)).then(|| {
                     domain_xml::NicFilter {
                         name: crate::secgroup::filter::nic_filter_name(
                             &pool.name,
@@ -252,6 +252,9 @@ pub fn create(
                         ),
                         ip: n.ip.clone(),
                     }
+                }),
+                ifname: crate::backend::firewall::bound(r.backend).then(|| {
+                    crate::secgroup::filter::veth_name(&pool.name, name, n.index as usize)
                 }),
             })
             .collect(),

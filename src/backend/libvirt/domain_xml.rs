@@ -33,8 +33,11 @@ pub struct NicSpec {
     pub mac: String,
     pub model: &'static str,
     /// The NIC's own nwfilter (anti-spoofing and security groups, changed
-    /// live without touching the domain), if it has one.
+    /// live without touching the domain), if libvirt applies it (qemu).
     pub filter: Option<NicFilter>,
+    /// The host-side device's name, when creature binds the NIC's filter
+    /// to it by that name (a xen vif; libxl applies no filter).
+    pub ifname: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +197,11 @@ pub fn render(s: &DomainSpec) -> String {
             .attr("type", "network")
             .child(El::new("mac").attr("address", n.mac.clone()))
             .child(El::new("source").attr("network", n.network.clone()))
+            .children(
+                n.ifname
+                    .as_ref()
+                    .map(|d| El::new("target").attr("dev", d.clone())),
+            )
             .child(El::new("model").attr("type", n.model))
             .children(
                 n.filter

@@ -26,6 +26,8 @@ pub struct LibvirtDriver {
     /// Another host: what its VMs need from this host's files is shipped
     /// through libvirt (`ship`), never read from a path here.
     pub remote: bool,
+    /// The host's name in creature's records (its machines' key there).
+    pub host: String,
 }
 
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
@@ -41,7 +43,14 @@ impl LibvirtDriver {
             backend,
             state_dir: state_dir.to_path_buf(),
             remote: Uri::local(backend).as_ref() != Some(uri),
+            host: crate::config::LOCAL.to_string(),
         })
+    }
+
+    /// The driver of a named host's machines.
+    pub fn on(mut self, host: &str) -> Self {
+        self.host = host.to_string();
+        self
     }
 
     pub fn logs_dir(state_dir: &Path) -> PathBuf {
@@ -172,9 +181,7 @@ impl Driver for LibvirtDriver {
                 let _ = write!(f, "{len} {}", crate::time::unix_now());
             }
         }
-        d.create()
-            .map(|_| ())
-            .map_err(|e| map_error(format!("cannot start {name:?}"), e))
+        self.boot(&d, name, &format!("cannot start {name:?}"))
     }
 
     fn request_shutdown(&self, name: &str) -> Result<()> {
@@ -818,14 +825,11 @@ impl Driver for LibvirtDriver {
             return Err(err);
         }
         crate::undo::fail_point("rescue-defined")?;
-        d.create().map(|_| ()).map_err(|e| {
-            map_error(
-                format!(
-                    "cannot start the rescue of {name:?} (`creature unrescue {name}` goes back)"
-                ),
-                e,
-            )
-        })
+        self.boot(
+            &d,
+            name,
+            &format!("cannot start the rescue of {name:?} (`creature unrescue {name}` goes back)"),
+        )
     }
 
     fn unrescue(&self, name: &str) -> Result<()> {
@@ -855,9 +859,7 @@ impl Driver for LibvirtDriver {
             storage::delete_volume(&pool, &storage::rescue_volume(name, self.backend))?;
         }
         let _ = std::fs::remove_file(&keep);
-        d.create()
-            .map(|_| ())
-            .map_err(|e| map_error(format!("cannot start {name:?}"), e))
+        self.boot(&d, name, &format!("cannot start {name:?}"))
     }
 
     fn io_limits(&self, name: &str) -> Result<Vec<(String, crate::iotune::Limits)>> {
@@ -1031,6 +1033,75 @@ impl LibvirtDriver {
     /// Where a rescued machine's own definition is kept.
     pub(crate) fn rescue_file(&self, name: &str) -> PathBuf {
         self.state_dir.join("rescue").join(format!("{name}.xml"))
+    }
+}
+
+impl LibvirtDriver {
+    /// Start a defined domain. A xen domU's NIC filters are bound to its
+    /// vifs before it runs an instruction: created paused, bound, then
+    /// unpaused (libxl applies no filter itself). A failure leaves it shut
+    /// off.
+    pub(crate) fn boot(&self, d: &Domain, name: &str, what: &str) -> Result<()> {
+        let nics = if self.backend == Backend::Xen {
+            self.filtered_nics(name)?
+        } else {
+            Vec::new()
+        };
+        let flags = if nics.is_empty() {
+            0
+        } else {
+            sys::VIR_DOMAIN_START_PAUSED
+        };
+        d.create_with_flags(flags).map_err(|e| map_error(what, e))?;
+        if nics.is_empty() {
+            return Ok(());
+        }
+        let scope = crate::backend::firewall::scope(&self.state_dir);
+        let bound = crate::store::Store::open_read_only(&self.state_dir)
+            .and_then(|s| {
+                let s = s.ok_or_else(|| Error::other("the state database is gone"))?;
+                // Its filters, in case this host lost them.
+                crate::backend::firewall::sync_machine(&self.conn, &scope, &s, &self.host, name)
+            })
+            .and_then(|_| crate::backend::firewall::bind_vifs(&self.conn, &scope, name, &nics))
+            .and_then(|_| {
+                d.resume()
+                    .map(|_| ())
+                    .map_err(|e| map_error(format!("cannot unpause {name:?}"), e))
+            });
+        if let Err(e) = bound {
+            let _ = d.destroy();
+            let mut err = Error::new(
+                e.kind(),
+                format!(
+                    "{what}: its network filters could not be bound ({})",
+                    e.message()
+                ),
+            );
+            for c in e.causes() {
+                err = err.caused_by(c);
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// The machine's NICs that have a filter of their own, from the records.
+    fn filtered_nics(&self, name: &str) -> Result<Vec<crate::store::Nic>> {
+        let Some(store) = crate::store::Store::open_read_only(&self.state_dir)? else {
+            return Ok(Vec::new());
+        };
+        let own: Vec<u32> = store
+            .nic_filtering(&self.host, name)?
+            .into_iter()
+            .filter(|(_, _, own)| *own)
+            .map(|(i, _, _)| i)
+            .collect();
+        Ok(store
+            .nics(&self.host, name)?
+            .into_iter()
+            .filter(|n| own.contains(&n.index))
+            .collect())
     }
 }
 

@@ -466,8 +466,7 @@ impl LibvirtDriver {
                 .restore_domain_flags(m, Some(&dxml), flags)
                 .map_err(|e| map_error(format!("cannot restore {name:?}'s memory from {m}"), e))?;
         } else if start {
-            d.create()
-                .map_err(|e| map_error(format!("cannot start {name:?}"), e))?;
+            self.boot(&d, name, &format!("cannot start {name:?}"))?;
         }
         Ok(())
     }

@@ -216,6 +216,102 @@ fn xen_pv_machines_on_a_real_xen_host() {
         "ping -c 2 -W 3 10.194.0.1 >/dev/null && echo dom0-answers-$((40+2))",
         "dom0-answers-42",
     );
+
+    // Security groups and firewall rules: libxl applies no filter, so
+    // creature names the domU's vif (`<target dev>`) and binds the NIC's
+    // filter to it in dom0 while the domU is created paused. Pings from xn
+    // are what the group lets in: nothing inbound at first, icmp once a
+    // rule allows it (live), nothing again once it is removed, and still
+    // nothing after a reboot (the rules hold for the vif's name). Outbound
+    // is allowed: xs reaches dom0.
+    lab.run(&["secgroup", "create", "xweb"]).ok();
+    lab.run(&[
+        "--host",
+        "xh",
+        "create",
+        "xs",
+        "-t",
+        "tiny-xen",
+        "--network",
+        "xnet",
+        "--set",
+        "security_groups=[\"xweb\"]",
+    ])
+    .ok();
+    let xs_ip = lab.run(&["info", "xs", "--format", "json"]).ok().json()["nics"][0]["reserved_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.run(&["start", "xs"]).ok();
+    wait_log(&lab, "xs", &format!("lease eth0 {xs_ip}"));
+    let vif = creature::secgroup::filter::veth_name(
+        &creature::backend::firewall::scope(lab.path()),
+        "xs",
+        0,
+    );
+    let virsh_xh = |args: &[&str]| {
+        let o = Command::new("virsh")
+            .args(["-c", &xen.uri])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(
+        virsh_xh(&["nwfilter-binding-list"]).contains(&vif),
+        "no binding on {vif}"
+    );
+    assert!(virsh_xh(&["dumpxml", "xs"]).contains(&format!("<target dev='{vif}'/>")));
+    let ping_xs = |want: &str| {
+        super::vm::console_answers(
+            &lab,
+            "xn",
+            b"\r",
+            &format!(
+                "ping -c 1 -W 2 {xs_ip} >/dev/null && echo open-$((40+2)) || echo shut-$((40+2))"
+            ),
+            &format!("{want}-42"),
+        );
+    };
+    ping_xs("shut");
+    super::vm::console_answers(
+        &lab,
+        "xs",
+        b"\r",
+        "ping -c 1 -W 3 10.194.0.1 >/dev/null && echo out-$((40+2))",
+        "out-42",
+    );
+    let icmp = [
+        "secgroup",
+        "rule",
+        "add",
+        "xweb",
+        "--direction",
+        "in",
+        "--proto",
+        "icmp",
+    ];
+    lab.run(&icmp).ok().stdout_has("(1 machine, live)");
+    ping_xs("open");
+    let mut remove = icmp;
+    remove[2] = "remove";
+    lab.run(&remove).ok();
+    ping_xs("shut");
+    lab.run(&["reboot", "xs"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let lease = format!("creature-test-guest: lease eth0 {xs_ip}");
+    while lab.run(&["log", "xs"]).ok().stdout.matches(&lease).count() < 2 {
+        assert!(Instant::now() < deadline, "no lease after xs's reboot");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    ping_xs("shut");
+    lab.run(&["delete", "xs", "--yes", "--force"]).ok();
+    assert!(
+        !virsh_xh(&["nwfilter-binding-list"]).contains(&vif),
+        "binding on {vif} left"
+    );
+    lab.run(&["secgroup", "delete", "xweb", "--yes"]).ok();
+
     lab.run(&["delete", "xn", "--yes", "--force"]).ok();
     lab.run(&["--host", "xh", "net", "delete", "xnet", "--yes"])
         .ok();

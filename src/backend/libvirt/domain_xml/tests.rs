@@ -63,6 +63,7 @@ fn spec(backend: Backend) -> DomainSpec {
                 name: "creature.nic.web-1.0".into(),
                 ip: Some("10.23.5.130".into()),
             }),
+            ifname: (backend == Backend::Xen).then(|| "crv01234567800".into()),
         }],
         serial_log: "/var/lib/creature/logs/web-1.serial.log".into(),
         guest_agent: backend != Backend::Xen,
