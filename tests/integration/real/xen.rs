@@ -609,7 +609,7 @@ fn xen_pv_machines_on_a_real_xen_host() {
     wait_log(&lab, "xf", "creature-test-guest: booted");
     let live = virsh_xh(&["dumpxml", "xf"]);
     assert!(
-        live.contains("bridge='xenbr0'") && live.contains("<target dev='vif"),
+        live.contains("bridge='xenbr0'") && live.contains("<target dev='crv"),
         "{live}"
     );
     super::vm::console_answers(
