@@ -204,6 +204,21 @@ pub fn bind_container(conn: &Connect, scope: &str, machine: &str, nics: &[Nic]) 
     Ok(())
 }
 
+/// The machine's NICs that have a filter of their own, from the records.
+pub fn filtered_nics(store: &Store, host: &str, machine: &str) -> Result<Vec<Nic>> {
+    let own: Vec<u32> = store
+        .nic_filtering(host, machine)?
+        .into_iter()
+        .filter(|(_, _, own)| *own)
+        .map(|(i, _, _)| i)
+        .collect();
+    Ok(store
+        .nics(host, machine)?
+        .into_iter()
+        .filter(|n| own.contains(&n.index))
+        .collect())
+}
+
 /// Bind each NIC filter of a xen domU to its vif in dom0, while the domU is
 /// paused before its first instruction: libxl made the vifs with the names
 /// creature gave them (`<target dev>`), and the rules, made by name, hold

@@ -1091,17 +1091,7 @@ impl LibvirtDriver {
         let Some(store) = crate::store::Store::open_read_only(&self.state_dir)? else {
             return Ok(Vec::new());
         };
-        let own: Vec<u32> = store
-            .nic_filtering(&self.host, name)?
-            .into_iter()
-            .filter(|(_, _, own)| *own)
-            .map(|(i, _, _)| i)
-            .collect();
-        Ok(store
-            .nics(&self.host, name)?
-            .into_iter()
-            .filter(|n| own.contains(&n.index))
-            .collect())
+        crate::backend::firewall::filtered_nics(&store, &self.host, name)
     }
 }
 

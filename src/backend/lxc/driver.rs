@@ -62,17 +62,7 @@ impl LxcDriver {
             return Ok(());
         };
         let host = crate::config::LOCAL;
-        let own: Vec<u32> = store
-            .nic_filtering(host, name)?
-            .into_iter()
-            .filter(|(_, _, own)| *own)
-            .map(|(i, _, _)| i)
-            .collect();
-        let nics: Vec<crate::store::Nic> = store
-            .nics(host, name)?
-            .into_iter()
-            .filter(|n| own.contains(&n.index))
-            .collect();
+        let nics = crate::backend::firewall::filtered_nics(&store, host, name)?;
         if nics.is_empty() {
             return Ok(());
         }

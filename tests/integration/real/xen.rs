@@ -376,14 +376,6 @@ fn xen_pv_machines_on_a_real_xen_host() {
         tds,
     ])
     .ok();
-    let virsh_xh = |args: &[&str]| {
-        let o = Command::new("virsh")
-            .args(["-c", &xen.uri])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
     // Every volume of every pool in dom0, listed.
     let dom0_vols = || -> String {
         virsh_xh(&["pool-list", "--name"])
