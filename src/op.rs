@@ -227,14 +227,17 @@ mod tests {
 
     #[test]
     fn not_implemented_is_refused_with_its_own_words() {
-        let e = Op::Migrate
-            .require(Who::Machine("vm"), Backend::Xen)
-            .unwrap_err();
+        let e = Op::NetVlan.require(Who::Backend, Backend::Xen).unwrap_err();
         assert!(
             e.message().contains("not implemented yet for backend xen"),
             "{}",
             e.message()
         );
+        // A cell refused for a fact of the hosts says that fact.
+        let e = Op::Migrate
+            .require(Who::Machine("vm"), Backend::Xen)
+            .unwrap_err();
+        assert!(e.message().contains("shadow paging"), "{}", e.message());
     }
 
     #[test]

@@ -301,16 +301,13 @@ fn xen_can_take(backend: crate::backend::Backend, v: &VolumeRecord) -> Result<()
     if backend != crate::backend::Backend::Xen {
         return Ok(());
     }
-    if v.lun().is_some() || v.format != "raw" {
+    // A LUN (iSCSI, FC) is a block device of dom0's kernel (its pool on
+    // the Xen host says so); any other volume must be a raw file.
+    if v.lun().is_none() && v.format != "raw" {
         return Err(Error::invalid(format!(
             "volume {:?} is {}: xen disks are raw files (`creature volume create ... \
              --disk-format raw`)",
-            v.name,
-            if v.lun().is_some() {
-                "a LUN"
-            } else {
-                v.format.as_str()
-            }
+            v.name, v.format
         )));
     }
     Ok(())
@@ -392,8 +389,15 @@ fn create_fc(ctx: &Ctx, store: &mut Store, name: &str, fc: &Fc) -> Result<()> {
             )));
         }
     }
-    crate::backend::libvirt::fc::require_hba()?;
-    let conn = ctx.network_conn()?;
+    let host = ctx.host()?;
+    let conn = if host.is_local() {
+        crate::backend::libvirt::fc::require_hba()?;
+        ctx.network_conn()?
+    } else {
+        let c = ctx.network_conn()?;
+        crate::backend::libvirt::fc::require_hba_on(&c, host.name())?;
+        c
+    };
     let reg = crate::backend::libvirt::fc::register(&conn, &ctx.global.state_dir, name, fc)?;
     let capacity = reg.capacity;
     record_lun(&conn, store, ctx.host_name(), name, reg, None)?;
@@ -551,6 +555,7 @@ fn disk_of(v: &VolumeRecord, target: String, readonly: bool, shareable: bool) ->
     VolumeDisk {
         path: v.path.clone(),
         pool_volume: v.lun().map(|(p, vol)| (p.to_string(), vol.to_string())),
+        block: false,
         format: v.format.clone(),
         target,
         readonly,

@@ -29,8 +29,26 @@ pub fn require_hba() -> Result<()> {
     ))
 }
 
+/// Exit 6 on another host without an FC HBA: its libvirt lists no
+/// `fc_host` device (this host's sysfs says nothing of that one's).
+pub fn require_hba_on(conn: &Connect, host: &str) -> Result<()> {
+    let hbas = conn
+        .list_all_node_devices(virt::sys::VIR_CONNECT_LIST_NODE_DEVICES_CAP_FC_HOST)
+        .map_err(|e| map_error(format!("cannot list the devices of host {host}"), e))?;
+    if !hbas.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Kind::Unavailable,
+        format!(
+            "host {host} has no Fibre Channel HBA (its libvirt lists no fc_host device): an FC \
+             volume needs an NPIV-capable HBA on a fabric"
+        ),
+    ))
+}
+
 /// Make the vHBA and find its LUN; the caller has checked `require_hba`
-/// before connecting.
+/// (or `require_hba_on`) before.
 pub fn register(conn: &Connect, state_dir: &Path, name: &str, fc: &Fc) -> Result<Registered> {
     let pool = format!("{}-fc-{name}", storage::pool_name(state_dir));
     let p = conn

@@ -64,18 +64,25 @@ mod tests {
                 lun: 1,
             },
         );
-        let iscsi = crate::backend::libvirt::iscsi_xml::pool(
-            "creature-iscsi-lun1",
-            &crate::backend::libvirt::iscsi_xml::Target {
-                portal: "10.0.0.5:3260".into(),
-                iqn: "iqn.2026-12.org.example:disks".into(),
-                lun: 1,
-                chap_user: Some("web".into()),
-            },
-            "iqn.2026-12.org.creature:host",
-            Some("creature-creature-iscsi-lun1"),
-        );
+        use crate::backend::libvirt::iscsi_xml::{self, Initiator, Target};
+        let target = Target {
+            portal: "10.0.0.5:3260".into(),
+            iqn: "iqn.2026-12.org.example:disks".into(),
+            lun: 1,
+            chap_user: Some("web".into()),
+        };
+        let iscsi = |kind| {
+            iscsi_xml::pool(
+                "creature-iscsi-lun1",
+                &target,
+                kind,
+                "iqn.2026-12.org.creature:host",
+                Some("creature-creature-iscsi-lun1"),
+            )
+        };
         crate::golden::check("storage/fc-pool.xml", &fc);
-        crate::golden::check("storage/iscsi-pool.xml", &iscsi);
+        crate::golden::check("storage/iscsi-pool.xml", &iscsi(Initiator::Userspace));
+        // A Xen host's: dom0's kernel initiator.
+        crate::golden::check("storage/iscsi-kernel-pool.xml", &iscsi(Initiator::Kernel));
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use virt::connect::Connect;
 
-use crate::backend::libvirt::iscsi_xml::{self, Target};
+use crate::backend::libvirt::iscsi_xml::{self, Initiator, Target};
 use crate::backend::libvirt::volume::{forget, Registered};
 use crate::backend::libvirt::{map_error, storage};
 use crate::error::{Error, Kind, Result};
@@ -60,7 +60,18 @@ pub fn register(
             return Err(map_error("cannot store the CHAP secret in libvirt", e));
         }
     }
-    let x = iscsi_xml::pool(&pool, t, &initiator(), chap_secret.map(|_| usage.as_str()));
+    // libxl has no network disks: a Xen host logs in with its kernel.
+    let kind = match conn.driver_type() {
+        Ok(t) if t.eq_ignore_ascii_case("xen") => Initiator::Kernel,
+        _ => Initiator::Userspace,
+    };
+    let x = iscsi_xml::pool(
+        &pool,
+        t,
+        kind,
+        &initiator(),
+        chap_secret.map(|_| usage.as_str()),
+    );
     crate::trace::text(&format!("iSCSI pool of volume {name}"), &x);
     let p = match conn.define_storage_pool_xml(&x, 0) {
         Ok(p) => p,
@@ -79,12 +90,26 @@ pub fn register(
                 t.iqn,
                 t.portal,
                 e.message().trim(),
-                initiator()
+                match kind {
+                    Initiator::Userspace => initiator(),
+                    Initiator::Kernel =>
+                        "the host's own, in its /etc/iscsi/initiatorname.iscsi".to_string(),
+                }
             ),
         ));
     }
     let vol = t.volume();
-    let capacity = match p.lookup_storage_vol_by_name(&vol).and_then(|v| v.info()) {
+    let found = || p.lookup_storage_vol_by_name(&vol).and_then(|v| v.info());
+    let mut lun = found();
+    // The kernel scans the target after the login, in the background: the
+    // LUN's block device may come a moment after the pool says it started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lun.is_err() && kind == Initiator::Kernel && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = p.refresh(0);
+        lun = found();
+    }
+    let capacity = match lun {
         Ok(i) => i.capacity,
         Err(_) => {
             let _ = undo();

@@ -1,7 +1,9 @@
-//! The libvirt objects of an iSCSI volume (#33, #34): an `iscsi-direct`
-//! storage pool (libvirt's userspace initiator, libiscsi: no kernel
-//! initiator needed) logging in with CHAP through a private libvirt
-//! secret, whose value never appears in any XML. Pure.
+//! The libvirt objects of an iSCSI volume (#33, #34): a storage pool
+//! logging in with CHAP through a private libvirt secret, whose value never
+//! appears in any XML. Pure. For QEMU an `iscsi-direct` pool (libvirt's
+//! userspace initiator, libiscsi: no kernel initiator needed, QEMU reaches
+//! the LUN itself); for Xen an `iscsi` pool (the host's kernel initiator:
+//! blkback serves block devices, libxl has no network disks).
 
 use crate::xml::El;
 
@@ -58,8 +60,27 @@ pub fn secret(usage: &str) -> String {
         .render()
 }
 
-/// The pool: one target, logged in to as `initiator`.
-pub fn pool(name: &str, t: &Target, initiator: &str, secret_usage: Option<&str>) -> String {
+/// Who logs in to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// libvirt's own (libiscsi); the hypervisor opens the LUN.
+    Userspace,
+    /// The host kernel's (open-iscsi); the LUN is a block device there,
+    /// named by udev under /dev/disk/by-path. It logs in with the host's
+    /// own initiator name: libvirt sets CHAP on the target's default node
+    /// record, which a login through an interface of its own (made for an
+    /// `<initiator>`) does not use.
+    Kernel,
+}
+
+/// The pool: one target, logged in to as `initiator` (userspace only).
+pub fn pool(
+    name: &str,
+    t: &Target,
+    kind: Initiator,
+    initiator: &str,
+    secret_usage: Option<&str>,
+) -> String {
     let (host, port) = t.host_port().unwrap_or_default();
     let auth = match (&t.chap_user, secret_usage) {
         (Some(u), Some(s)) => Some(
@@ -71,7 +92,13 @@ pub fn pool(name: &str, t: &Target, initiator: &str, secret_usage: Option<&str>)
         _ => None,
     };
     El::new("pool")
-        .attr("type", "iscsi-direct")
+        .attr(
+            "type",
+            match kind {
+                Initiator::Userspace => "iscsi-direct",
+                Initiator::Kernel => "iscsi",
+            },
+        )
         .child(El::leaf("name", name))
         .child(
             El::new("source")
@@ -81,9 +108,14 @@ pub fn pool(name: &str, t: &Target, initiator: &str, secret_usage: Option<&str>)
                         .attr("port", port.to_string()),
                 )
                 .child(El::new("device").attr("path", t.iqn.clone()))
-                .child(El::new("initiator").child(El::new("iqn").attr("name", initiator)))
+                .child_if(kind == Initiator::Userspace, || {
+                    El::new("initiator").child(El::new("iqn").attr("name", initiator))
+                })
                 .children(auth),
         )
+        .child_if(kind == Initiator::Kernel, || {
+            El::new("target").child(El::leaf("path", "/dev/disk/by-path"))
+        })
         .render()
 }
 
@@ -123,6 +155,7 @@ mod tests {
         let x = pool(
             "p1",
             &t("san:3261", "iqn.2026-12.org.example:d"),
+            Initiator::Userspace,
             "iqn.2026-12.creature:h",
             Some("creature-p1"),
         );
@@ -132,6 +165,23 @@ mod tests {
              <device path=\"iqn.2026-12.org.example:d\"/>\n    <initiator>\n      <iqn name=\"iqn.2026-12.creature:h\"/>\n    \
              </initiator>\n    <auth type=\"chap\" username=\"u&quot;&lt;\">\n      <secret usage=\"creature-p1\"/>\n    \
              </auth>\n  </source>\n</pool>\n"
+        );
+        let k = pool(
+            "p1",
+            &t("san", "iqn.2026-12.org.example:d"),
+            Initiator::Kernel,
+            "iqn.2026-12.creature:h",
+            None,
+        );
+        assert!(
+            k.starts_with("<pool type=\"iscsi\">")
+                && k.contains("<host name=\"san\" port=\"3260\"/>")
+                && !k.contains("<auth")
+                && !k.contains("<initiator")
+                && k.ends_with(
+                    "  <target>\n    <path>/dev/disk/by-path</path>\n  </target>\n</pool>\n"
+                ),
+            "{k}"
         );
         assert_eq!(
             secret("creature-p1"),

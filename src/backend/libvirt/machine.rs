@@ -1200,8 +1200,10 @@ pub fn parse_devices(xml: &str) -> (Vec<DiskInfo>, Vec<String>) {
                     }
                 }
                 b"source" => {
-                    // A file, or a pool's volume (an iSCSI LUN): `pool/volume`.
+                    // A file, a block device, or a pool's volume (an
+                    // iSCSI LUN): `pool/volume`.
                     let path = attr(&e, "file")
+                        .or_else(|| attr(&e, "dev"))
                         .or_else(|| Some(format!("{}/{}", attr(&e, "pool")?, attr(&e, "volume")?)));
                     if let (Some(d), Some(f)) = (cur.as_mut(), path) {
                         if d.path.is_empty() {

@@ -12,6 +12,7 @@ use virt::sys;
 use crate::backend::libvirt::machine::{dom_state, parse_devices, LibvirtDriver};
 use crate::backend::libvirt::volume_xml::{self, VolumeDisk};
 use crate::backend::libvirt::{map_error, storage};
+use crate::backend::Backend;
 use crate::error::{Error, Kind, Result};
 
 /// How long a guest has to let go of a disk asked out of it.
@@ -136,10 +137,32 @@ pub fn forget(conn: &Connect, pool: &str) -> Result<()> {
 }
 
 impl LibvirtDriver {
+    /// The block device of a LUN in a kernel-initiator pool of this host.
+    fn lun_device(&self, pool: &str, vol: &str) -> Result<String> {
+        self.conn
+            .lookup_storage_pool_by_name(pool)
+            .and_then(|p| p.lookup_storage_vol_by_name(vol))
+            .and_then(|v| v.path())
+            .map_err(|e| map_error(format!("cannot find LUN {vol} of pool {pool}"), e))
+    }
+
     /// Attach live (when running) and persistently; the target it took.
     pub fn attach_volume_of(&self, name: &str, disk: &VolumeDisk) -> Result<String> {
         let d = self.ours(name)?;
         let active = dom_state(&d)?.is_active();
+        let lun;
+        let disk = match (&disk.pool_volume, self.backend) {
+            (Some((pool, vol)), Backend::Xen) => {
+                lun = VolumeDisk {
+                    path: self.lun_device(pool, vol)?,
+                    pool_volume: None,
+                    block: true,
+                    ..disk.clone()
+                };
+                &lun
+            }
+            _ => disk,
+        };
         let x = volume_xml::render(disk);
         crate::trace::text(&format!("disk attached to {name}"), &x);
         // One call: libvirt writes the definition only once the live attach
@@ -173,6 +196,15 @@ impl LibvirtDriver {
     /// definition; a guest that keeps the disk leaves everything as it was.
     pub fn detach_volume_of(&self, name: &str, path: &str) -> Result<String> {
         let d = self.ours(name)?;
+        // A xen domU has a LUN as its block device (see attach).
+        let device;
+        let path = match path.split_once('/') {
+            Some((pool, vol)) if self.backend == Backend::Xen && !pool.is_empty() => {
+                device = self.lun_device(pool, vol)?;
+                device.as_str()
+            }
+            _ => path,
+        };
         let find = |flags: u32| -> Result<Option<String>> {
             let x = d
                 .xml_desc(flags)

@@ -12,6 +12,9 @@ pub struct VolumeDisk {
     /// (pool, volume) of a network volume: the disk names the pool's volume
     /// and libvirt connects (and logs in) for QEMU.
     pub pool_volume: Option<(String, String)>,
+    /// `path` is a block device of the host (a LUN through its kernel
+    /// initiator: how a xen domU gets one, blkback serving it).
+    pub block: bool,
     /// `qcow2` or `raw`.
     pub format: String,
     pub target: String,
@@ -42,25 +45,23 @@ pub fn next_target(prefix: &str, used: &[String]) -> Option<String> {
 }
 
 pub fn render(d: &VolumeDisk) -> String {
-    let source = match &d.pool_volume {
-        Some((pool, vol)) => El::new("source")
-            .attr("pool", pool.clone())
-            .attr("volume", vol.clone()),
-        None => El::new("source").attr("file", d.path.clone()),
+    let (kind, source) = match &d.pool_volume {
+        Some((pool, vol)) => (
+            "volume",
+            El::new("source")
+                .attr("pool", pool.clone())
+                .attr("volume", vol.clone()),
+        ),
+        None if d.block => ("block", El::new("source").attr("dev", d.path.clone())),
+        None => ("file", El::new("source").attr("file", d.path.clone())),
     };
     El::new("disk")
-        .attr(
-            "type",
-            if d.pool_volume.is_some() {
-                "volume"
-            } else {
-                "file"
-            },
-        )
+        .attr("type", kind)
         .attr("device", "disk")
         .child(if bus_of(&d.target) == Some("xen") {
             // Xen: blkback in dom0 serves the raw file (libxl's phy
-            // backend, the file set up on a loop device), no QEMU.
+            // backend, the file set up on a loop device) or the block
+            // device, no QEMU.
             El::new("driver").attr("name", "phy").attr("type", "raw")
         } else {
             El::new("driver")
@@ -105,6 +106,7 @@ mod tests {
         let lun = render(&VolumeDisk {
             path: "p/unit:0:0:1".into(),
             pool_volume: Some(("p".into(), "unit:0:0:1".into())),
+            block: false,
             format: "raw".into(),
             target: "vdb".into(),
             readonly: false,
@@ -118,6 +120,7 @@ mod tests {
         let x = render(&VolumeDisk {
             path: "/v/data.qcow2".into(),
             pool_volume: None,
+            block: false,
             format: "qcow2".into(),
             target: "vdc".into(),
             readonly: true,
@@ -132,6 +135,7 @@ mod tests {
         let xen = render(&VolumeDisk {
             path: "/v/data.img".into(),
             pool_volume: None,
+            block: false,
             format: "raw".into(),
             target: "xvdb".into(),
             readonly: false,
@@ -141,6 +145,22 @@ mod tests {
             xen.contains("<driver name=\"phy\" type=\"raw\"/>")
                 && xen.contains("<target dev=\"xvdb\" bus=\"xen\"/>"),
             "{xen}"
+        );
+        // A LUN of dom0's kernel initiator: a block device for blkback.
+        let lun = render(&VolumeDisk {
+            path: "/dev/disk/by-path/ip-10.0.0.2:3260-iscsi-iqn.x:d-lun-1".into(),
+            pool_volume: None,
+            block: true,
+            format: "raw".into(),
+            target: "xvdc".into(),
+            readonly: false,
+            shareable: false,
+        });
+        assert_eq!(
+            lun,
+            "<disk type=\"block\" device=\"disk\">\n  <driver name=\"phy\" type=\"raw\"/>\n  \
+             <source dev=\"/dev/disk/by-path/ip-10.0.0.2:3260-iscsi-iqn.x:d-lun-1\"/>\n  \
+             <target dev=\"xvdc\" bus=\"xen\"/>\n</disk>\n"
         );
     }
 }

@@ -12,11 +12,11 @@ use super::vm::{virsh, Lab};
 
 const PORT: &str = "3261";
 const CONTROL: &str = "7";
-const IQN: &str = "iqn.2026-12.test.creature:lun-target";
-const SECRET: &str = "chap-Secret-77";
+pub const IQN: &str = "iqn.2026-12.test.creature:lun-target";
+pub const SECRET: &str = "chap-Secret-77";
 
 /// tgtd on 127.0.0.1:PORT, killed when dropped.
-struct Tgt(Child);
+pub struct Tgt(Child);
 
 impl Drop for Tgt {
     fn drop(&mut self) {
@@ -25,9 +25,9 @@ impl Drop for Tgt {
     }
 }
 
-fn tgtadm(args: &[&str]) {
+fn tgtadm(control: &str, args: &[&str]) {
     let out = Command::new("tgtadm")
-        .args(["-C", CONTROL, "--lld", "iscsi"])
+        .args(["-C", control, "--lld", "iscsi"])
         .args(args)
         .output()
         .expect("tgtadm");
@@ -39,14 +39,15 @@ fn tgtadm(args: &[&str]) {
 }
 
 fn start_target(backing: &std::path::Path) -> Tgt {
+    start_target_at(CONTROL, &format!("127.0.0.1:{PORT}"), backing)
+}
+
+/// tgtd on `portal` (its control port `control`: each test its own), LUN 1
+/// on `backing`, CHAP user cuser with SECRET, open to every initiator.
+pub fn start_target_at(control: &str, portal: &str, backing: &std::path::Path) -> Tgt {
+    let tgtadm = |args: &[&str]| tgtadm(control, args);
     let child = Command::new("tgtd")
-        .args([
-            "-f",
-            "-C",
-            CONTROL,
-            "--iscsi",
-            &format!("portal=127.0.0.1:{PORT}"),
-        ])
+        .args(["-f", "-C", control, "--iscsi", &format!("portal={portal}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -55,7 +56,7 @@ fn start_target(backing: &std::path::Path) -> Tgt {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !Command::new("tgtadm")
         .args([
-            "-C", CONTROL, "--lld", "iscsi", "--op", "show", "--mode", "target",
+            "-C", control, "--lld", "iscsi", "--op", "show", "--mode", "target",
         ])
         .output()
         .is_ok_and(|o| o.status.success())

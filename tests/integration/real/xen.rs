@@ -565,6 +565,122 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["volume", "detach", "xw", "xraw"]).ok();
     wait_log(&lab, "xw", "creature-test-guest: detached xvdc");
     assert!(!virsh_xh(&["dumpxml", "xw"]).contains("xraw.img"));
+
+    // iSCSI with CHAP: libxl has no network disks, so dom0's kernel
+    // initiator logs in (a libvirt iscsi pool there, the CHAP secret a
+    // private libvirt secret of dom0's) to a tgt target of the test
+    // namespace on 10.197.0.1 (an address of the namespace's loopback, which
+    // dom0 reaches through QEMU's user-mode network), and the LUN is
+    // hot-plugged into the domU as dom0's block device (udev's by-path name).
+    let work = tempfile::tempdir().unwrap();
+    let backing = work.path().join("xlun.img");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&backing).unwrap();
+        f.write_all(b"xen-lun-marker").unwrap();
+        f.set_len(32 << 20).unwrap();
+    }
+    let _ = Command::new("ip")
+        .args(["addr", "add", "10.197.0.1/32", "dev", "lo"])
+        .status();
+    let _tgt = super::iscsi::start_target_at("8", "10.197.0.1:3262", &backing);
+    let secret = |name: &str, value: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let f = work.path().join(name);
+        std::fs::write(&f, value).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let (right, wrong) = (
+        secret("chap", super::iscsi::SECRET),
+        secret("wrong", "not-the-secret"),
+    );
+    let create = |name: &str, secret: &str| {
+        lab.run(&[
+            "--host",
+            "xh",
+            "volume",
+            "create",
+            name,
+            "--iscsi",
+            "10.197.0.1:3262",
+            "--iqn",
+            super::iscsi::IQN,
+            "--lun",
+            "1",
+            "--chap-user",
+            "cuser",
+            "--chap-secret-file",
+            secret,
+        ])
+    };
+    create("xbad", &wrong)
+        .code(6)
+        .stderr_has("cannot log in to iSCSI target");
+    assert!(!virsh_xh(&["pool-list", "--all"]).contains("iscsi-xbad"));
+    assert!(!virsh_xh(&["secret-list"]).contains("iscsi-xbad"));
+    create("xlun", &right).ok().stdout_has("CHAP: yes");
+    let pool = virsh_xh(&["pool-list", "--all", "--name"])
+        .lines()
+        .map(str::trim)
+        .find(|p| p.ends_with("-iscsi-xlun"))
+        .unwrap_or_else(|| panic!("no iscsi pool in dom0"))
+        .to_string();
+    let px = virsh_xh(&["pool-dumpxml", &pool]);
+    assert!(
+        px.contains("<pool type='iscsi'>") && !px.contains(super::iscsi::SECRET),
+        "{px}"
+    );
+    lab.run(&["volume", "attach", "xw", "xlun"])
+        .ok()
+        .stdout_has("as xvdc (live and persistent)");
+    wait_log(
+        &lab,
+        "xw",
+        "creature-test-guest: attached xvdc 65536 xen-lun-marker",
+    );
+    let live = virsh_xh(&["dumpxml", "xw"]);
+    assert!(
+        live.contains("<disk type='block' device='disk'>")
+            && live.contains("<source dev='/dev/disk/by-path/ip-10.197.0.1:3262-iscsi-"),
+        "{live}"
+    );
+    lab.run(&["volume", "detach", "xw", "xlun"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lab
+        .run(&["log", "xw"])
+        .ok()
+        .stdout
+        .matches("creature-test-guest: detached xvdc")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the LUN was not unplugged");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(!virsh_xh(&["dumpxml", "xw", "--inactive"]).contains("by-path"));
+    lab.run(&["--host", "xh", "volume", "delete", "xlun", "--yes"])
+        .ok();
+    assert!(!virsh_xh(&["pool-list", "--all"]).contains("iscsi-xlun"));
+    assert!(!virsh_xh(&["secret-list"]).contains("iscsi-xlun"));
+    // FC: dom0 has no HBA, as its libvirt says (this host's sysfs could
+    // not): exit 6, nothing defined there.
+    lab.run(&[
+        "--host",
+        "xh",
+        "volume",
+        "create",
+        "xfc",
+        "--fc-wwnn",
+        "20000000c9831b4b",
+        "--fc-wwpn",
+        "10000000c9831b4b",
+        "--lun",
+        "1",
+    ])
+    .code(6)
+    .stderr_has("host xh has no Fibre Channel HBA");
+    assert!(!virsh_xh(&["pool-list", "--all"]).contains("-fc-xfc"));
     lab.run(&["delete", "xw", "--yes", "--force"])
         .ok()
         .stdout_has("removed volume xw-vol0");
