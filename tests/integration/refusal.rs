@@ -111,7 +111,12 @@ fn unimplemented_cells_are_refused_with_their_own_words() {
     refused(
         &[("vm", Backend::Xen)],
         &["migrate", "vm", "--to", "local"],
-        &["migrat", "\"vm\"", "is not possible for backend xen here", "shadow paging"],
+        &[
+            "migrat",
+            "\"vm\"",
+            "is not possible for backend xen here",
+            "shadow paging",
+        ],
     );
     refused(
         &[("x", Backend::Xen)],
