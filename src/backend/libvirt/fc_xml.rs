@@ -71,17 +71,19 @@ mod tests {
             lun: 1,
             chap_user: Some("web".into()),
         };
-        let iscsi = |kind| {
+        let iscsi = |initiator| {
             iscsi_xml::pool(
                 "creature-iscsi-lun1",
                 &target,
-                kind,
-                "iqn.2026-12.org.creature:host",
+                initiator,
                 Some("creature-creature-iscsi-lun1"),
             )
         };
         crate::golden::check("storage/fc-pool.xml", &fc);
-        crate::golden::check("storage/iscsi-pool.xml", &iscsi(Initiator::Userspace));
+        crate::golden::check(
+            "storage/iscsi-pool.xml",
+            &iscsi(Initiator::Userspace("iqn.2026-12.org.creature:host")),
+        );
         // A Xen host's: dom0's kernel initiator.
         crate::golden::check("storage/iscsi-kernel-pool.xml", &iscsi(Initiator::Kernel));
     }

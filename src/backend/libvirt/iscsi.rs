@@ -4,6 +4,7 @@
 //! Nothing is left defined when a step fails.
 
 use std::path::Path;
+use std::time::Duration;
 
 use virt::connect::Connect;
 
@@ -61,17 +62,12 @@ pub fn register(
         }
     }
     // libxl has no network disks: a Xen host logs in with its kernel.
-    let kind = match conn.driver_type() {
+    let own = initiator();
+    let by = match conn.driver_type() {
         Ok(t) if t.eq_ignore_ascii_case("xen") => Initiator::Kernel,
-        _ => Initiator::Userspace,
+        _ => Initiator::Userspace(&own),
     };
-    let x = iscsi_xml::pool(
-        &pool,
-        t,
-        kind,
-        &initiator(),
-        chap_secret.map(|_| usage.as_str()),
-    );
+    let x = iscsi_xml::pool(&pool, t, by, chap_secret.map(|_| usage.as_str()));
     crate::trace::text(&format!("iSCSI pool of volume {name}"), &x);
     let p = match conn.define_storage_pool_xml(&x, 0) {
         Ok(p) => p,
@@ -90,26 +86,33 @@ pub fn register(
                 t.iqn,
                 t.portal,
                 e.message().trim(),
-                match kind {
-                    Initiator::Userspace => initiator(),
-                    Initiator::Kernel =>
-                        "the host's own, in its /etc/iscsi/initiatorname.iscsi".to_string(),
+                match by {
+                    Initiator::Userspace(iqn) => iqn,
+                    Initiator::Kernel => "the host's own, in its /etc/iscsi/initiatorname.iscsi",
                 }
             ),
         ));
     }
     let vol = t.volume();
     let found = || p.lookup_storage_vol_by_name(&vol).and_then(|v| v.info());
-    let mut lun = found();
-    // The kernel scans the target after the login, in the background: the
-    // LUN's block device may come a moment after the pool says it started.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while lun.is_err() && kind == Initiator::Kernel && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let _ = p.refresh(0);
-        lun = found();
+    if by == Initiator::Kernel {
+        // The kernel scans the target after the login, in the background:
+        // the LUN's block device may come a moment after the pool started.
+        let seen = crate::wait::poll("waiting for the LUN", Duration::from_secs(20), || {
+            if found().is_ok() {
+                return Ok(true);
+            }
+            let _ = p.refresh(0);
+            Ok(false)
+        });
+        if let Err(e) = seen {
+            if e.kind() != Kind::Timeout {
+                let _ = undo();
+                return Err(e);
+            }
+        }
     }
-    let capacity = match lun {
+    let capacity = match found() {
         Ok(i) => i.capacity,
         Err(_) => {
             let _ = undo();

@@ -62,9 +62,9 @@ pub fn secret(usage: &str) -> String {
 
 /// Who logs in to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Initiator {
-    /// libvirt's own (libiscsi); the hypervisor opens the LUN.
-    Userspace,
+pub enum Initiator<'a> {
+    /// libvirt's own (libiscsi), by this name; the hypervisor opens the LUN.
+    Userspace(&'a str),
     /// The host kernel's (open-iscsi); the LUN is a block device there,
     /// named by udev under /dev/disk/by-path. It logs in with the host's
     /// own initiator name: libvirt sets CHAP on the target's default node
@@ -73,14 +73,8 @@ pub enum Initiator {
     Kernel,
 }
 
-/// The pool: one target, logged in to as `initiator` (userspace only).
-pub fn pool(
-    name: &str,
-    t: &Target,
-    kind: Initiator,
-    initiator: &str,
-    secret_usage: Option<&str>,
-) -> String {
+/// The pool: one target, logged in to by `initiator`.
+pub fn pool(name: &str, t: &Target, initiator: Initiator, secret_usage: Option<&str>) -> String {
     let (host, port) = t.host_port().unwrap_or_default();
     let auth = match (&t.chap_user, secret_usage) {
         (Some(u), Some(s)) => Some(
@@ -94,8 +88,8 @@ pub fn pool(
     El::new("pool")
         .attr(
             "type",
-            match kind {
-                Initiator::Userspace => "iscsi-direct",
+            match initiator {
+                Initiator::Userspace(_) => "iscsi-direct",
                 Initiator::Kernel => "iscsi",
             },
         )
@@ -108,12 +102,15 @@ pub fn pool(
                         .attr("port", port.to_string()),
                 )
                 .child(El::new("device").attr("path", t.iqn.clone()))
-                .child_if(kind == Initiator::Userspace, || {
-                    El::new("initiator").child(El::new("iqn").attr("name", initiator))
+                .children(match initiator {
+                    Initiator::Userspace(iqn) => {
+                        Some(El::new("initiator").child(El::new("iqn").attr("name", iqn)))
+                    }
+                    Initiator::Kernel => None,
                 })
                 .children(auth),
         )
-        .child_if(kind == Initiator::Kernel, || {
+        .child_if(initiator == Initiator::Kernel, || {
             El::new("target").child(El::leaf("path", "/dev/disk/by-path"))
         })
         .render()
@@ -155,8 +152,7 @@ mod tests {
         let x = pool(
             "p1",
             &t("san:3261", "iqn.2026-12.org.example:d"),
-            Initiator::Userspace,
-            "iqn.2026-12.creature:h",
+            Initiator::Userspace("iqn.2026-12.creature:h"),
             Some("creature-p1"),
         );
         assert_eq!(
@@ -170,7 +166,6 @@ mod tests {
             "p1",
             &t("san", "iqn.2026-12.org.example:d"),
             Initiator::Kernel,
-            "iqn.2026-12.creature:h",
             None,
         );
         assert!(
