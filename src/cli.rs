@@ -952,9 +952,12 @@ pub enum VolumeCommand {
     },
     /// Replace an attached volume with another of the same size, its data copied.
     ///
-    /// A running machine keeps running: libvirt copies the disk block for block and
+    /// A running VM keeps running: libvirt copies the disk block for block and
     /// switches the guest over (block copy and pivot). A stopped machine's data is
-    /// copied with qemu-img. The old volume is detached and kept.
+    /// copied with qemu-img, or, on another host, as raw bytes through its libvirt.
+    /// Xen machines and containers swap only while stopped (libxl has no block
+    /// copy; a container has the volume mounted). The old volume is detached and
+    /// kept.
     Swap {
         #[command(flatten)]
         machine: MachineArg,

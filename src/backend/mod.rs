@@ -413,13 +413,14 @@ pub trait Driver {
         Err(past_the_matrix(self.backend(), "volume detach"))
     }
     /// Swap the disk reading `old` onto `new` (of `new_format`), its data
-    /// copied; the device it is.
+    /// copied (progress unless `quiet`); the device it is.
     fn swap_volume(
         &self,
         _name: &str,
         _old: &str,
         _new: &str,
         _new_format: &str,
+        _quiet: bool,
     ) -> Result<String> {
         Err(past_the_matrix(self.backend(), "volume swap"))
     }

@@ -135,9 +135,16 @@ impl Driver for Traced {
     fn detach_volume(&self, name: &str, path: &str) -> Result<String> {
         self.t("detach_volume", name, |d| d.detach_volume(name, path))
     }
-    fn swap_volume(&self, name: &str, old: &str, new: &str, new_format: &str) -> Result<String> {
+    fn swap_volume(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        new_format: &str,
+        quiet: bool,
+    ) -> Result<String> {
         self.t("swap_volume", name, |d| {
-            d.swap_volume(name, old, new, new_format)
+            d.swap_volume(name, old, new, new_format, quiet)
         })
     }
     fn rescue(&self, name: &str, boot: &crate::backend::RescueBoot) -> Result<()> {

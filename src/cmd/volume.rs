@@ -666,6 +666,7 @@ pub fn on_machine(
         VolumeCommand::Swap { old, new, .. } => {
             let o = record(&store, h, old)?;
             let n = record(&store, h, new)?;
+            xen_can_take(drv.backend(), &n)?;
             if o.lun().is_some() || n.lun().is_some() {
                 return Err(Error::conflict(
                     "swap copies between volumes of file pools; a LUN (iSCSI, FC) cannot be swapped yet",
@@ -692,7 +693,7 @@ pub fn on_machine(
                     Size(o.capacity_bytes)
                 )));
             }
-            drv.swap_volume(&rec.name, &o.path, &n.path, &n.format)?;
+            drv.swap_volume(&rec.name, &o.path, &n.path, &n.format, ctx.global.quiet)?;
             let target = o
                 .attachments
                 .iter()

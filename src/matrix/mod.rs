@@ -398,7 +398,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(KVM_SMOKE),
                 qemu: Impl::Yes(QEMU_VOLUMES),
                 lxc: Impl::Yes(LXC_VOLUMES),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             // A xen domU gets the LUN as dom0's block device, as it gets an
             // iSCSI one (proven there); dom0 without an HBA is refused.
@@ -486,24 +486,27 @@ impl Feature {
                  with HAP, which needs VT-x or AMD-V, and the nested test host offers neither \
                  with a dom0 that boots",
             ),
-            (Feature::SwapVolume, Backend::Xen) => Some(
-                "a swap copies the old volume into the new one under the running guest with \
-                 libvirt's block copy (virDomainBlockCopy), which libvirt's libxl driver does not \
-                 have",
-            ),
             _ => None,
         }
     }
 
     /// What creature says of a cell it allows, where its proof stops short
     /// of the feature (printed like a partial cell's note).
-    fn caveat(self) -> Option<&'static str> {
-        match self {
-            Feature::InjectNetworking => Some(
+    fn caveat(self, backend: Backend) -> Option<&'static str> {
+        match (self, backend) {
+            // Nova's swap runs under the guest; these copy while it is stopped.
+            (Feature::SwapVolume, Backend::Xen) => Some(
+                "cold only: libxl has no block copy (virDomainBlockCopy), so the machine must be \
+                 stopped; dom0's libvirt copies the raw bytes",
+            ),
+            (Feature::SwapVolume, Backend::Lxc) => Some(
+                "cold only: a running container has the volume mounted, so it must be stopped",
+            ),
+            (Feature::InjectNetworking, _) => Some(
                 "only guests whose cloud-init reads the drive's network configuration (NoCloud \
                  network-config, OpenStack network_data.json); others keep their own",
             ),
-            Feature::BlockStorageFc => Some(
+            (Feature::BlockStorageFc, _) => Some(
                 "not proven on FC hardware (none where creature is tested): the pool is golden-tested \
                  and schema-valid, and a host without an FC HBA is refused (exit 6)",
             ),
@@ -541,8 +544,8 @@ impl Feature {
             (Cell::Complete | Cell::Partial(_), Impl::No | Impl::ViaQemu(_)) => {
                 Effective::Refused(Refusal::NotImplemented)
             }
-            (Cell::Complete, Impl::Yes(_)) => allowed(self.caveat()),
-            (Cell::Partial(n), Impl::Yes(_)) => allowed(Some(self.caveat().unwrap_or(n))),
+            (Cell::Complete, Impl::Yes(_)) => allowed(self.caveat(backend)),
+            (Cell::Partial(n), Impl::Yes(_)) => allowed(Some(self.caveat(backend).unwrap_or(n))),
         }
     }
 }

@@ -120,8 +120,11 @@ fn unimplemented_cells_are_refused_with_their_own_words() {
     );
     refused(
         &[("x", Backend::Xen)],
-        &["volume", "swap", "x", "old", "new"],
-        &["is not possible for backend xen here", "does not have"],
+        &["display", "x"],
+        &[
+            "is not possible for backend xen here",
+            "without a DES cipher",
+        ],
     );
     // A Xen host cannot be disabled: service control is missing for xen.
     let d = state_dir();

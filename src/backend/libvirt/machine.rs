@@ -973,8 +973,15 @@ impl Driver for LibvirtDriver {
     fn detach_volume(&self, name: &str, path: &str) -> Result<String> {
         self.detach_volume_of(name, path)
     }
-    fn swap_volume(&self, name: &str, old: &str, new: &str, new_format: &str) -> Result<String> {
-        self.swap_volume_of(name, old, new, new_format)
+    fn swap_volume(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        new_format: &str,
+        quiet: bool,
+    ) -> Result<String> {
+        self.swap_volume_of(name, old, new, new_format, quiet)
     }
 
     fn serial_log(&self, name: &str) -> Result<PathBuf> {

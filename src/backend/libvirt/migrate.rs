@@ -14,7 +14,6 @@ use serde::Serialize;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::storage_pool::StoragePool;
-use virt::stream::Stream;
 use virt::sys;
 
 use crate::backend::libvirt::migrate_xml::{self, Files};
@@ -412,51 +411,14 @@ pub fn copy_volume(
         &format!("{vol} on the destination"),
     )?;
     delete_on(undo, dst, dst_pool, vol);
-    let down = Stream::new(src, 0).map_err(|e| map_error("cannot open a libvirt stream", e))?;
-    let up = Stream::new(dst, 0).map_err(|e| map_error("cannot open a libvirt stream", e))?;
-    v.download(&down, 0, len, 0)
-        .map_err(|e| map_error(format!("cannot read volume {vol}"), e))?;
-    to.upload(&up, 0, len, 0)
-        .map_err(|e| map_error(format!("cannot write volume {vol} on the destination"), e))?;
-    let mut progress = Progress::new(&format!("copying {vol}"), quiet);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    let r = (|| -> Result<()> {
-        loop {
-            interrupt::check("migration interrupted; the machine stays where it was")?;
-            let n = down
-                .recv(&mut buf)
-                .map_err(|e| map_error("the copy stream broke", e))?;
-            if n <= 0 {
-                return Ok(());
-            }
-            let n = n as usize;
-            let mut off = 0;
-            while off < n {
-                let s = up
-                    .send(&buf[off..n])
-                    .map_err(|e| map_error("the copy stream broke", e))?;
-                if s <= 0 {
-                    return Err(Error::other("the copy stream broke"));
-                }
-                off += s as usize;
-            }
-            done += n as u64;
-            progress.update(done, Some(len));
-        }
-    })();
-    progress.finish();
-    match r {
-        Ok(()) => {
-            down.finish()
-                .map_err(|e| map_error(format!("cannot finish reading {vol}"), e))?;
-            up.finish()
-                .map_err(|e| map_error(format!("cannot finish writing {vol}"), e))
-        }
-        Err(e) => {
-            let _ = down.abort();
-            let _ = up.abort();
-            Err(e)
-        }
-    }
+    storage::copy_bytes(
+        src,
+        &v,
+        dst,
+        &to,
+        len,
+        &format!("volume {vol}"),
+        "migration interrupted; the machine stays where it was",
+        quiet,
+    )
 }

@@ -170,16 +170,7 @@ fn upload(conn: &Connect, v: &StorageVol, local: &Path, len: u64, quiet: bool) -
                 return Ok(());
             }
             hash.update(&buf[..n]);
-            let mut off = 0;
-            while off < n {
-                let s = stream
-                    .send(&buf[off..n])
-                    .map_err(|e| map_error("the upload stream broke", e))?;
-                if s <= 0 {
-                    return Err(Error::other("the upload stream broke"));
-                }
-                off += s as usize;
-            }
+            super::storage::send_all(&stream, &buf[..n], "the upload stream broke")?;
             done += n as u64;
             progress.update(done, Some(len));
         }

@@ -267,12 +267,14 @@ impl LibvirtDriver {
     /// Nova's swap: the disk reading `old` reads `new` from now on, with
     /// everything `old` held copied into it (a block copy and pivot while
     /// the machine runs, qemu-img while it is stopped); the definition follows.
+    /// A xen machine's swap is cold only: libxl has no block copy.
     pub fn swap_volume_of(
         &self,
         name: &str,
         old: &str,
         new: &str,
         new_format: &str,
+        quiet: bool,
     ) -> Result<String> {
         let d = self.ours(name)?;
         let persistent = d
@@ -284,13 +286,23 @@ impl LibvirtDriver {
                 "machine {name:?} has no disk {old}"
             )));
         };
-        if dom_state(&d)?.is_active() {
+        let state = dom_state(&d)?;
+        if state.is_active() && self.backend == Backend::Xen {
+            return Err(Error::conflict(format!(
+                "xen machine {name:?} is {}, and libxl cannot copy a disk under a running \
+                 domain; stop it to swap the volume",
+                state.as_str()
+            )));
+        }
+        if state.is_active() {
             let dest = crate::xml::El::new("disk")
                 .attr("type", "file")
                 .child(crate::xml::El::new("source").attr("file", new))
                 .child(crate::xml::El::new("driver").attr("type", new_format))
                 .render();
             crate::backend::libvirt::blockjob::copy(&d, &disk.target, &dest)?;
+        } else if self.remote || self.backend == Backend::Xen {
+            self.copy_in_daemon(old, &disk.format, new, new_format, quiet)?;
         } else {
             crate::tool::copy_disk(old, &disk.format, new, new_format)?;
         }
@@ -303,5 +315,45 @@ impl LibvirtDriver {
             .define_domain_xml(&x)
             .map_err(|e| map_error(format!("cannot update the definition of {name:?}"), e))?;
         Ok(disk.target)
+    }
+
+    /// A stopped machine's cold copy where the files are the daemon's
+    /// (another host, or dom0): raw bytes through libvirt streams. A format
+    /// change needs qemu-img where the files are, which libvirt does not run.
+    fn copy_in_daemon(
+        &self,
+        old: &str,
+        old_format: &str,
+        new: &str,
+        new_format: &str,
+        quiet: bool,
+    ) -> Result<()> {
+        if old_format != "raw" || new_format != "raw" {
+            return Err(Error::conflict(format!(
+                "a stopped machine's volume on another host is copied as raw bytes, and {old} \
+                 is {old_format} and {new} {new_format}; start the machine to swap with a block \
+                 copy, or swap raw volumes"
+            )));
+        }
+        let vol = |p: &str| {
+            self.conn
+                .lookup_storage_vol_by_path(p)
+                .map_err(|e| map_error(format!("cannot find volume {p}"), e))
+        };
+        let (from, to) = (vol(old)?, vol(new)?);
+        let len = from
+            .info()
+            .map_err(|e| map_error(format!("cannot read volume {old}"), e))?
+            .capacity;
+        storage::copy_bytes(
+            &self.conn,
+            &from,
+            &self.conn,
+            &to,
+            len,
+            &format!("volume {old}"),
+            "swap interrupted; the machine keeps its old volume",
+            quiet,
+        )
     }
 }

@@ -315,7 +315,14 @@ impl Driver for LxcDriver {
         Ok(removed)
     }
 
-    fn swap_volume(&self, name: &str, old: &str, new: &str, _new_format: &str) -> Result<String> {
+    fn swap_volume(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        _new_format: &str,
+        _quiet: bool,
+    ) -> Result<String> {
         let c = self.ours(name)?;
         let st = power_state(&c.state());
         if st.is_active() {

@@ -221,6 +221,63 @@ fn hosts_are_named_disabled_and_listed_at_once_and_a_dead_one_costs_one_line() {
     lab.run(&["delete", "h-c", "--yes"]).ok();
     lab.run(&["stop", "h-b", "--force"]).ok();
 
+    // A stopped machine's swap on another host: its files are hb's, so hb's
+    // libvirt streams the bytes (qemu-img here would read this host's
+    // disk); a format change there is refused (exit 5), nothing moved.
+    let vol = |name: &str, format: &str| {
+        lab.run(&[
+            "--host",
+            "hb",
+            "volume",
+            "create",
+            name,
+            "--size",
+            "4MiB",
+            "--disk-format",
+            format,
+        ])
+        .ok();
+        lab.run(&["--host", "hb", "volume", "info", name, "--format", "json"])
+            .ok()
+            .json()["path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (hv1, hv2, _) = (vol("hv1", "raw"), vol("hv2", "raw"), vol("hv3", "qcow2"));
+    let work = tempfile::tempdir().unwrap();
+    let (marked, back) = (work.path().join("in"), work.path().join("out"));
+    std::fs::write(&marked, b"remote-swap-marker").unwrap();
+    assert!(virsh_on(
+        &uris[1],
+        &["vol-upload", &hv1, marked.to_str().unwrap()]
+    ));
+    lab.run(&["volume", "attach", "h-b", "hv1"]).ok();
+    lab.run(&["volume", "swap", "h-b", "hv1", "hv3"])
+        .code(5)
+        .stderr_has("copied as raw bytes");
+    lab.run(&["volume", "swap", "h-b", "hv1", "hv2"])
+        .ok()
+        .stdout_has("swapped volume hv1 for hv2 on h-b (vdb)");
+    assert!(virsh_on(
+        &uris[1],
+        &["vol-download", &hv2, back.to_str().unwrap()]
+    ));
+    let got = std::fs::read(&back).unwrap();
+    assert!(got.starts_with(b"remote-swap-marker"), "{:?}", &got[..32]);
+    assert_eq!(got.len(), 4 << 20);
+    let def = Command::new("virsh")
+        .args(["-c", &uris[1], "dumpxml", "h-b", "--inactive"])
+        .output()
+        .unwrap();
+    let def = String::from_utf8_lossy(&def.stdout);
+    assert!(def.contains("hv2") && !def.contains("hv1"), "{def}");
+    lab.run(&["volume", "detach", "h-b", "hv2"]).ok();
+    for v in ["hv1", "hv2", "hv3"] {
+        lab.run(&["--host", "hb", "volume", "delete", v, "--yes"])
+            .ok();
+    }
+
     // Every host at once: the unreachable one is one warning line.
     let rows = |args: &[&str]| -> Vec<(String, String, String)> {
         let mut a = args.to_vec();

@@ -562,9 +562,79 @@ fn xen_pv_machines_on_a_real_xen_host() {
         .stdout_has("as xvdc (live and persistent)");
     wait_log(&lab, "xw", "creature-test-guest: attached xvdc 16384");
     assert!(virsh_xh(&["dumpxml", "xw", "--inactive"]).contains("xraw.img"));
-    lab.run(&["volume", "detach", "xw", "xraw"]).ok();
-    wait_log(&lab, "xw", "creature-test-guest: detached xvdc");
+    // The guest's log keeps every boot's lines: each unplug of xvdc is
+    // seen as one more "detached" line than before it.
+    let detach_xvdc = |volume: &str| {
+        let seen = || {
+            lab.run(&["log", "xw"])
+                .ok()
+                .stdout
+                .matches("creature-test-guest: detached xvdc")
+                .count()
+        };
+        let before = seen();
+        lab.run(&["volume", "detach", "xw", volume]).ok();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seen() <= before {
+            assert!(Instant::now() < deadline, "{volume} was not unplugged");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    detach_xvdc("xraw");
     assert!(!virsh_xh(&["dumpxml", "xw"]).contains("xraw.img"));
+
+    // Swap, cold only (libxl has no block copy): refused while xw runs;
+    // stopped, dom0's libvirt streams xraw's bytes into xsw and xw's
+    // definition reads xsw, where the guest finds xraw's marker at boot.
+    // A qcow2 volume is no xen disk, so no swap target either.
+    let xraw = lab
+        .run(&["--host", "xh", "volume", "info", "xraw", "--format", "json"])
+        .ok()
+        .json()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let marked = td.join("xraw-marked");
+    {
+        let f = std::fs::File::create(&marked).unwrap();
+        use std::io::Write;
+        (&f).write_all(b"xen-swap-marker").unwrap();
+        f.set_len(8 << 20).unwrap();
+    }
+    let up = Command::new("virsh")
+        .args(["-c", &xen.uri, "vol-upload", &xraw])
+        .arg(&marked)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    lab.run(&["--host", "xh", "volume", "create", "xsw", "--size", "8MiB"])
+        .ok();
+    lab.run(&["volume", "attach", "xw", "xraw"])
+        .ok()
+        .stdout_has("as xvdc (live and persistent)");
+    lab.run(&["volume", "swap", "xw", "xraw", "xsw"])
+        .code(5)
+        .stderr_has("stop it to swap");
+    lab.run(&["stop", "xw", "--force"]).ok();
+    lab.run(&["volume", "swap", "xw", "xraw", "xq2"])
+        .code(2)
+        .stderr_has("xen disks are raw");
+    lab.run(&["volume", "swap", "xw", "xraw", "xsw"])
+        .ok()
+        .stdout_has("swapped volume xraw for xsw on xw (xvdc)")
+        .stderr_has("cold only");
+    let def = virsh_xh(&["dumpxml", "xw", "--inactive"]);
+    assert!(
+        def.contains("xsw.img") && !def.contains("xraw.img"),
+        "{def}"
+    );
+    lab.run(&["start", "xw"]).ok();
+    wait_log(
+        &lab,
+        "xw",
+        "creature-test-guest: disk xvdc 16384 xen-swap-marker",
+    );
+    detach_xvdc("xsw");
 
     // iSCSI with CHAP: libxl has no network disks, so dom0's kernel
     // initiator logs in (a libvirt iscsi pool there, the CHAP secret a
@@ -645,19 +715,7 @@ fn xen_pv_machines_on_a_real_xen_host() {
             && live.contains("<source dev='/dev/disk/by-path/ip-10.197.0.1:3262-iscsi-"),
         "{live}"
     );
-    lab.run(&["volume", "detach", "xw", "xlun"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while lab
-        .run(&["log", "xw"])
-        .ok()
-        .stdout
-        .matches("creature-test-guest: detached xvdc")
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "the LUN was not unplugged");
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    detach_xvdc("xlun");
     assert!(!virsh_xh(&["dumpxml", "xw", "--inactive"]).contains("by-path"));
     lab.run(&["--host", "xh", "volume", "delete", "xlun", "--yes"])
         .ok();
@@ -684,13 +742,13 @@ fn xen_pv_machines_on_a_real_xen_host() {
     lab.run(&["delete", "xw", "--yes", "--force"])
         .ok()
         .stdout_has("removed volume xw-vol0");
-    for v in ["xraw", "xq2"] {
+    for v in ["xraw", "xq2", "xsw"] {
         lab.run(&["--host", "xh", "volume", "delete", v, "--yes"])
             .ok();
     }
     let vols = dom0_vols();
     assert!(
-        !vols.contains("xw-vol0") && !vols.contains("xraw"),
+        !vols.contains("xw-vol0") && !vols.contains("xraw") && !vols.contains("xsw"),
         "{vols}"
     );
 
