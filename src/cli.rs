@@ -1031,7 +1031,9 @@ pub struct NetCreateArgs {
 
     /// VLAN tag: the network's bridge gets an uplink that is an access port
     /// of this VLAN on an Open vSwitch bridge (the trunk), so its frames
-    /// leave on the trunk tagged.
+    /// leave on the trunk tagged. On a Xen host, with --mode bridge --bridge
+    /// OVSBRIDGE: the machines are ports of this VLAN on that Open vSwitch
+    /// bridge of dom0's, tagged by libvirt (no DHCP or filters of creature's).
     #[arg(long, value_name = "ID", value_parser = whole::<u16>(1, 4094))]
     pub vlan: Option<u16>,
 

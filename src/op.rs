@@ -227,9 +227,11 @@ mod tests {
 
     #[test]
     fn not_implemented_is_refused_with_its_own_words() {
-        let e = Op::NetVlan.require(Who::Backend, Backend::Xen).unwrap_err();
+        let e = Op::VolumeFc
+            .require(Who::Backend, Backend::Lxc)
+            .unwrap_err();
         assert!(
-            e.message().contains("not implemented yet for backend xen"),
+            e.message().contains("not implemented yet for backend lxc"),
             "{}",
             e.message()
         );

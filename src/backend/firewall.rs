@@ -7,7 +7,7 @@ use virt::connect::Connect;
 
 use crate::backend::libvirt::nwfilter;
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::secgroup::filter;
 use crate::store::{Nic, Store};
 use crate::template::Resolved;
@@ -26,6 +26,22 @@ pub fn bound(backend: Backend) -> bool {
     matches!(backend, Backend::Lxc | Backend::Xen)
 }
 
+/// Security groups are libvirt's filters, which see the ports of Linux
+/// bridges only: a machine with a NIC on a VLAN of an Open vSwitch bridge
+/// cannot be in one (its filter would hold nothing back).
+pub fn require_filterable(store: &Store, host: &str, machine: &str, nics: &[Nic]) -> Result<()> {
+    for n in nics {
+        if store.network(host, &n.network)?.is_some_and(|r| r.on_ovs()) {
+            return Err(Error::conflict(format!(
+                "machine {machine:?} has a NIC on network {}, a VLAN of an Open vSwitch bridge, \
+                 whose ports libvirt's filters do not see: it cannot be in a security group",
+                n.network
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// At create, before the machine exists: record how each NIC is filtered
 /// (anti-spoofing unless its template or its network turns it off; each
 /// NIC has a filter of its own), put the machine in its template's groups,
@@ -42,6 +58,9 @@ pub fn setup(
     nics: &[Nic],
     undo: &mut Undo,
 ) -> Result<()> {
+    if !r.template.security_groups.is_empty() {
+        require_filterable(store, host, name, nics)?;
+    }
     for (n, want) in nics.iter().zip(r.template.nics.iter()) {
         let net_antispoof = store
             .network(host, &n.network)?

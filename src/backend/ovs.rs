@@ -83,6 +83,9 @@ pub fn attach(n: &NetworkRecord) -> Result<()> {
     let (Some(vlan), Some(trunk)) = (n.vlan, n.trunk.as_deref()) else {
         return Ok(());
     };
+    if n.on_ovs() {
+        return Ok(());
+    }
     let (b, t) = crate::net::vlan::uplink(&n.name);
     ensure_trunk(trunk)?;
     if !link_exists(&b) {
@@ -125,6 +128,9 @@ pub fn detach(n: &NetworkRecord) -> Result<()> {
     let Some(trunk) = n.trunk.as_deref() else {
         return Ok(());
     };
+    if n.on_ovs() {
+        return Ok(());
+    }
     let (b, t) = crate::net::vlan::uplink(&n.name);
     if usable().is_ok() {
         vsctl(

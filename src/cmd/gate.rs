@@ -22,7 +22,8 @@ pub enum Subject<'a> {
     New { name: &'a str, backend: Backend },
     /// A backend of the host.
     Backend(Backend),
-    /// The host itself.
+    /// The host itself: another host is held to its engine's cells (so a
+    /// partial one prints its note); this one's work serves all its backends.
     Host,
 }
 
@@ -75,7 +76,12 @@ pub fn check(ctx: &Ctx, op: Op, subject: Subject<'_>) -> Result<Option<MachineRe
             (Some(rec.backend), Some(rec))
         }
         Subject::New { backend, .. } | Subject::Backend(backend) => (Some(backend), None),
-        Subject::Host => (None, None),
+        // Another host's machines are all of its one engine (a Xen host's
+        // are xen); what is made on this host serves kvm, qemu and lxc.
+        Subject::Host => {
+            let h = ctx.host()?;
+            ((!h.is_local()).then(|| h.vm_engine()), None)
+        }
     };
     if let Some(b) = backend {
         let who = name.map(Who::Machine).unwrap_or(Who::Backend);

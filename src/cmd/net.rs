@@ -38,21 +38,49 @@ fn parse_range(s: &str, sub: &Subnet) -> Result<(Ipv4Addr, Ipv4Addr)> {
     Ok((a, b))
 }
 
+/// Which VLAN network a host can have. Here: a bridge of its own with an
+/// uplink into this host's Open vSwitch, which creature plumbs. On a Xen
+/// host creature reaches dom0 through libvirt alone, which cannot plumb an
+/// uplink: the network is a VLAN of an Open vSwitch bridge of dom0's,
+/// whose ports libvirt tags.
+fn vlan_form(host: &crate::backend::Host, mode: NetMode, vlan: u16, trunk: &str) -> Result<()> {
+    let h = host.name();
+    match (host.is_local(), mode == NetMode::Bridge) {
+        (true, false) => crate::backend::ovs::require(),
+        (true, true) => Err(Error::invalid(
+            "on this host a VLAN network has a bridge of its own (drop --mode bridge); \
+             --mode bridge --vlan joins an Open vSwitch bridge of a Xen host's",
+        )),
+        (false, false) => Err(Error::invalid(format!(
+            "creature makes a VLAN network's uplink with this host's Open vSwitch, which cannot \
+             reach host {h}: join a VLAN of an Open vSwitch bridge there instead (--mode bridge \
+             --bridge OVSBRIDGE --vlan {vlan})"
+        ))),
+        (false, true) if host.vm_engine() != crate::backend::Backend::Xen => Err(Error::new(
+            crate::error::Kind::Refused,
+            format!(
+                "a VLAN of an Open vSwitch bridge is proven on Xen hosts only, and {h} is a \
+                     qemu host"
+            ),
+        )),
+        (false, true) if trunk != net::vlan::DEFAULT_TRUNK => Err(Error::invalid(
+            "--mode bridge names the Open vSwitch bridge with --bridge; --trunk is for a VLAN \
+             network with a bridge of its own",
+        )),
+        (false, true) => Ok(()),
+    }
+}
+
 /// Check every argument of `net create` before anything happens.
 fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
     names::check(What::Network, &a.name)?;
     if let Some(b) = &a.bridge {
         net::check_ifname(b)?;
     }
-    if a.vlan.is_some() {
+    if let Some(vlan) = a.vlan {
         gate::check(ctx, Op::NetVlan, Subject::Host)?;
         net::check_ifname(&a.trunk)?;
-        if a.mode == NetMode::Bridge {
-            return Err(Error::invalid(
-                "--vlan makes a network with a bridge of its own; --mode bridge uses an existing one",
-            ));
-        }
-        crate::backend::ovs::require()?;
+        vlan_form(&ctx.host()?, a.mode, vlan, &a.trunk)?;
     }
     match a.mode {
         NetMode::Route => gate::check(ctx, Op::NetRoute, Subject::Host).map(|_| ())?,
@@ -92,6 +120,7 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
                 subnet: None,
                 dhcp: None,
                 serve_dhcp: false,
+                ovs_vlan: a.vlan,
             },
             false,
         ));
@@ -119,6 +148,7 @@ fn plan(ctx: &Ctx, a: &NetCreateArgs) -> Result<(NetworkSpec, bool)> {
             _ => None,
         },
         serve_dhcp: !a.no_dhcp,
+        ovs_vlan: None,
     };
     Ok((spec, auto))
 }
@@ -188,7 +218,11 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
     lvnet::define(&conn, &spec, a.autostart)?;
     let rec = NetworkRecord {
         vlan: a.vlan,
-        trunk: a.vlan.map(|_| a.trunk.clone()),
+        // On another host's Open vSwitch bridge, the bridge carries the tag.
+        trunk: a.vlan.map(|_| match spec.ovs_vlan {
+            Some(_) => spec.bridge.clone(),
+            None => a.trunk.clone(),
+        }),
         name: spec.name.clone(),
         mode: spec.mode.to_string(),
         subnet: spec.subnet.map(|s| s.to_string()),
@@ -196,7 +230,8 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
         dhcp_start: spec.dhcp.map(|d| d.0.to_string()),
         dhcp_end: spec.dhcp.map(|d| d.1.to_string()),
         autostart: a.autostart,
-        antispoof: !a.no_antispoof,
+        // libvirt's filters (ebtables) see Linux bridges' ports only.
+        antispoof: !a.no_antispoof && spec.ovs_vlan.is_none(),
         dhcp: spec.serve_dhcp,
     };
     if let Err(e) = crate::backend::ovs::attach(&rec).and_then(|_| store.add_network(&host, &rec)) {
@@ -213,7 +248,8 @@ fn create(ctx: &Ctx, a: &NetCreateArgs) -> Result<()> {
             .map(|s| format!(", subnet {s}"))
             .unwrap_or_default(),
         rec.vlan
-            .map(|v| format!(", VLAN {v} on {}", a.trunk))
+            .zip(rec.trunk.as_deref())
+            .map(|(v, t)| format!(", VLAN {v} on {t}"))
             .unwrap_or_default()
     ));
     Ok(())
@@ -322,6 +358,8 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<()> {
                     "anti-spoofing",
                     if v.rec.antispoof {
                         "yes (VM NICs: clean-traffic)"
+                    } else if v.rec.on_ovs() {
+                        "no (libvirt's filters do not see Open vSwitch ports)"
                     } else {
                         "no"
                     },

@@ -291,6 +291,9 @@ pub fn on_machine(
             "machine {m:?} has no NIC for a security group to filter"
         )));
     }
+    if attach {
+        firewall::require_filterable(&store, h, m, &store.nics(h, m)?)?;
+    }
     if attach && nics.iter().any(|(_, _, own)| !own) {
         return Err(Error::conflict(format!(
             "machine {m:?} was made before security groups: its NICs reference libvirt's clean-traffic filter directly; recreate it to put it in a group"

@@ -440,7 +440,7 @@ impl Feature {
                 kvm: Impl::ViaQemu(VLAN),
                 qemu: Impl::Yes(VLAN),
                 lxc: Impl::Yes(VLAN),
-                xen: NO,
+                xen: Impl::Yes(XEN),
             },
             LiveMigrate => PerBackend {
                 kvm: Impl::ViaQemu(MIGRATE),
@@ -498,6 +498,14 @@ impl Feature {
             (Feature::SwapVolume, Backend::Xen) => Some(
                 "cold only: libxl has no block copy (virDomainBlockCopy), so the machine must be \
                  stopped; dom0's libvirt copies the raw bytes",
+            ),
+            // creature plumbs a VLAN network's uplink with ovs-vsctl and ip,
+            // which reach this host only; dom0 it reaches through libvirt.
+            (Feature::VlanNetworking, Backend::Xen) => Some(
+                "flat: the machines are ports of the VLAN on an Open vSwitch bridge of dom0's \
+                 (`--mode bridge --bridge OVSBRIDGE --vlan ID`), which libvirt tags; creature makes \
+                 no bridge or DHCP server there, and libvirt's filters (anti-spoofing, security \
+                 groups) do not see Open vSwitch ports",
             ),
             (Feature::SwapVolume, Backend::Lxc) => Some(
                 "cold only: a running container has the volume mounted, so it must be stopped",

@@ -111,6 +111,10 @@ pub struct NetworkSpec {
     pub dhcp: Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
     /// Whether libvirt's dnsmasq serves DHCP on that range.
     pub serve_dhcp: bool,
+    /// Bridge mode only: the VLAN of an Open vSwitch bridge whose ports
+    /// libvirt tags (a VLAN network with a bridge of its own is tagged by
+    /// its uplink instead, which is not libvirt's).
+    pub ovs_vlan: Option<u16>,
 }
 
 impl NetworkSpec {

@@ -34,6 +34,16 @@ pub struct NetworkRecord {
     pub trunk: Option<String>,
 }
 
+impl NetworkRecord {
+    /// A VLAN of an Open vSwitch bridge of its host's (`--mode bridge
+    /// --vlan`): libvirt tags each machine's port; creature made no bridge,
+    /// uplink or DHCP server for it, and libvirt's filters do not see the
+    /// ports.
+    pub fn on_ovs(&self) -> bool {
+        self.vlan.is_some() && self.mode == crate::net::NetMode::Bridge.as_str()
+    }
+}
+
 pub use crate::net::alloc::Request as NicRequest;
 
 /// A NIC as allocated and recorded.

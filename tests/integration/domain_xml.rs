@@ -1,6 +1,6 @@
-//! The golden domain XML files (tests/fixtures/domain, kept fresh by the
-//! unit test in src/backend/libvirt/domain_xml) are valid against
-//! libvirt's own schema.
+//! The golden XML files (tests/fixtures: domains, snapshots, pools,
+//! networks, filters; kept fresh by the unit tests that render them) are
+//! valid against libvirt's own schemas.
 
 use std::process::Command;
 
@@ -37,6 +37,13 @@ fn golden_domain_xml_validates_against_libvirts_schema() {
         ("snapshot-memory.xml", "domainsnapshot"),
         ("../storage/fc-pool.xml", "storagepool"),
         ("../storage/iscsi-pool.xml", "storagepool"),
+        ("../storage/iscsi-kernel-pool.xml", "storagepool"),
+        ("../network/nat.xml", "network"),
+        ("../network/route.xml", "network"),
+        ("../network/isolated.xml", "network"),
+        ("../network/isolated-no-dhcp.xml", "network"),
+        ("../network/bridge.xml", "network"),
+        ("../network/bridge-ovs-vlan.xml", "network"),
         ("../nwfilter/group.xml", "nwfilter"),
         ("../nwfilter/closing.xml", "nwfilter"),
         ("../nwfilter/nic.xml", "nwfilter"),

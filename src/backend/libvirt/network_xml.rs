@@ -15,8 +15,17 @@ pub fn render(s: &NetworkSpec) -> String {
     };
     if s.mode == NetMode::Bridge {
         // Flat: an existing host bridge; libvirt neither makes it nor runs DHCP.
+        // On an Open vSwitch bridge, libvirt tags each machine's port.
         return net
             .child(El::new("bridge").attr("name", s.bridge.clone()))
+            .children(
+                s.ovs_vlan
+                    .map(|_| El::new("virtualport").attr("type", "openvswitch")),
+            )
+            .children(
+                s.ovs_vlan
+                    .map(|v| El::new("vlan").child(El::new("tag").attr("id", v.to_string()))),
+            )
             .render();
     }
     net = net.child(
@@ -69,6 +78,7 @@ mod tests {
             subnet: (mode != NetMode::Bridge).then_some(sub),
             dhcp: (mode != NetMode::Bridge).then(|| sub.default_range()),
             serve_dhcp: mode != NetMode::Bridge,
+            ovs_vlan: None,
         }
     }
 
@@ -83,6 +93,13 @@ mod tests {
             ..spec(NetMode::Isolated)
         };
         crate::golden::check("network/isolated-no-dhcp.xml", &render(&quiet));
+        // A VLAN of another host's Open vSwitch bridge: libvirt tags the ports.
+        let vlan = NetworkSpec {
+            bridge: "ovsbr0".into(),
+            ovs_vlan: Some(100),
+            ..spec(NetMode::Bridge)
+        };
+        crate::golden::check("network/bridge-ovs-vlan.xml", &render(&vlan));
     }
 
     #[test]

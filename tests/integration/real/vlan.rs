@@ -90,7 +90,7 @@ fn vlan_networks_tag_frames_on_the_trunk_and_keep_vlans_apart() {
         "net", "create", "v-bad", "--vlan", "300", "--mode", "bridge", "--bridge", "x",
     ])
     .code(2)
-    .stderr_has("--vlan makes a network with a bridge of its own");
+    .stderr_has("on this host a VLAN network has a bridge of its own");
     let j = lab
         .run(&["net", "info", "v100", "--format", "json"])
         .ok()
