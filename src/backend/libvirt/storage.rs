@@ -7,10 +7,9 @@ use std::path::Path;
 use virt::connect::Connect;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
-
-use crate::backend::libvirt::map_error;
 use virt::stream::Stream;
 
+use crate::backend::libvirt::map_error;
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::progress::Progress;
